@@ -1,0 +1,1 @@
+"""Chat-platform adapters: translate platform events to application requests and results to replies."""

@@ -1,0 +1,1 @@
+"""The application: settings, wiring, quotas, the job pipeline and the entry points."""

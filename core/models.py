@@ -1,0 +1,279 @@
+"""Immutable value types passed between the layers.
+
+A `Photo` goes in, a `PreparedPhoto` is what the recognizer sees, and an `Analysis` comes out.
+Every box is a ratio (0..1) of the *oriented, prepared* image, so drawing it needs no knowledge
+of the original file; every confidence is 0..1 whatever the backend's own scale is.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from PIL import Image
+
+
+class Feature(enum.StrEnum):
+    """One analysis a recognizer can run. Each is a separate (billed) call on Rekognition."""
+
+    LABELS = "labels"
+    FACES = "faces"
+    TEXT = "text"
+    MODERATION = "moderation"
+    PROPERTIES = "properties"
+    CELEBRITIES = "celebrities"
+
+
+DEFAULT_FEATURES: frozenset[Feature] = frozenset(
+    {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle as ratios of the oriented image: left, top, width, height, each in 0..1."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    @classmethod
+    def clamped(cls, left: float, top: float, width: float, height: float) -> Box:
+        """Build a box clipped to the image, because backends return boxes that spill over the edge."""
+        x0 = min(max(left, 0.0), 1.0)
+        y0 = min(max(top, 0.0), 1.0)
+        x1 = min(max(left + width, 0.0), 1.0)
+        y1 = min(max(top + height, 0.0), 1.0)
+        return cls(x0, y0, max(x1 - x0, 0.0), max(y1 - y0, 0.0))
+
+    def as_list(self) -> list[float]:
+        """The stable JSON form `[left, top, width, height]`, rounded so output diffs stay quiet."""
+        return [round(self.left, 4), round(self.top, 4), round(self.width, 4), round(self.height, 4)]
+
+    def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """Pixel corners (x0, y0, x1, y1) on an image of the given size, for drawing."""
+        x0 = round(self.left * width)
+        y0 = round(self.top * height)
+        x1 = round((self.left + self.width) * width)
+        y1 = round((self.top + self.height) * height)
+        return x0, y0, x1, y1
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """Something the whole photo shows, with its place in the backend's taxonomy."""
+
+    name: str
+    confidence: float
+    parents: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedObject:
+    """One located instance of a label (a person, a car) with its box."""
+
+    name: str
+    confidence: float
+    box: Box
+
+
+@dataclass(frozen=True, slots=True)
+class Emotion:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pose:
+    roll: float
+    yaw: float
+    pitch: float
+
+
+@dataclass(frozen=True, slots=True)
+class Landmark:
+    """A facial landmark in image ratios (x, y), e.g. eyeLeft."""
+
+    name: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaceAttributes:
+    """What a backend could tell about a face; None means the backend did not say."""
+
+    age_low: int | None = None
+    age_high: int | None = None
+    smiling: bool | None = None
+    eyeglasses: bool | None = None
+    sunglasses: bool | None = None
+    gender: str | None = None
+    beard: bool | None = None
+    mustache: bool | None = None
+    eyes_open: bool | None = None
+    mouth_open: bool | None = None
+    emotions: tuple[Emotion, ...] = ()
+    pose: Pose | None = None
+
+    @property
+    def top_emotion(self) -> Emotion | None:
+        """The most confident emotion, the one worth showing in a one-line description."""
+        return max(self.emotions, key=lambda e: e.confidence, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    box: Box
+    confidence: float
+    attributes: FaceAttributes = field(default_factory=FaceAttributes)
+    landmarks: tuple[Landmark, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    text: str
+    confidence: float
+    box: Box
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationLabel:
+    """A content warning; `parent` is the next level up in the backend's taxonomy ("" at the top)."""
+
+    name: str
+    confidence: float
+    parent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Celebrity:
+    name: str
+    confidence: float
+    box: Box
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Color:
+    """A dominant colour: sRGB hex, the share of pixels it covers (0..1) and a simple name."""
+
+    hex: str
+    pixel_share: float
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageProperties:
+    """Whole-image quality, each 0..1 (backends scale differently; we normalise)."""
+
+    brightness: float | None = None
+    sharpness: float | None = None
+    contrast: float | None = None
+    dominant_colors: tuple[Color, ...] = ()
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a feature failed, so callers can decide who is at fault (and whether to refund)."""
+
+    THROTTLED = "throttled"
+    INVALID_IMAGE = "invalid_image"
+    UNAVAILABLE = "unavailable"
+    TIMEOUT = "timeout"
+    ACCESS_DENIED = "access_denied"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureError:
+    feature: Feature
+    kind: ErrorKind
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything a recognizer said about one photo; failed features are listed in `errors`."""
+
+    backend: str
+    features: frozenset[Feature] = frozenset()
+    labels: tuple[Label, ...] = ()
+    objects: tuple[DetectedObject, ...] = ()
+    faces: tuple[Face, ...] = ()
+    text: tuple[TextLine, ...] = ()
+    moderation: tuple[ModerationLabel, ...] = ()
+    celebrities: tuple[Celebrity, ...] = ()
+    properties: ImageProperties | None = None
+    errors: tuple[FeatureError, ...] = ()
+
+    @property
+    def failed(self) -> frozenset[Feature]:
+        return frozenset(e.feature for e in self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class GpsPosition:
+    latitude: float
+    longitude: float
+    altitude: float | None = None
+    direction: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExifData:
+    """Camera metadata read from the original file. Every string is already cleaned (see core.text)."""
+
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    datetime_original: datetime | None = None  # aware when the file gave an offset, naive otherwise
+    exposure_time: float | None = None  # seconds
+    f_number: float | None = None
+    iso: int | None = None
+    focal_length: float | None = None  # mm
+    focal_length_35mm: float | None = None
+    flash: str | None = None
+    orientation: int | None = None  # 1..8, None when absent or invalid
+    software: str | None = None
+    gps: GpsPosition | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self == ExifData(image_width=self.image_width, image_height=self.image_height)
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """The bytes a user sent, as received. `name` is only used in messages and output file names."""
+
+    data: bytes
+    name: str = "photo"
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """The oriented, downsized 8-bit sRGB image and the JPEG made from it for the recognizer.
+
+    `image` and `jpeg` show exactly the same pixels, so boxes from the recognizer land on `image`.
+    """
+
+    image: Image.Image
+    jpeg: bytes
+    source_format: str  # e.g. "JPEG", "HEIF", "PNG"
+    original_width: int  # as stored, before orientation
+    original_height: int
+    orientation: int  # the EXIF orientation that was applied (1 = none)
+    exif: ExifData
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
