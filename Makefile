@@ -1,0 +1,55 @@
+# Two entry points for people: `make run` (install, then analyse photos) and `make test` (install, then every check).
+# Everything is installed into .venv from the project's own files, so a fresh machine needs only python3 and make.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+PHOTOS ?=
+OUT ?= out
+
+.PHONY: install install-dev run test lint typecheck unit system-deps bench clean
+
+$(BIN)/photodetective: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(BIN)/photodetective
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(BIN)/photodetective
+
+install-dev: $(VENV)/.dev-installed system-deps
+
+# Redis is a real server in the tests; install it when it is missing and we may (CI runs as root).
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null); \
+	  else echo "redis-server is missing: apt-get install redis-server (Redis tests will be skipped)"; fi; }
+
+# Analyse PHOTOS (default: a generated sample photo) into $(OUT)/; the recognizer is chosen automatically.
+run: install
+	@mkdir -p $(OUT)
+	@if [ -z "$(PHOTOS)" ]; then $(BIN)/python scripts/sample_photo.py $(OUT)/sample.jpg; fi
+	$(BIN)/photodetective analyze $(if $(PHOTOS),$(PHOTOS),$(OUT)/sample.jpg) --out $(OUT)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+unit: install-dev
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: install-dev
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/prepare.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,269 @@
+"""The durable job queue's interface, its typed errors, and the rules both backends share.
+
+The semantics are written here once so the SQLite and Redis backends can be checked against one
+description and one contract test module (tests/contract/test_queue_contract.py).
+
+Life of a job::
+
+    enqueue ──> queued ──claim──> leased ──complete──> done
+                  ^                 │ │
+                  │ release         │ └──fail (not retryable, or attempts used up)──> dead
+                  │ fail (retry,    │
+                  │  after backoff) │ lease expired (worker died): claimable again, counts an attempt;
+                  └─────────────────┘ with its attempts used up it goes to dead at the next claim
+
+- Order: jobs are claimed in enqueue order (FIFO). A job that is retried, released or whose lease
+  expired keeps its original place, so it goes before jobs enqueued after it.
+- Idempotency: `enqueue` with a key already known returns the existing job (`created=False`) and
+  adds nothing, whatever state the job is in, for as long as the job is retained (`retention_s`
+  after it finished; a queued or leased job is always retained).
+- Attempts: each claim counts one attempt, except that `release` gives it back. `fail` retries
+  while `attempt < max_attempts` and the error is retryable, waiting `retry_delay_s(attempt)`;
+  otherwise the job becomes a dead letter. A lease that expires counts as a failed attempt: the
+  job is handed to the next claimer with `attempt + 1`, and when its attempts are already used up
+  it is dead-lettered instead (a photo that kills its worker every time must not loop forever),
+  unless its reply already started (see `JobQueue.mark_reply_started`).
+- Leases: only the holder of the current token may extend, complete, fail or release. A stale
+  lease gets `False` / `None` / `FailOutcome.LEASE_LOST` and changes nothing. Completing twice
+  with the same lease returns True both times (a client that lost the answer may safely repeat).
+- Errors: a backend that cannot be reached raises `QueueUnavailable` quickly and recovers by itself.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from typing import Any, Protocol
+
+from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, QueueStats
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_RETRY_BACKOFF_S = 2.0
+MAX_RETRY_DELAY_S = 300.0
+DEFAULT_RETENTION_S = 7 * 24 * 3600.0
+MAX_VISIBILITY_TIMEOUT_S = 24 * 3600.0
+MAX_ERROR_CHARS = 2000
+
+EXPIRED_ERROR = (
+    "the lease expired %d times without the job finishing; the worker probably crashed or was killed"
+)
+"""The dead letter's error for a job whose leases kept expiring (a %-format with the attempt count)."""
+
+
+class QueueError(Exception):
+    """Base class of the errors the job queue raises on purpose."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue's storage cannot be reached (Redis down or too slow, SQLite locked or unwritable).
+
+    The message is safe to show in a chat ("try again shortly"); `detail` is for the logs. Nothing
+    needs reopening: the next call after the backend is back works.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Photo jobs cannot be queued right now; please try again shortly.")
+        self.detail = detail
+
+
+class QueueClosed(QueueError):
+    """The queue object was closed; a programming error in the caller's shutdown order."""
+
+
+class JobNotFound(QueueError):
+    """No job with that id is retained (never existed, or pruned after `retention_s`)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r} in the queue")
+        self.job_id = job_id
+
+
+class JobQueue(Protocol):
+    """A durable FIFO of photo jobs with leases, retries, dead letters and a reply marker.
+
+    All methods are coroutines; `now` is UNIX seconds. Implementations: `SqliteJobQueue` (default,
+    one file in the data directory) and `RedisJobQueue` (Redis Streams, for several processes or
+    containers). Several processes may share one queue; each job is leased to one worker at a time.
+
+    The worker loop the queue is designed for (the reply marker is what prevents double answers)::
+
+        lease = await queue.claim(worker_id, time.time(), VISIBILITY_TIMEOUT_S)
+        if lease is not None:
+            if await queue.reply_started(lease.job_id):   # an earlier attempt already answered
+                await queue.complete(lease)
+            else:
+                result = await analyse(lease.payload)      # extend() every VISIBILITY_TIMEOUT_S / 3
+                if await queue.mark_reply_started(lease.job_id):
+                    await send_reply(result)
+                await queue.complete(lease)
+    """
+
+    async def enqueue(
+        self, idempotency_key: str, user: str, payload: dict[str, Any], now: float
+    ) -> EnqueueResult:
+        """Add a job unless one with `idempotency_key` (platform:chat:message) is already retained.
+
+        The key makes a platform's redelivery of the same message (webhook retries, a restarted
+        poller) harmless: the existing job comes back with `created=False` and nothing is added.
+        `payload` must be JSON-serialisable (TypeError/ValueError otherwise); the queue never reads it.
+        """
+        ...
+
+    async def claim(self, worker_id: str, now: float, visibility_timeout_s: float) -> Lease | None:
+        """Lease the oldest claimable job to `worker_id` for `visibility_timeout_s`, or None if none is.
+
+        Claimable: queued and past any retry backoff, or leased with an expired lease (its worker
+        died or stalled). Atomic across processes: two claimers never get the same job while its
+        lease is valid.
+        """
+        ...
+
+    async def extend(self, lease: Lease, now: float, visibility_timeout_s: float) -> Lease | None:
+        """Heartbeat: push the lease's deadline to `now + visibility_timeout_s`.
+
+        Returns the updated lease, or None when the lease is stale (the worker should stop: another
+        worker owns the job now). A late heartbeat on an expired lease nobody reclaimed still works.
+        """
+        ...
+
+    async def complete(self, lease: Lease, now: float | None = None) -> bool:
+        """Mark the job done; False (and no change) when the lease is stale.
+
+        `now` (default: the wall clock) stamps when it finished, which starts its retention period.
+        """
+        ...
+
+    async def fail(self, lease: Lease, error: str, now: float, retryable: bool) -> FailOutcome:
+        """Record a failed attempt: retry after a backoff, or dead-letter the job.
+
+        Dead-lettered when `retryable` is False (the user's input is at fault, retrying cannot help)
+        or when `lease.attempt >= max_attempts`. `error` is stored (clipped) for the dead letter.
+        """
+        ...
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the job back at once without counting the attempt (graceful shutdown).
+
+        It keeps its place at the front of the line. False (and no change) when the lease is stale.
+        """
+        ...
+
+    async def mark_reply_started(self, job_id: str) -> bool:
+        """Atomically record that this job's reply is about to be sent; False if already recorded.
+
+        Call it right before sending the reply and send only on True: a job redelivered after a
+        crash (or held by two workers because one stalled past its lease) then answers at most once.
+        The marker is independent of leases on purpose: whoever marks first is the one that answers.
+        An error answer ("that photo could not be analysed") is a reply too and goes through the
+        same marker. Raises `JobNotFound` for an unknown job.
+
+        Exact semantics (the remaining window). The queue cannot make "send a chat message" and
+        "mark the job done" one atomic step, so for a job that is eventually completed:
+
+        - The worker dies before `mark_reply_started`: nothing was sent. After the visibility
+          timeout the job is reclaimed (attempt + 1) and the next worker answers. One reply.
+        - The worker dies after the platform accepted the reply, before `complete`: the marker is
+          stored, so the reclaiming worker sees `reply_started()` True, sends nothing and completes.
+          One reply; the job merely stays "in flight" until its lease expires and it is reclaimed
+          (and it is not dead-lettered for that expiry even if its attempts are used up).
+        - The worker dies after `mark_reply_started` returned True but before the platform accepted
+          the message (mid-request, or the send failed and the worker crashed before handling it):
+          the marker says "started" but nothing arrived, and no later attempt answers. The user gets
+          NO reply for that photo. This is the only window left; it lasts one send call. We chose
+          at most once over at least once: a duplicate answer (and a second recognizer bill) is
+          worse than a lost one, which the user can fix by sending the photo again.
+        - Two live workers on one job (the first stalled past its lease): the first to mark answers,
+          the other gets False; only the current lease's `complete` succeeds.
+        - The marker is as durable as the backend: SQLite commits it before returning; Redis keeps
+          it under its persistence settings, so a Redis that loses acknowledged writes (no AOF, or
+          failover to a lagging replica) can forget it and allow a second reply.
+        """
+        ...
+
+    async def reply_started(self, job_id: str) -> bool:
+        """Whether `mark_reply_started` already succeeded for this job (False for unknown jobs)."""
+        ...
+
+    async def position(self, job_id: str) -> int | None:
+        """How many queued jobs are ahead of this one, or None when it is not queued (leased, done,
+        dead or unknown)."""
+        ...
+
+    async def stats(self, now: float) -> QueueStats:
+        """Counts for /status and metrics (see `QueueStats`)."""
+        ...
+
+    async def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        """The most recent dead letters, newest first, at most `limit`."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; later calls raise `QueueClosed`. Safe to call twice."""
+        ...
+
+
+def new_job_id() -> str:
+    """A random id: no coordination between processes is needed to make it unique."""
+    return uuid.uuid4().hex
+
+
+def new_token() -> str:
+    """A lease token, unguessable so a confused worker cannot forge another's lease by accident."""
+    return secrets.token_hex(16)
+
+
+def retry_delay_s(attempt: int, base_s: float) -> float:
+    """Exponential backoff after failed attempt number `attempt` (1-based): base, 2x base, 4x base...
+
+    Short on purpose: retries are for a recognizer hiccup, not an outage (that is the circuit
+    breaker's job), and the user is waiting.
+    """
+    return min(base_s * 2.0 ** max(attempt - 1, 0), MAX_RETRY_DELAY_S)
+
+
+def clip_error(error: str) -> str:
+    """Keep stored errors small: a traceback pasted into a dead letter must not bloat the queue."""
+    return error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def check_settings(max_attempts: int, retry_backoff_s: float, retention_s: float) -> None:
+    """Reject constructor values that would make jobs loop forever or vanish at once."""
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be >= 1")
+    if not (math.isfinite(retry_backoff_s) and retry_backoff_s >= 0):
+        raise ValueError("retry_backoff_s must be a finite number >= 0")
+    if not (math.isfinite(retention_s) and retention_s > 0):
+        raise ValueError("retention_s must be a finite number > 0")
+
+
+def check_now(now: float) -> None:
+    """A NaN or infinite clock would corrupt ordering and deadlines silently."""
+    if not math.isfinite(now):
+        raise ValueError("now must be a finite number of UNIX seconds")
+
+
+def check_visibility_timeout(visibility_timeout_s: float) -> None:
+    """A zero timeout would hand the same job to every claimer; a huge one would strand it."""
+    if not (math.isfinite(visibility_timeout_s) and 0 < visibility_timeout_s <= MAX_VISIBILITY_TIMEOUT_S):
+        raise ValueError(f"visibility_timeout_s must be in (0, {MAX_VISIBILITY_TIMEOUT_S:g}]")
+
+
+def check_enqueue_args(idempotency_key: str, user: str, now: float) -> None:
+    """Empty keys would make unrelated messages collide."""
+    if not idempotency_key:
+        raise ValueError("idempotency_key must not be empty")
+    if not user:
+        raise ValueError("user must not be empty")
+    check_now(now)
+
+
+def check_worker_id(worker_id: str) -> None:
+    """Worker ids name the lease owner in diagnostics (and the Redis consumer)."""
+    if not worker_id:
+        raise ValueError("worker_id must not be empty")
+
+
+def check_limit(limit: int) -> None:
+    if limit < 0:
+        raise ValueError("limit must be >= 0")

@@ -1,0 +1,94 @@
+"""Immutable values the job queue hands out; the same for every backend.
+
+Times are UNIX seconds (`time.time()` floats) supplied by the caller as `now`, so tests can move the
+clock and every process stamping a shared SQLite file agrees on what "now" is. The payload is opaque
+to the queue: whatever JSON-serialisable dict the application enqueued comes back unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """What `enqueue` did: the job (new or the one already queued for that key) and its place in line.
+
+    `ahead` is how many queued jobs will be claimed before this one ("queued, 2 ahead of you"); it is
+    0 when the job is not waiting any more (in flight, done or dead), which only happens when
+    `created` is False.
+    """
+
+    job_id: str
+    created: bool
+    ahead: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A claimed job, owned by one worker until `deadline` unless extended.
+
+    `token` identifies this particular claim: completing, failing, extending or releasing with a
+    lease whose token is no longer the job's current one is refused, so a worker that lost its
+    lease (it stalled past the visibility timeout and another worker took the job) cannot finish a
+    job twice. `attempt` is 1 for the first claim and grows by one for each claim that did not end
+    in `release` (a failure, or a lease that expired because the worker died).
+    `deadline` is `now + visibility_timeout_s` in the caller's clock; the Redis backend measures
+    the timeout itself with the server's clock, so it is informative there.
+    """
+
+    job_id: str
+    idempotency_key: str
+    user: str
+    payload: dict[str, Any]
+    created_at: float
+    attempt: int
+    token: str
+    worker_id: str
+    deadline: float
+
+
+class FailOutcome(enum.StrEnum):
+    """What `fail` did with the job."""
+
+    RETRY = "retry"
+    """Queued again; claimable after a short backoff, keeping its original place in line."""
+
+    DEAD = "dead"
+    """Moved to the dead letters (attempts used up, or the error was not retryable)."""
+
+    LEASE_LOST = "lease_lost"
+    """Nothing changed: the lease is stale (the job was reclaimed by another worker or finished)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A health snapshot for /status and metrics.
+
+    `queued` counts jobs waiting to be claimed, including jobs waiting out a retry backoff;
+    `in_flight` counts leased jobs, including leases that expired and were not reclaimed yet;
+    `dead` counts the dead letters still retained; `done` is the total ever completed.
+    `oldest_queued_age_s` is None when nothing is queued.
+    """
+
+    queued: int
+    in_flight: int
+    dead: int
+    done: int
+    oldest_queued_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A job that will not be retried, kept with its payload so an operator can inspect or resubmit it."""
+
+    job_id: str
+    idempotency_key: str
+    user: str
+    error: str
+    attempts: int
+    payload: dict[str, Any]
+    created_at: float
+    died_at: float

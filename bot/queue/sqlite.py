@@ -1,0 +1,464 @@
+"""The default job queue: one SQLite file in the data directory, shared safely by threads and processes.
+
+Every state change is one `BEGIN IMMEDIATE` transaction, which takes SQLite's single write lock
+before reading anything: two processes claiming at once are serialised, so a job is never leased
+twice, and "is this key known? then insert" cannot race. WAL mode lets readers (`stats`,
+`position`) run beside a writer; the busy timeout makes writers wait for each other instead of
+failing; `synchronous=FULL` makes each commit durable before the call returns, so a job that
+`enqueue` acknowledged survives kill -9 and power loss.
+
+The stdlib `sqlite3` module blocks, so all calls run on one dedicated thread per queue object that
+owns the only connection: the connection is never touched by two threads, and calls from one
+process are applied in the order they were made. A call whose awaiting task is cancelled still runs
+to completion on that thread (a thread cannot be interrupted); a lease claimed that way is simply
+never used and expires after its visibility timeout.
+
+Time is the caller's `now` (UNIX seconds) for everything, so processes sharing the file must share
+a clock, which they do on one host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.queue.base import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_RETENTION_S,
+    DEFAULT_RETRY_BACKOFF_S,
+    EXPIRED_ERROR,
+    JobNotFound,
+    QueueClosed,
+    QueueUnavailable,
+    check_enqueue_args,
+    check_limit,
+    check_now,
+    check_settings,
+    check_visibility_timeout,
+    check_worker_id,
+    clip_error,
+    new_job_id,
+    new_token,
+    retry_delay_s,
+)
+from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, QueueStats
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+# Table names carry a `queue_` prefix so the queue may share a database file with other stores.
+SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS queue_jobs (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id          TEXT NOT NULL UNIQUE,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        user_id         TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('queued', 'leased', 'done', 'dead')),
+        available_at    REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        lease_token     TEXT,
+        lease_worker    TEXT,
+        lease_deadline  REAL,
+        reply_started   INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        finished_at     REAL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS queue_jobs_by_state ON queue_jobs (state, seq)",
+    """
+    CREATE INDEX IF NOT EXISTS queue_jobs_finished ON queue_jobs (finished_at)
+        WHERE state IN ('done', 'dead')
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS queue_counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+)
+
+# The oldest claimable rows of each kind; `claim` takes the older of the two.
+_NEXT_QUEUED = """
+    SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts, reply_started
+    FROM queue_jobs WHERE state = 'queued' AND available_at <= ? ORDER BY seq LIMIT 1
+"""
+_NEXT_EXPIRED = """
+    SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts, reply_started
+    FROM queue_jobs WHERE state = 'leased' AND lease_deadline <= ? ORDER BY seq LIMIT 1
+"""
+_DEAD_LETTERS = """
+    SELECT job_id, idempotency_key, user_id, payload, created_at, attempts, last_error, finished_at
+    FROM queue_jobs WHERE state = 'dead' ORDER BY finished_at DESC, seq DESC LIMIT ?
+"""
+
+
+class SqliteJobQueue:
+    """`JobQueue` on a SQLite file (see the module docstring for the concurrency design).
+
+    `path` is the database file, created with its directory if missing (the application passes
+    `<data_dir>/queue.sqlite3`). `retention_s` is how long finished (done or dead) jobs are kept,
+    which is how long their idempotency keys and reply markers keep working.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
+        retention_s: float = DEFAULT_RETENTION_S,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        check_settings(max_attempts, retry_backoff_s, retention_s)
+        if busy_timeout_s <= 0:
+            raise ValueError("busy_timeout_s must be > 0")
+        self.path = Path(path)
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self.retention_s = retention_s
+        self._busy_timeout_s = busy_timeout_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-sqlite")
+        self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `operation` with the connection on the queue's own thread."""
+        if self._closed:
+            raise QueueClosed("the job queue is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, operation)
+
+    def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            return operation(self._conn)
+        except sqlite3.OperationalError as error:  # locked past the busy timeout, disk full, unreadable
+            raise QueueUnavailable(f"sqlite queue {self.path}: {error}") from error
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            with _immediate(conn):
+                for statement in SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_connection)
+        self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- producing --------------------------------------------------------------------------
+
+    async def enqueue(
+        self, idempotency_key: str, user: str, payload: dict[str, Any], now: float
+    ) -> EnqueueResult:
+        check_enqueue_args(idempotency_key, user, now)
+        encoded = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+        job_id = new_job_id()
+
+        def operation(conn: sqlite3.Connection) -> EnqueueResult:
+            with _immediate(conn):
+                row = conn.execute(
+                    "SELECT job_id, seq, state FROM queue_jobs WHERE idempotency_key = ?",
+                    (idempotency_key,),
+                ).fetchone()
+                if row is not None:
+                    ahead = _ahead(conn, row[1]) if row[2] == "queued" else 0
+                    return EnqueueResult(row[0], created=False, ahead=ahead)
+                conn.execute(
+                    "DELETE FROM queue_jobs WHERE state IN ('done', 'dead') AND finished_at < ?",
+                    (now - self.retention_s,),
+                )
+                cursor = conn.execute(
+                    "INSERT INTO queue_jobs (job_id, idempotency_key, user_id, payload, created_at,"
+                    " state, available_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                    (job_id, idempotency_key, user, encoded, now, now),
+                )
+                seq = cursor.lastrowid
+                assert seq is not None
+                return EnqueueResult(job_id, created=True, ahead=_ahead(conn, seq))
+
+        return await self._run(operation)
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def claim(self, worker_id: str, now: float, visibility_timeout_s: float) -> Lease | None:
+        check_worker_id(worker_id)
+        check_now(now)
+        check_visibility_timeout(visibility_timeout_s)
+
+        def operation(conn: sqlite3.Connection) -> Lease | None:
+            with _immediate(conn):
+                while True:
+                    candidates = [
+                        conn.execute(_NEXT_QUEUED, (now,)).fetchone(),
+                        conn.execute(_NEXT_EXPIRED, (now,)).fetchone(),
+                    ]
+                    found = [row for row in candidates if row is not None]
+                    if not found:
+                        return None
+                    row = min(found, key=lambda r: int(r["seq"]))
+                    expired = row["state"] == "leased"
+                    if expired and row["attempts"] >= self.max_attempts and not row["reply_started"]:
+                        self._bury(conn, row["seq"], EXPIRED_ERROR % row["attempts"], now)
+                        continue
+                    token = new_token()
+                    attempt = int(row["attempts"]) + 1
+                    deadline = now + visibility_timeout_s
+                    conn.execute(
+                        "UPDATE queue_jobs SET state = 'leased', attempts = ?, lease_token = ?,"
+                        " lease_worker = ?, lease_deadline = ? WHERE seq = ?",
+                        (attempt, token, worker_id, deadline, row["seq"]),
+                    )
+                    return Lease(
+                        job_id=row["job_id"],
+                        idempotency_key=row["idempotency_key"],
+                        user=row["user_id"],
+                        payload=_decode_payload(row["payload"]),
+                        created_at=float(row["created_at"]),
+                        attempt=attempt,
+                        token=token,
+                        worker_id=worker_id,
+                        deadline=deadline,
+                    )
+
+        return await self._run(operation)
+
+    async def extend(self, lease: Lease, now: float, visibility_timeout_s: float) -> Lease | None:
+        check_now(now)
+        check_visibility_timeout(visibility_timeout_s)
+        deadline = now + visibility_timeout_s
+
+        def operation(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                cursor = conn.execute(
+                    "UPDATE queue_jobs SET lease_deadline = ?"
+                    " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
+                    (deadline, lease.job_id, lease.token),
+                )
+                return cursor.rowcount == 1
+
+        return replace(lease, deadline=deadline) if await self._run(operation) else None
+
+    async def complete(self, lease: Lease, now: float | None = None) -> bool:
+        finished_at = time.time() if now is None else now
+        check_now(finished_at)
+
+        def operation(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                row = conn.execute(
+                    "SELECT state, lease_token FROM queue_jobs WHERE job_id = ?", (lease.job_id,)
+                ).fetchone()
+                if row is None or row["lease_token"] != lease.token:
+                    return False
+                if row["state"] == "done":  # the same lease completing again: already done
+                    return True
+                if row["state"] != "leased":
+                    return False
+                conn.execute(
+                    "UPDATE queue_jobs SET state = 'done', finished_at = ?, lease_deadline = NULL"
+                    " WHERE job_id = ?",
+                    (finished_at, lease.job_id),
+                )
+                conn.execute(
+                    "INSERT INTO queue_counters (name, value) VALUES ('done', 1)"
+                    " ON CONFLICT (name) DO UPDATE SET value = value + 1"
+                )
+                return True
+
+        return await self._run(operation)
+
+    async def fail(self, lease: Lease, error: str, now: float, retryable: bool) -> FailOutcome:
+        check_now(now)
+        error = clip_error(error)
+
+        def operation(conn: sqlite3.Connection) -> FailOutcome:
+            with _immediate(conn):
+                row = conn.execute(
+                    "SELECT seq, attempts FROM queue_jobs"
+                    " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
+                    (lease.job_id, lease.token),
+                ).fetchone()
+                if row is None:
+                    return FailOutcome.LEASE_LOST
+                attempts = int(row["attempts"])
+                if retryable and attempts < self.max_attempts:
+                    conn.execute(
+                        "UPDATE queue_jobs SET state = 'queued', available_at = ?, last_error = ?,"
+                        " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL WHERE seq = ?",
+                        (now + retry_delay_s(attempts, self.retry_backoff_s), error, row["seq"]),
+                    )
+                    return FailOutcome.RETRY
+                self._bury(conn, row["seq"], error, now)
+                return FailOutcome.DEAD
+
+        return await self._run(operation)
+
+    async def release(self, lease: Lease) -> bool:
+        def operation(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                cursor = conn.execute(
+                    "UPDATE queue_jobs SET state = 'queued', attempts = attempts - 1,"
+                    " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL"
+                    " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
+                    (lease.job_id, lease.token),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(operation)
+
+    @staticmethod
+    def _bury(conn: sqlite3.Connection, seq: int, error: str, now: float) -> None:
+        """Turn a job into a dead letter (inside the caller's transaction)."""
+        conn.execute(
+            "UPDATE queue_jobs SET state = 'dead', last_error = ?, finished_at = ?,"
+            " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL WHERE seq = ?",
+            (error, now, seq),
+        )
+
+    # -- reply bookkeeping ------------------------------------------------------------------
+
+    async def mark_reply_started(self, job_id: str) -> bool:
+        def operation(conn: sqlite3.Connection) -> bool:
+            with _immediate(conn):
+                cursor = conn.execute(
+                    "UPDATE queue_jobs SET reply_started = 1 WHERE job_id = ? AND reply_started = 0",
+                    (job_id,),
+                )
+                if cursor.rowcount == 1:
+                    return True
+                if conn.execute("SELECT 1 FROM queue_jobs WHERE job_id = ?", (job_id,)).fetchone() is None:
+                    raise JobNotFound(job_id)
+                return False
+
+        return await self._run(operation)
+
+    async def reply_started(self, job_id: str) -> bool:
+        def operation(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT reply_started FROM queue_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            return row is not None and bool(row[0])
+
+        return await self._run(operation)
+
+    # -- observing --------------------------------------------------------------------------
+
+    async def position(self, job_id: str) -> int | None:
+        def operation(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT seq, state FROM queue_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None or row[1] != "queued":
+                return None
+            return _ahead(conn, row[0])
+
+        return await self._run(operation)
+
+    async def stats(self, now: float) -> QueueStats:
+        check_now(now)
+
+        def operation(conn: sqlite3.Connection) -> QueueStats:
+            # One read transaction, so the counts come from one snapshot of the WAL.
+            conn.execute("BEGIN")
+            try:
+                counts = {
+                    str(row[0]): int(row[1])
+                    for row in conn.execute("SELECT state, COUNT(*) FROM queue_jobs GROUP BY state")
+                }
+                oldest = conn.execute(
+                    "SELECT MIN(created_at) FROM queue_jobs WHERE state = 'queued'"
+                ).fetchone()[0]
+                done = conn.execute("SELECT value FROM queue_counters WHERE name = 'done'").fetchone()
+            finally:
+                conn.execute("COMMIT")
+            return QueueStats(
+                queued=int(counts.get("queued", 0)),
+                in_flight=int(counts.get("leased", 0)),
+                dead=int(counts.get("dead", 0)),
+                done=0 if done is None else int(done[0]),
+                oldest_queued_age_s=None if oldest is None else max(0.0, now - float(oldest)),
+            )
+
+        return await self._run(operation)
+
+    async def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        check_limit(limit)
+
+        def operation(conn: sqlite3.Connection) -> list[DeadLetter]:
+            rows = conn.execute(_DEAD_LETTERS, (limit,)).fetchall()
+            return [
+                DeadLetter(
+                    job_id=row["job_id"],
+                    idempotency_key=row["idempotency_key"],
+                    user=row["user_id"],
+                    error=row["last_error"] or "",
+                    attempts=int(row["attempts"]),
+                    payload=_decode_payload(row["payload"]),
+                    created_at=float(row["created_at"]),
+                    died_at=float(row["finished_at"]),
+                )
+                for row in rows
+            ]
+
+        return await self._run(operation)
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that holds SQLite's write lock from its first read to its commit."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _ahead(conn: sqlite3.Connection, seq: int) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM queue_jobs WHERE state = 'queued' AND seq < ?", (seq,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _decode_payload(text: str) -> dict[str, Any]:
+    payload = json.loads(text)
+    if not isinstance(payload, dict):  # only possible if someone edited the file by hand
+        raise QueueUnavailable(f"corrupt payload in the queue: {text[:80]!r}")
+    return payload

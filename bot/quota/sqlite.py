@@ -1,0 +1,455 @@
+"""The default quota store: one SQLite file in the data directory, safe across threads and processes.
+
+Every check-and-charge is one `BEGIN IMMEDIATE` transaction, which takes SQLite's single write lock
+before reading anything, so two processes (or two threads) can never both see "19 of 20 used" and
+both charge. WAL mode lets readers (`usage`, `stats`) run while a writer holds the lock, and the busy
+timeout makes writers queue instead of failing. The stdlib `sqlite3` is blocking, so each call runs
+in a worker thread on a connection of its own, opened and closed within that call: connections are
+never shared between threads, and there is nothing to clean up when a worker thread goes away.
+The store has its own small thread pool rather than asyncio's default one, so quota checks do not
+queue behind slow recognizer calls that other code runs with `asyncio.to_thread`.
+
+If the awaiting task is cancelled, the thread still finishes its transaction: a charge may have
+happened that the caller never saw. Charging the same job id again is safe (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from bot.quota.base import (
+    QuotaStore,
+    QuotaStoreUnavailable,
+    ceil_seconds,
+    check_charge_args,
+    quota_day,
+    require_aware,
+)
+from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage, UserCount
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    calls       INTEGER NOT NULL,
+    charged_at  REAL NOT NULL,
+    lease_until REAL NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('active', 'finished', 'refunded')),
+    remaining   INTEGER NOT NULL,
+    day_limit   INTEGER NOT NULL,
+    resets_at   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_user_time ON jobs (user_id, charged_at);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (charged_at);
+CREATE TABLE IF NOT EXISTS daily (
+    user_id TEXT NOT NULL,
+    day     TEXT NOT NULL,
+    used    INTEGER NOT NULL DEFAULT 0,
+    extra   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, day)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS daily_by_day ON daily (day, used);
+CREATE TABLE IF NOT EXISTS totals (
+    day      TEXT PRIMARY KEY,
+    calls    INTEGER NOT NULL DEFAULT 0,
+    charged  INTEGER NOT NULL DEFAULT 0,
+    refunded INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS refusals (
+    day    TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (day, reason)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blocked (
+    user_id TEXT PRIMARY KEY
+) WITHOUT ROWID;
+"""
+
+
+class SQLiteQuotaStore(QuotaStore):
+    """Quotas in one SQLite file (for instance `data_dir / "quota.sqlite3"`).
+
+    `busy_timeout_s` is how long a writer waits for another writer before the store gives up
+    with `QuotaStoreUnavailable`; `keep_days` is how long job records (idempotency, refunds) and
+    daily counters (stats) are kept before being pruned. `threads` sizes the store's own pool:
+    writes are serialised by SQLite anyway, so a few threads are plenty.
+    """
+
+    def __init__(
+        self, path: Path, *, busy_timeout_s: float = 5.0, keep_days: int = 7, threads: int = 4
+    ) -> None:
+        if keep_days < 1:
+            raise ValueError("keep_days must be >= 1")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="quota-sqlite")
+        self._path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._keep_days = keep_days
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def _run(self, call: Callable[[], T]) -> T:
+        """Run blocking SQLite work on the store's own threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """A fresh connection for this call, in autocommit mode so transactions are ours to begin."""
+        if not self._schema_ready:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+        try:
+            connection.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                with self._schema_lock:
+                    if not self._schema_ready:
+                        self._create_schema(connection)
+                        self._schema_ready = True
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _create_schema(self, connection: sqlite3.Connection) -> None:
+        """Switch the file to WAL and create the tables, once per store object.
+
+        The tables are created under the write lock so processes starting together do not trip
+        over each other; newer schemas written by newer code are refused rather than misread.
+        """
+        self._enable_wal(connection)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self._path} has quota schema {version}, newer than this code")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Set WAL mode, retrying while another process holds a lock.
+
+        `PRAGMA journal_mode = WAL` answers SQLITE_BUSY at once instead of calling the busy
+        handler (seen with two processes opening a new file together), so the busy timeout is
+        applied here by hand. WAL is a property of the file: later opens find it already set.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = 0.002
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction on its own connection; SQLite trouble becomes `QuotaStoreUnavailable`.
+
+        Writers use BEGIN IMMEDIATE: the write lock is taken before the first read, which is
+        what makes check-then-charge atomic (a deferred transaction could read, then fail to
+        upgrade, or worse, act on a stale read).
+        """
+        try:
+            connection = self._connect()
+        except sqlite3.OperationalError as error:
+            raise QuotaStoreUnavailable(f"sqlite: {error}") from error
+        try:
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            raise QuotaStoreUnavailable(f"sqlite: {error}") from error
+        finally:
+            connection.close()
+
+    # -- the interface -------------------------------------------------------------------------
+
+    async def try_charge(
+        self, user: str, job_id: str, calls: int, now: datetime, policy: QuotaPolicy, admin: bool = False
+    ) -> ChargeResult:
+        check_charge_args(user, job_id, calls)
+        day, resets_at = quota_day(now, policy)
+        return await self._run(
+            functools.partial(self._try_charge, user, job_id, calls, now, policy, admin, day, resets_at)
+        )
+
+    def _try_charge(
+        self,
+        user: str,
+        job_id: str,
+        calls: int,
+        now: datetime,
+        policy: QuotaPolicy,
+        admin: bool,
+        day: date,
+        resets_at: datetime,
+    ) -> ChargeResult:
+        ts = now.timestamp()
+        day_key = day.isoformat()
+        with self._transaction(write=True) as db:
+            previous = db.execute(
+                "SELECT remaining, day_limit, resets_at FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if previous is not None:
+                return ChargeResult(
+                    granted=True,
+                    reason=None,
+                    remaining=previous[0],
+                    limit=previous[1],
+                    resets_at=datetime.fromtimestamp(previous[2], policy.zone),
+                    duplicate=True,
+                )
+            self._prune(db, ts, day)
+
+            blocked = db.execute("SELECT 1 FROM blocked WHERE user_id = ?", (user,)).fetchone() is not None
+            row = db.execute(
+                "SELECT used, extra FROM daily WHERE user_id = ? AND day = ?", (user, day_key)
+            ).fetchone()
+            used, extra = (row[0], row[1]) if row is not None else (0, 0)
+            limit = policy.daily_limit + extra
+            row = db.execute("SELECT calls FROM totals WHERE day = ?", (day_key,)).fetchone()
+            global_calls = row[0] if row is not None else 0
+            active, first_lease_end = db.execute(
+                "SELECT COUNT(*), MIN(lease_until) FROM jobs"
+                " WHERE user_id = ? AND state = 'active' AND lease_until > ?",
+                (user, ts),
+            ).fetchone()
+            recent, first_recent = db.execute(
+                "SELECT COUNT(*), MIN(charged_at) FROM jobs WHERE user_id = ? AND charged_at > ?",
+                (user, ts - policy.burst_window_s),
+            ).fetchone()
+
+            reason: Refusal | None = None
+            retry_after: int | None = None
+            if blocked:
+                reason = Refusal.BLOCKED
+            elif admin:
+                pass  # admins skip every limit below; they are still charged and counted
+            elif used + 1 > limit:
+                reason = Refusal.DAILY_LIMIT
+            elif policy.global_daily_calls is not None and global_calls + calls > policy.global_daily_calls:
+                reason = Refusal.GLOBAL_CAP
+            elif active >= policy.max_concurrent:
+                reason = Refusal.CONCURRENCY
+                retry_after = ceil_seconds(first_lease_end - ts) if active else 1
+            elif recent >= policy.burst_limit:
+                reason = Refusal.RATE
+                retry_after = ceil_seconds(first_recent + policy.burst_window_s - ts) if recent else 1
+
+            if reason is not None:
+                db.execute(
+                    "INSERT INTO refusals (day, reason, n) VALUES (?, ?, 1)"
+                    " ON CONFLICT (day, reason) DO UPDATE SET n = n + 1",
+                    (day_key, reason.value),
+                )
+                return ChargeResult(
+                    granted=False,
+                    reason=reason,
+                    remaining=max(0, limit - used),
+                    limit=limit,
+                    resets_at=resets_at,
+                    retry_after=retry_after,
+                )
+
+            remaining = max(0, limit - used - 1)
+            db.execute(
+                "INSERT INTO jobs (job_id, user_id, day, calls, charged_at, lease_until, state,"
+                " remaining, day_limit, resets_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                (
+                    job_id,
+                    user,
+                    day_key,
+                    calls,
+                    ts,
+                    ts + policy.max_job_s,
+                    remaining,
+                    limit,
+                    resets_at.timestamp(),
+                ),
+            )
+            db.execute(
+                "INSERT INTO daily (user_id, day, used) VALUES (?, ?, 1)"
+                " ON CONFLICT (user_id, day) DO UPDATE SET used = used + 1",
+                (user, day_key),
+            )
+            db.execute(
+                "INSERT INTO totals (day, calls, charged) VALUES (?, ?, 1)"
+                " ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls, charged = charged + 1",
+                (day_key, calls),
+            )
+            return ChargeResult(
+                granted=True, reason=None, remaining=remaining, limit=limit, resets_at=resets_at
+            )
+
+    def _prune(self, db: sqlite3.Connection, ts: float, day: date) -> None:
+        """Forget jobs and counters older than `keep_days`, so the file does not grow forever."""
+        db.execute("DELETE FROM jobs WHERE charged_at < ?", (ts - self._keep_days * 86400,))
+        cutoff = (day - timedelta(days=self._keep_days)).isoformat()
+        for table in ("daily", "totals", "refusals"):
+            db.execute(f"DELETE FROM {table} WHERE day < ?", (cutoff,))  # noqa: S608 (fixed names)
+
+    async def finish(self, job_id: str, refund: bool) -> bool:
+        return await self._run(functools.partial(self._finish, job_id, refund))
+
+    def _finish(self, job_id: str, refund: bool) -> bool:
+        with self._transaction(write=True) as db:
+            row = db.execute(
+                "SELECT user_id, day, calls FROM jobs WHERE job_id = ? AND state = 'active'", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            user, day_key, calls = row
+            db.execute(
+                "UPDATE jobs SET state = ? WHERE job_id = ?", ("refunded" if refund else "finished", job_id)
+            )
+            if refund:
+                db.execute(
+                    "UPDATE daily SET used = MAX(0, used - 1) WHERE user_id = ? AND day = ?", (user, day_key)
+                )
+                db.execute(
+                    "UPDATE totals SET calls = MAX(0, calls - ?), refunded = refunded + 1 WHERE day = ?",
+                    (calls, day_key),
+                )
+            return True
+
+    async def usage(self, user: str, now: datetime, policy: QuotaPolicy) -> Usage:
+        day, resets_at = quota_day(now, policy)
+        return await self._run(functools.partial(self._usage, user, now.timestamp(), policy, day, resets_at))
+
+    def _usage(self, user: str, ts: float, policy: QuotaPolicy, day: date, resets_at: datetime) -> Usage:
+        with self._transaction(write=False) as db:
+            return self._usage_in(db, user, ts, policy, day, resets_at)
+
+    @staticmethod
+    def _usage_in(
+        db: sqlite3.Connection, user: str, ts: float, policy: QuotaPolicy, day: date, resets_at: datetime
+    ) -> Usage:
+        row = db.execute(
+            "SELECT used, extra FROM daily WHERE user_id = ? AND day = ?", (user, day.isoformat())
+        ).fetchone()
+        used, extra = (row[0], row[1]) if row is not None else (0, 0)
+        blocked = db.execute("SELECT 1 FROM blocked WHERE user_id = ?", (user,)).fetchone() is not None
+        active = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state = 'active' AND lease_until > ?", (user, ts)
+        ).fetchone()[0]
+        limit = policy.daily_limit + extra
+        return Usage(
+            user=user,
+            day=day,
+            used=used,
+            limit=limit,
+            extra=extra,
+            remaining=max(0, limit - used),
+            resets_at=resets_at,
+            blocked=blocked,
+            active_jobs=active,
+        )
+
+    async def grant(self, user: str, extra: int, now: datetime, policy: QuotaPolicy) -> Usage:
+        if extra <= 0:
+            raise ValueError("extra must be > 0")
+        if not user:
+            raise ValueError("user must not be empty")
+        day, resets_at = quota_day(now, policy)
+        return await self._run(
+            functools.partial(self._grant, user, extra, now.timestamp(), policy, day, resets_at)
+        )
+
+    def _grant(
+        self, user: str, extra: int, ts: float, policy: QuotaPolicy, day: date, resets_at: datetime
+    ) -> Usage:
+        with self._transaction(write=True) as db:
+            db.execute(
+                "INSERT INTO daily (user_id, day, extra) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id, day) DO UPDATE SET extra = extra + excluded.extra",
+                (user, day.isoformat(), extra),
+            )
+            return self._usage_in(db, user, ts, policy, day, resets_at)
+
+    async def block(self, user: str) -> bool:
+        if not user:
+            raise ValueError("user must not be empty")
+        return await self._run(functools.partial(self._set_blocked, user, True))
+
+    async def unblock(self, user: str) -> bool:
+        return await self._run(functools.partial(self._set_blocked, user, False))
+
+    def _set_blocked(self, user: str, blocked: bool) -> bool:
+        with self._transaction(write=True) as db:
+            if blocked:
+                cursor = db.execute("INSERT OR IGNORE INTO blocked (user_id) VALUES (?)", (user,))
+            else:
+                cursor = db.execute("DELETE FROM blocked WHERE user_id = ?", (user,))
+            return cursor.rowcount > 0
+
+    async def stats(self, now: datetime, policy: QuotaPolicy, top: int = 10) -> Stats:
+        require_aware(now)
+        day, _ = quota_day(now, policy)
+        return await self._run(functools.partial(self._stats, day, policy, top))
+
+    def _stats(self, day: date, policy: QuotaPolicy, top: int) -> Stats:
+        day_key = day.isoformat()
+        with self._transaction(write=False) as db:
+            row = db.execute(
+                "SELECT calls, charged, refunded FROM totals WHERE day = ?", (day_key,)
+            ).fetchone()
+            calls, charged, refunded = row if row is not None else (0, 0, 0)
+            refusals = dict.fromkeys(Refusal, 0)
+            for reason, n in db.execute("SELECT reason, n FROM refusals WHERE day = ?", (day_key,)):
+                refusals[Refusal(reason)] = n
+            top_users = tuple(
+                UserCount(user, used)
+                for user, used in db.execute(
+                    "SELECT user_id, used FROM daily WHERE day = ? AND used > 0"
+                    " ORDER BY used DESC, user_id LIMIT ?",
+                    (day_key, max(0, top)),
+                )
+            )
+        return Stats(
+            day=day,
+            charged=charged,
+            refunded=refunded,
+            refusals=refusals,
+            global_calls=calls,
+            global_cap=policy.global_daily_calls,
+            top_users=top_users,
+        )
+
+    async def close(self) -> None:
+        """Stop the store's threads (connections live only as long as one call, nothing else to close)."""
+        await asyncio.to_thread(self._executor.shutdown, True)

@@ -1,0 +1,351 @@
+"""From the untrusted bytes of an upload to the upright, downsized image the recognizer sees.
+
+`prepare_photo` is the one entry point. It is a plain synchronous function meant to run in a
+worker process, and the order of its steps is what keeps hostile uploads cheap:
+
+1. Byte size, then the format from magic bytes (`core.sniff`): only that format's decoder runs.
+2. The header is parsed and the pixel limits are checked before any pixel is decoded.
+3. EXIF is read from the freshly opened file (`core.exif.read_exif`).
+4. Decoding downsizes as it goes where the format allows it: a JPEG is decoded at 1/2, 1/4 or 1/8
+   size in the DCT domain (`Image.draft`), choosing the smallest scale that keeps the long side at
+   least 0.75 x `max_side`; then at most one cheap resize brings it to `max_side`.
+5. Colour conversion to 8-bit sRGB, and the EXIF orientation, run on the small image.
+6. The JPEG for the recognizer is encoded without metadata and kept under `max_jpeg_bytes`.
+
+Pillow's own decompression-bomb check (`Image.MAX_IMAGE_PIXELS`) is not the mechanism: files are
+opened with their format's plugin directly, so that check never fires at open time with a
+message and a threshold other than ours (`ImageLimits`), and the process-wide setting is left
+alone. The places where Pillow still checks later (GIF frames growing the canvas, TIFF tiles)
+are mapped to `TooLarge`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import struct
+from collections.abc import Callable
+from typing import IO
+
+import pillow_heif
+from PIL import (
+    AvifImagePlugin,
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFile,
+    JpegImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
+
+from core import sniff
+from core.errors import CorruptImage, TooLarge, TooSmall
+from core.exif import read_exif
+from core.limits import ImageLimits
+from core.models import ExifData, Photo, PreparedPhoto
+from core.srgb import resampleable, to_srgb
+
+logger = logging.getLogger(__name__)
+
+# HEIC/HEIF support for the rest of the application too (Image.open); registering is idempotent.
+# Decoding here does not depend on it: every format is opened with its plugin class directly.
+pillow_heif.register_heif_opener()
+
+_Opener = Callable[[IO[bytes]], ImageFile.ImageFile]
+_OPENERS: dict[str, _Opener] = {
+    sniff.JPEG: JpegImagePlugin.jpeg_factory,  # gives MpoImageFile for multi-picture files
+    sniff.PNG: PngImagePlugin.PngImageFile,
+    sniff.GIF: GifImagePlugin.GifImageFile,
+    sniff.WEBP: WebPImagePlugin.WebPImageFile,
+    sniff.TIFF: TiffImagePlugin.TiffImageFile,
+    sniff.BMP: BmpImagePlugin.BmpImageFile,
+    sniff.AVIF: AvifImagePlugin.AvifImageFile,
+    sniff.HEIF: pillow_heif.HeifImageFile,
+}
+
+# What Pillow and pillow-heif raise on damaged or hostile data. Plugins turn most parsing errors
+# into SyntaxError (not this format) or OSError (truncated, broken stream); the others escape
+# from less travelled code paths of the decoders (struct.error and IndexError on short reads,
+# ValueError on impossible sizes or negative seeks, ZeroDivisionError on zero resolutions,
+# RuntimeError from libheif). MemoryError is not here on purpose: the limits make it impossible
+# for input within them, so it means the machine is short of memory, not that the photo is bad.
+_DECODE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # includes PIL.UnidentifiedImageError
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    RuntimeError,
+)
+
+# Formats whose decoder can scale down while decoding (DCT scaling in libjpeg).
+_DRAFT_SCALES = (8, 4, 2, 1)
+_SCALABLE_WHILE_DECODING = frozenset({"JPEG", "MPO"})
+
+# The resampling filter of the one resize after the JPEG decoder's scaling, where the factor is
+# between 1 and 1.5 (2000 -> 1920 for a 12 MP photo). Measured on the 12 MP benchmark photo
+# against a full-resolution LANCZOS reference (PSNR; a q85 JPEG round trip alone is 40.9 dB):
+# NEAREST 3.5 ms / 39.6 dB, BOX 40 ms / 39.9 dB, HAMMING 43 ms / 43.2 dB, BILINEAR 55 ms /
+# 44.2 dB, BICUBIC 63 ms / 45.5 dB, LANCZOS 101 ms / 45.9 dB.
+_RESIZE_FILTER = Image.Resampling.BILINEAR
+
+# EXIF orientation -> the transposition that shows the image upright (as ImageOps.exif_transpose).
+_UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# Qualities tried, in order, when the JPEG for the recognizer comes out too big; below the last
+# one the image is shrunk instead.
+_FALLBACK_QUALITIES = (75, 65, 55, 45)
+
+# Names of formats in messages to people.
+_FORMAT_NAMES = {"HEIF": "HEIC", "WEBP": "WebP", "MPO": "JPEG"}
+
+
+def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> PreparedPhoto:  # noqa: B008
+    """Decode an uploaded photo into the upright, downsized sRGB image the recognizer sees.
+
+    Raises only `core.errors.PhotoRejected` subclasses for bad input: `UnsupportedFormat` (not one
+    of JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP, GIF), `TooLarge` (bytes or pixels, checked
+    before decoding), `TooSmall` (a side under `min_side`, or too thin to keep `min_side` once
+    scaled), `CorruptImage` (truncated or damaged: refused, never half processed). Only the first
+    frame of animations and multi-picture files (MPO, animated WebP/GIF/AVIF) is used.
+
+    The result's `image` is the exact array the JPEG was encoded from, so boxes the recognizer
+    finds on the JPEG land on `image`. Its long side is between 0.75 x and 1.0 x `max_side` when
+    the original was larger, unchanged otherwise (only a JPEG over `max_jpeg_bytes` is shrunk
+    further). Neither carries EXIF or an ICC profile.
+    """
+    data = photo.data
+    if len(data) > limits.max_bytes:
+        raise TooLarge(
+            "too_many_bytes",
+            f"This file is {_megabytes(len(data))} MB; the limit is {_megabytes(limits.max_bytes)} MB.",
+        )
+    image_format = sniff.sniff_format(data)
+    with _open(data, image_format) as probe:
+        width, height = probe.size
+        _check_pixels(probe.format or image_format, width, height, limits)
+        exif = read_exif(probe)
+    # A second, untouched image object for decoding: the EXIF reader may have started a decode
+    # on `probe` (and, never raising, swallowed its error), which would leave a half-filled image
+    # that looks loaded. Opening again is only a header parse.
+    decoding = _open(data, image_format)
+    try:
+        source_format = decoding.format or image_format
+        icc_profile = _icc_profile(decoding)
+        orientation = _orientation_to_apply(decoding, exif)
+        decoded = _decode(decoding, limits)
+        pixels = _downscale(resampleable(decoded), limits)
+        upright = _orient(to_srgb(pixels, icc_profile), orientation)
+        if upright is decoding:
+            upright = upright.copy()  # detach from the file object, which holds the upload's bytes
+    finally:
+        decoding.close()
+    upright.info = {}  # the source's EXIF and ICC must not travel with the pixels
+    final, jpeg = _encode_within(upright, limits)
+    return PreparedPhoto(
+        image=final,
+        jpeg=jpeg,
+        source_format=source_format,
+        original_width=width,
+        original_height=height,
+        orientation=orientation,
+        exif=exif,
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f}".removesuffix(".0")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
+
+
+def _format_name(image_format: str) -> str:
+    return _FORMAT_NAMES.get(image_format, image_format)
+
+
+def _corrupt(image_format: str) -> CorruptImage:
+    return CorruptImage(
+        "corrupt",
+        f"This {_format_name(image_format)} file is damaged or incomplete, so it cannot be read. "
+        "Try sending the original file again.",
+    )
+
+
+def _too_many_pixels() -> TooLarge:
+    return TooLarge("too_many_pixels", "This image has too many pixels to be processed safely.")
+
+
+def _open(data: bytes, image_format: str) -> ImageFile.ImageFile:
+    """Parse the header with the sniffed format's own plugin; no pixel is decoded yet."""
+    _require_strict_decoding()
+    try:
+        return _OPENERS[image_format](io.BytesIO(data))
+    except Image.DecompressionBombError as error:
+        raise _too_many_pixels() from error
+    except _DECODE_ERRORS as error:
+        raise _corrupt(image_format) from error
+
+
+def _require_strict_decoding() -> None:
+    """Refuse to run when someone made Pillow accept truncated files process-wide.
+
+    With `ImageFile.LOAD_TRUNCATED_IMAGES` a cut-off upload decodes "successfully" with grey or
+    black where the data stopped, and would be analysed as if it were the photo.
+    """
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated uploads would be half-decoded; "
+            "whatever set it must not run in the photo worker"
+        )
+
+
+def _check_pixels(image_format: str, width: int, height: int, limits: ImageLimits) -> None:
+    """Apply the pixel limits to the size the header claims, before anything is decoded.
+
+    Formats other than JPEG are decoded at full size (about 4 bytes per pixel) and can compress
+    a huge canvas into a tiny file, so they have the lower `max_full_decode_pixels` cap
+    (see `ImageLimits`): this is what refuses PNG decompression bombs.
+    """
+    pixels = width * height
+    size = f"{width}×{height} pixels"
+    if pixels > limits.max_pixels:
+        raise TooLarge(
+            "too_many_pixels",
+            f"This image is {size}; the limit is {_megapixels(limits.max_pixels)} megapixels.",
+        )
+    if image_format not in _SCALABLE_WHILE_DECODING and pixels > limits.max_full_decode_pixels:
+        name = _format_name(image_format)
+        raise TooLarge(
+            "too_many_pixels_to_decode",
+            f"This {name} image is {size}; the limit for {name} images is "
+            f"{_megapixels(limits.max_full_decode_pixels)} megapixels, because they have to be "
+            "decoded in full (so many pixels in a small file is a decompression bomb).",
+        )
+    if min(width, height) < limits.min_side:
+        raise TooSmall(
+            "too_small",
+            f"This image is {size}; photos must be at least {limits.min_side} pixels on each side.",
+        )
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side > limits.max_side and short_side * limits.min_long_side / long_side < limits.min_side:
+        raise TooSmall(
+            "too_narrow",
+            f"This image is {size}: too long and thin to analyse. Scaled down to "
+            f"{limits.max_side} pixels long, it would be less than {limits.min_side} pixels wide.",
+        )
+
+
+def _icc_profile(image: Image.Image) -> bytes | None:
+    profile = image.info.get("icc_profile")
+    return profile if isinstance(profile, bytes) and profile else None
+
+
+def _orientation_to_apply(image: Image.Image, exif: ExifData) -> int:
+    """The EXIF orientation still to apply: 1 when the decoder applies it itself.
+
+    pillow-heif hands HEIF images over already rotated as the container says (it marks them with
+    info["original_orientation"]); every other decoder leaves the pixels as stored. Values
+    outside 1..8 mean no rotation.
+    """
+    if "original_orientation" in image.info:
+        return 1
+    orientation = exif.orientation
+    return orientation if orientation is not None and 1 <= orientation <= 8 else 1
+
+
+def _decode(image: ImageFile.ImageFile, limits: ImageLimits) -> Image.Image:
+    """Decode the first frame, scaled down by the decoder where the format can do it."""
+    width, height = image.size
+    long_side = max(width, height)
+    try:
+        if long_side > limits.max_side:
+            if image.format in _SCALABLE_WHILE_DECODING:
+                scale = _draft_scale(long_side, limits.min_long_side)
+                image.draft("RGB", (max(width // scale, 1), max(height // scale, 1)))
+            else:
+                # pillow-heif decodes an embedded preview instead when one is big enough.
+                factor = limits.min_long_side / long_side
+                image.draft(None, (math.ceil(width * factor), math.ceil(height * factor)))
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise _too_many_pixels() from error
+    except _DECODE_ERRORS as error:
+        raise _corrupt(image.format or "image") from error
+    return image
+
+
+def _draft_scale(long_side: int, min_long_side: int) -> int:
+    """The largest DCT scale (8, 4, 2, 1) that keeps the long side at least `min_long_side`."""
+    for scale in _DRAFT_SCALES:
+        if math.ceil(long_side / scale) >= min_long_side:
+            return scale
+    return 1
+
+
+def _downscale(image: Image.Image, limits: ImageLimits) -> Image.Image:
+    """Bring the long side into `min_long_side..max_side` with one cheap operation.
+
+    An integer box reduction when one lands in that range (fast, and averages every pixel),
+    otherwise one resize to exactly `max_side`.
+    """
+    width, height = image.size
+    long_side = max(width, height)
+    if long_side <= limits.max_side:
+        return image
+    factor = long_side // limits.min_long_side
+    if factor >= 2 and math.ceil(long_side / factor) <= limits.max_side:
+        return image.reduce(factor)
+    scale = limits.max_side / long_side
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
+    return image.resize(size, _RESIZE_FILTER)
+
+
+def _orient(image: Image.Image, orientation: int) -> Image.Image:
+    """Show the image upright; done after downsizing, where transposing is cheap."""
+    method = _UPRIGHT.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def _encode_within(image: Image.Image, limits: ImageLimits) -> tuple[Image.Image, bytes]:
+    """The JPEG for the recognizer, at most `max_jpeg_bytes`, and the image it was made from.
+
+    Quality is lowered first, then the image is shrunk, so the JPEG always fits (Rekognition
+    refuses more than 5 MB). A 1920 px photo at quality 85 is a few hundred KB, so in practice
+    only pathological noise takes the slow path.
+    """
+    qualities = (limits.jpeg_quality, *(q for q in _FALLBACK_QUALITIES if q < limits.jpeg_quality))
+    while True:
+        for quality in qualities:
+            jpeg = _encode(image, quality)
+            if len(jpeg) <= limits.max_jpeg_bytes:
+                return image, jpeg
+        # Pixels the JPEG can afford at the lowest quality, with a margin for the estimate.
+        scale = min(math.sqrt(limits.max_jpeg_bytes / len(jpeg)) * 0.9, 0.9)
+        size = (max(round(image.width * scale), 1), max(round(image.height * scale), 1))
+        logger.info("JPEG of %dx%d is %d bytes; shrinking to %dx%d", *image.size, len(jpeg), *size)
+        image = image.resize(size, Image.Resampling.BILINEAR)
+        qualities = qualities[-1:]
+
+
+def _encode(image: Image.Image, quality: int) -> bytes:
+    """Baseline JPEG, 4:2:0, no EXIF, no ICC (sRGB is what a profile-less JPEG means)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -1,0 +1,340 @@
+"""One contract for both quota stores: every test runs against SQLite (in tmp_path) and a real Redis.
+
+The clock is fake (`now` is passed in), so windows, leases and midnights are crossed by arithmetic,
+not by sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.quota import (
+    ChargeResult,
+    QuotaPolicy,
+    QuotaStore,
+    RedisQuotaStore,
+    Refusal,
+    SQLiteQuotaStore,
+    UserCount,
+)
+
+T0 = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+
+# Only the daily limit binds unless a test says otherwise.
+LOOSE = QuotaPolicy(daily_limit=20, max_concurrent=100, burst_limit=100, global_daily_calls=None)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[QuotaStore]:
+    quota_store: QuotaStore
+    if request.param == "sqlite":
+        quota_store = SQLiteQuotaStore(tmp_path / "data" / "quota.sqlite3")
+    else:
+        server = request.getfixturevalue("redis_server")
+        quota_store = RedisQuotaStore.from_url(server.url)
+    yield quota_store
+    await quota_store.close()
+
+
+async def charge_many(
+    store: QuotaStore, user: str, count: int, now: datetime, policy: QuotaPolicy, prefix: str = "job"
+) -> list[ChargeResult]:
+    """Charge and finish `count` jobs one after another (so concurrency never binds)."""
+    results = []
+    for index in range(count):
+        job_id = f"{user}:{prefix}:{index}"
+        result = await store.try_charge(user, job_id, 1, now, policy)
+        results.append(result)
+        if result.granted:
+            await store.finish(job_id, refund=False)
+    return results
+
+
+async def test_grants_up_to_the_daily_limit_then_refuses_until_midnight(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=3, max_concurrent=100, burst_limit=100)
+    results = await charge_many(store, "alice", 4, T0, policy)
+
+    assert [r.granted for r in results] == [True, True, True, False]
+    assert [r.remaining for r in results] == [2, 1, 0, 0]
+    refused = results[-1]
+    assert refused.reason is Refusal.DAILY_LIMIT
+    assert refused.limit == 3
+    assert refused.retry_after is None
+    assert refused.resets_at == datetime(2025, 6, 11, tzinfo=UTC)
+    assert refused.resets_at.tzinfo is not None
+
+    usage = await store.usage("alice", T0, policy)
+    assert (usage.used, usage.limit, usage.remaining, usage.extra) == (3, 3, 0, 0)
+    assert usage.day == date(2025, 6, 10)
+    # Another user is not affected.
+    assert (await store.try_charge("bob", "bob:1", 1, T0, policy)).granted
+
+
+async def test_day_rolls_over_at_midnight_in_the_configured_zone(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=1, max_concurrent=100, burst_limit=100, timezone="Europe/Berlin")
+    before = datetime(2025, 6, 10, 21, 59, 59, tzinfo=UTC)  # 23:59:59 in Berlin (CEST)
+    after = datetime(2025, 6, 10, 22, 0, 0, tzinfo=UTC)  # 00:00:00 in Berlin
+
+    first = await store.try_charge("alice", "a1", 1, before, policy)
+    assert first.granted
+    assert first.resets_at == datetime(2025, 6, 11, tzinfo=BERLIN) == after
+    await store.finish("a1", refund=False)
+
+    late = await store.try_charge("alice", "a2", 1, before + timedelta(milliseconds=500), policy)
+    assert late.reason is Refusal.DAILY_LIMIT
+    assert late.resets_at == after
+
+    next_day = await store.try_charge("alice", "a3", 1, after, policy)
+    assert next_day.granted
+    assert next_day.remaining == 0
+    assert next_day.resets_at == datetime(2025, 6, 12, tzinfo=BERLIN)
+    usage = await store.usage("alice", after, policy)
+    assert (usage.day, usage.used) == (date(2025, 6, 11), 1)
+    # In UTC it is still June 10th: a UTC policy sees the other day's counter.
+    assert (await store.usage("alice", after, QuotaPolicy(daily_limit=1))).used == 1
+    assert (await store.usage("alice", before, policy)).used == 1
+
+
+async def test_resets_at_follows_daylight_saving_changes(store: QuotaStore) -> None:
+    policy = QuotaPolicy(timezone="Europe/Berlin")
+    # 2025-03-30 is 23 hours long in Berlin: midnight before is CET (+1), midnight after is CEST (+2).
+    start = await store.try_charge("alice", "dst1", 1, datetime(2025, 3, 29, 12, tzinfo=UTC), policy)
+    assert start.resets_at == datetime(2025, 3, 29, 23, tzinfo=UTC)
+    end = await store.try_charge("alice", "dst2", 1, datetime(2025, 3, 30, 12, tzinfo=UTC), policy)
+    assert end.resets_at == datetime(2025, 3, 30, 22, tzinfo=UTC)
+    # Subtract as instants: Python subtracts wall clocks when both sides share one tzinfo.
+    assert end.resets_at.astimezone(UTC) - start.resets_at.astimezone(UTC) == timedelta(hours=23)
+    assert end.resets_at.utcoffset() == timedelta(hours=2)
+
+
+async def test_concurrency_limit_and_release_by_finish(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=2, burst_limit=100, max_job_s=300)
+    assert (await store.try_charge("alice", "c1", 1, T0, policy)).granted
+    assert (await store.try_charge("alice", "c2", 1, T0 + timedelta(seconds=10), policy)).granted
+    assert (await store.usage("alice", T0 + timedelta(seconds=20), policy)).active_jobs == 2
+
+    busy = await store.try_charge("alice", "c3", 1, T0 + timedelta(seconds=20), policy)
+    assert busy.reason is Refusal.CONCURRENCY
+    assert busy.retry_after == 280  # worst case: when c1's lease runs out
+    assert busy.remaining == 18
+    # Other users have their own slots.
+    assert (await store.try_charge("bob", "b1", 1, T0 + timedelta(seconds=20), policy)).granted
+
+    assert await store.finish("c1", refund=False)
+    freed = await store.try_charge("alice", "c3", 1, T0 + timedelta(seconds=21), policy)
+    assert freed.granted
+    assert freed.remaining == 17  # c1 was finished, not refunded
+
+
+async def test_a_slot_whose_job_never_finishes_expires_after_its_lease(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=1, burst_limit=100, max_job_s=300)
+    assert (await store.try_charge("alice", "dead", 1, T0, policy)).granted  # its process dies
+    still = await store.try_charge("alice", "next", 1, T0 + timedelta(seconds=299), policy)
+    assert still.reason is Refusal.CONCURRENCY
+    assert still.retry_after == 1
+
+    later = T0 + timedelta(seconds=300)
+    assert (await store.usage("alice", later, policy)).active_jobs == 0
+    assert (await store.try_charge("alice", "next", 1, later, policy)).granted
+    # The expired job keeps its charge and can still be finished (and refunded) late.
+    assert (await store.usage("alice", later, policy)).used == 2
+    assert await store.finish("dead", refund=True)
+    assert (await store.usage("alice", later, policy)).used == 1
+
+
+async def test_burst_rate_is_a_sliding_window(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=100, burst_limit=3, burst_window_s=60)
+    for offset in (0, 10, 20):
+        result = await store.try_charge("alice", f"r{offset}", 1, T0 + timedelta(seconds=offset), policy)
+        assert result.granted
+
+    too_fast = await store.try_charge("alice", "r30", 1, T0 + timedelta(seconds=30), policy)
+    assert too_fast.reason is Refusal.RATE
+    assert too_fast.retry_after == 30  # the photo of T0 leaves the window at T0 + 60
+    almost = await store.try_charge("alice", "r59", 1, T0 + timedelta(seconds=59.5), policy)
+    assert almost.reason is Refusal.RATE
+    assert almost.retry_after == 1
+
+    # Sliding, not fixed: at T0+60 only the first photo has left, so exactly one more fits.
+    assert (await store.try_charge("alice", "r60", 1, T0 + timedelta(seconds=60), policy)).granted
+    again = await store.try_charge("alice", "r61", 1, T0 + timedelta(seconds=61), policy)
+    assert again.reason is Refusal.RATE
+    assert again.retry_after == 9
+    # Refusals did not count against the window or the day.
+    assert (await store.usage("alice", T0 + timedelta(seconds=61), policy)).used == 4
+    assert (await store.try_charge("bob", "b1", 1, T0 + timedelta(seconds=61), policy)).granted
+
+
+async def test_global_cap_counts_billed_calls_of_everyone(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=100, burst_limit=100, global_daily_calls=5)
+    assert (await store.try_charge("alice", "g1", 3, T0, policy)).granted
+    over = await store.try_charge("bob", "g2", 3, T0, policy)
+    assert over.reason is Refusal.GLOBAL_CAP
+    assert over.remaining == 20  # bob's own quota is untouched
+    assert over.resets_at == datetime(2025, 6, 11, tzinfo=UTC)
+    assert (await store.try_charge("bob", "g3", 2, T0, policy)).granted  # exactly at the cap
+    assert (await store.try_charge("carol", "g4", 1, T0, policy)).reason is Refusal.GLOBAL_CAP
+    assert (await store.try_charge("carol", "g5", 0, T0, policy)).granted  # offline: no billed call
+
+    assert (await store.stats(T0, policy)).global_calls == 5
+    assert await store.finish("g1", refund=True)  # gives back alice's 3 calls
+    assert (await store.stats(T0, policy)).global_calls == 2
+    assert (await store.try_charge("carol", "g6", 3, T0, policy)).granted
+    # A new day has a new budget.
+    tomorrow = T0 + timedelta(days=1)
+    assert (await store.try_charge("dave", "g7", 5, tomorrow, policy)).granted
+    assert (await store.stats(tomorrow, policy)).global_calls == 5
+
+
+async def test_block_and_unblock(store: QuotaStore) -> None:
+    assert await store.block("mallory")
+    assert not await store.block("mallory")
+    refused = await store.try_charge("mallory", "m1", 1, T0, LOOSE)
+    assert refused.reason is Refusal.BLOCKED
+    assert (await store.try_charge("mallory", "m2", 1, T0, LOOSE, admin=True)).reason is Refusal.BLOCKED
+    usage = await store.usage("mallory", T0, LOOSE)
+    assert usage.blocked
+    assert usage.used == 0
+
+    assert await store.unblock("mallory")
+    assert not await store.unblock("mallory")
+    assert not (await store.usage("mallory", T0, LOOSE)).blocked
+    assert (await store.try_charge("mallory", "m1", 1, T0, LOOSE)).granted  # a refused id is not remembered
+
+
+async def test_admins_bypass_every_limit_but_are_counted(store: QuotaStore) -> None:
+    strict = QuotaPolicy(daily_limit=1, max_concurrent=1, burst_limit=1, global_daily_calls=0)
+    for index in range(3):
+        result = await store.try_charge("root", f"adm{index}", 2, T0, strict, admin=True)
+        assert result.granted
+        assert result.remaining == 0
+
+    usage = await store.usage("root", T0, strict)
+    assert (usage.used, usage.active_jobs) == (3, 3)
+    stats = await store.stats(T0, strict)
+    assert (stats.charged, stats.global_calls) == (3, 6)
+    assert stats.top_users == (UserCount("root", 3),)
+    # The same user without admin rights is held to the limits.
+    assert (await store.try_charge("root", "plain", 0, T0, strict)).reason is Refusal.DAILY_LIMIT
+
+
+async def test_grant_adds_extra_quota_for_that_day_only(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=2, max_concurrent=100, burst_limit=100)
+    await charge_many(store, "alice", 2, T0, policy)
+    assert (await store.try_charge("alice", "x", 1, T0, policy)).reason is Refusal.DAILY_LIMIT
+
+    usage = await store.grant("alice", 3, T0, policy)
+    assert (usage.used, usage.extra, usage.limit, usage.remaining) == (2, 3, 5, 3)
+    granted = await store.try_charge("alice", "x", 1, T0, policy)
+    assert granted.granted
+    assert (granted.limit, granted.remaining) == (5, 2)
+    assert (await store.grant("alice", 1, T0, policy)).limit == 6
+
+    tomorrow = await store.usage("alice", T0 + timedelta(days=1), policy)
+    assert (tomorrow.used, tomorrow.extra, tomorrow.limit) == (0, 0, 2)
+    with pytest.raises(ValueError, match="extra"):
+        await store.grant("alice", 0, T0, policy)
+
+
+async def test_refund_restores_the_photo_and_finish_is_idempotent(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=2, max_concurrent=1, burst_limit=100, global_daily_calls=10)
+    assert (await store.try_charge("alice", "f1", 4, T0, policy)).granted
+    assert await store.finish("f1", refund=True)
+    assert not await store.finish("f1", refund=True)
+    assert not await store.finish("f1", refund=False)
+
+    usage = await store.usage("alice", T0, policy)
+    assert (usage.used, usage.remaining, usage.active_jobs) == (0, 2, 0)
+    stats = await store.stats(T0, policy)
+    assert (stats.charged, stats.refunded, stats.global_calls) == (1, 1, 0)
+
+    assert (await store.try_charge("alice", "f2", 4, T0, policy)).granted
+    assert await store.finish("f2", refund=False)
+    assert not await store.finish("f2", refund=True)  # the first finish decided: no late refund
+    assert (await store.usage("alice", T0, policy)).used == 1
+    assert (await store.stats(T0, policy)).global_calls == 4
+    assert not await store.finish("never-charged", refund=True)
+
+
+async def test_charging_the_same_job_twice_returns_the_original_grant(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=1, burst_limit=100, global_daily_calls=10)
+    first = await store.try_charge("alice", "tg:1:42", 2, T0, policy)
+    assert first.granted
+    assert not first.duplicate
+
+    # A redelivery, even later and while the only slot is taken by this very job.
+    again = await store.try_charge("alice", "tg:1:42", 2, T0 + timedelta(seconds=5), policy)
+    assert again.granted
+    assert again.duplicate
+    assert (again.remaining, again.limit, again.resets_at) == (first.remaining, first.limit, first.resets_at)
+
+    await store.finish("tg:1:42", refund=False)
+    after_finish = await store.try_charge("alice", "tg:1:42", 2, T0 + timedelta(seconds=6), policy)
+    assert after_finish.duplicate
+
+    usage = await store.usage("alice", T0, policy)
+    assert usage.used == 1
+    stats = await store.stats(T0, policy)
+    assert (stats.charged, stats.global_calls) == (1, 2)
+
+
+async def test_stats_report_the_day(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=2, max_concurrent=100, burst_limit=100, global_daily_calls=100)
+    await charge_many(store, "alice", 3, T0, policy)  # 2 granted, 1 DAILY_LIMIT
+    await charge_many(store, "bob", 2, T0, policy)
+    await charge_many(store, "carol", 1, T0, policy)
+    await charge_many(store, "aaron", 2, T0, policy)
+    assert (await store.try_charge("aaron", "aaron:x", 1, T0, policy)).reason is Refusal.DAILY_LIMIT
+    await store.block("mallory")
+    await store.try_charge("mallory", "m", 1, T0, policy)
+    # carol gets one extra photo, and the job it pays for fails on our side: refunded.
+    await store.grant("carol", 1, T0, policy)
+    assert (await store.try_charge("carol", "carol:r", 3, T0, policy)).granted
+    assert await store.finish("carol:r", refund=True)
+
+    stats = await store.stats(T0, policy, top=3)
+    assert stats.day == date(2025, 6, 10)
+    assert stats.charged == 8
+    assert stats.refunded == 1
+    assert stats.global_calls == 7
+    assert stats.global_cap == 100
+    assert dict(stats.refusals) == {
+        Refusal.BLOCKED: 1,
+        Refusal.DAILY_LIMIT: 2,
+        Refusal.GLOBAL_CAP: 0,
+        Refusal.CONCURRENCY: 0,
+        Refusal.RATE: 0,
+    }
+    # Ties are broken by name; carol is out of the top 3 (1 net photo).
+    assert stats.top_users == (UserCount("aaron", 2), UserCount("alice", 2), UserCount("bob", 2))
+    everyone = await store.stats(T0, policy)
+    assert everyone.top_users[-1] == UserCount("carol", 1)
+    assert len(everyone.top_users) == 4
+
+    empty = await store.stats(T0 + timedelta(days=1), policy)
+    assert (empty.charged, empty.refunded, empty.global_calls, empty.top_users) == (0, 0, 0, ())
+    assert set(empty.refusals.values()) == {0}
+
+
+async def test_bad_arguments_are_refused_before_touching_the_store(store: QuotaStore) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        await store.try_charge("alice", "j", 1, datetime(2025, 6, 10, 12), LOOSE)
+    with pytest.raises(ValueError, match="calls"):
+        await store.try_charge("alice", "j", -1, T0, LOOSE)
+    with pytest.raises(ValueError, match="job_id"):
+        await store.try_charge("alice", "", 1, T0, LOOSE)
+    assert (await store.usage("alice", T0, LOOSE)).used == 0
+
+
+def test_policy_rejects_unknown_zones_and_negative_limits() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        QuotaPolicy(timezone="Mars/Olympus_Mons")
+    with pytest.raises(ValueError, match="daily_limit"):
+        QuotaPolicy(daily_limit=-1)
+    assert QuotaPolicy().timezone == "UTC"
