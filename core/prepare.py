@@ -96,6 +96,7 @@ _SCALABLE_WHILE_DECODING = frozenset({"JPEG", "MPO"})
 # 44.2 dB, BICUBIC 63 ms / 45.5 dB, LANCZOS 101 ms / 45.9 dB.
 _RESIZE_FILTER = Image.Resampling.BILINEAR
 
+_ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transposition that shows the image upright (as ImageOps.exif_transpose).
 _UPRIGHT: dict[int, Image.Transpose] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -147,10 +148,17 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
     try:
         source_format = decoding.format or image_format
         icc_profile = _icc_profile(decoding)
-        orientation = _orientation_to_apply(decoding, exif)
         decoded = _decode(decoding, limits)
+        orientation = _valid_orientation(exif.orientation)
+        by_decoder = _orientation_applied_by_decoder(decoded, orientation)
+        if by_decoder is not None:
+            orientation = by_decoder
+            if orientation >= 5:  # the decoder reported the size of the upright image
+                width, height = height, width
         pixels = _downscale(resampleable(decoded), limits)
-        upright = _orient(to_srgb(pixels, icc_profile), orientation)
+        upright = to_srgb(pixels, icc_profile)
+        if by_decoder is None:
+            upright = _orient(upright, orientation)
         if upright is decoding:
             upright = upright.copy()  # detach from the file object, which holds the upload's bytes
     finally:
@@ -257,17 +265,25 @@ def _icc_profile(image: Image.Image) -> bytes | None:
     return profile if isinstance(profile, bytes) and profile else None
 
 
-def _orientation_to_apply(image: Image.Image, exif: ExifData) -> int:
-    """The EXIF orientation still to apply: 1 when the decoder applies it itself.
-
-    pillow-heif hands HEIF images over already rotated as the container says (it marks them with
-    info["original_orientation"]); every other decoder leaves the pixels as stored. Values
-    outside 1..8 mean no rotation.
-    """
-    if "original_orientation" in image.info:
-        return 1
-    orientation = exif.orientation
+def _valid_orientation(orientation: int | None) -> int:
+    """An EXIF orientation as 1..8; anything else (absent, 0, 9) means no rotation."""
     return orientation if orientation is not None and 1 <= orientation <= 8 else 1
+
+
+def _orientation_applied_by_decoder(decoded: Image.Image, exif_orientation: int) -> int | None:
+    """The orientation the decoder already applied while decoding; None when it left that to us.
+
+    pillow-heif hands HEIF images over rotated as the container says and keeps the file's EXIF
+    orientation in info["original_orientation"]. Pillow's TIFF plugin (Pillow 13) turns the image
+    upright in `load()` and then deletes the Orientation tag, so a TIFF that has lost the tag by
+    now was rotated by the value read before decoding. Every other decoder leaves pixels as stored.
+    """
+    if "original_orientation" in decoded.info:
+        original = decoded.info["original_orientation"]
+        return _valid_orientation(original if isinstance(original, int) else None)
+    if isinstance(decoded, TiffImagePlugin.TiffImageFile) and _ORIENTATION_TAG not in decoded.tag_v2:
+        return exif_orientation
+    return None
 
 
 def _decode(image: ImageFile.ImageFile, limits: ImageLimits) -> Image.Image:

@@ -28,7 +28,7 @@ from bot.queue import (
 from tests.conftest import RedisServer
 
 VT = 0.5  # a visibility timeout short enough to wait out for real
-BACKOFF = 0.2
+BACKOFF = 0.3
 
 
 class Backend:
@@ -210,23 +210,24 @@ async def test_expired_lease_is_reclaimed_and_the_stale_lease_rejected(
 
 
 async def test_extend_keeps_a_long_job_leased(backend: Backend, queue: JobQueue) -> None:
+    timeout = 1.0  # long enough that the "still leased" checks have slack on a busy machine
     await enqueue_many(queue, backend.now, 1)
-    lease = await queue.claim("w1", backend.now, VT)
+    lease = await queue.claim("w1", backend.now, timeout)
     assert lease is not None
 
-    await backend.advance(VT * 0.6)
-    extended = await queue.extend(lease, backend.now, VT)
+    await backend.advance(timeout * 0.6)
+    extended = await queue.extend(lease, backend.now, timeout)
     assert extended is not None
-    assert extended.deadline == pytest.approx(backend.now + VT)
+    assert extended.deadline == pytest.approx(backend.now + timeout)
     assert (extended.token, extended.attempt) == (lease.token, lease.attempt)
-    await backend.advance(VT * 0.6)  # past the original deadline, within the extended one
+    await backend.advance(timeout * 0.6)  # past the original deadline, within the extended one
     assert await queue.claim("w2", backend.now, 30) is None
 
-    await backend.advance(VT * 0.6)  # the heartbeats stopped: the lease runs out
+    await backend.advance(timeout * 0.6)  # the heartbeats stopped: the lease runs out
     taken_over = await queue.claim("w2", backend.now, 30)
     assert taken_over is not None
     assert taken_over.attempt == 2
-    assert await queue.extend(extended, backend.now, VT) is None
+    assert await queue.extend(extended, backend.now, timeout) is None
 
 
 async def test_failures_retry_after_a_backoff_then_dead_letter(backend: Backend, queue: JobQueue) -> None:
@@ -242,7 +243,7 @@ async def test_failures_retry_after_a_backoff_then_dead_letter(backend: Backend,
         assert await queue.claim("w1", backend.now, 30) is None  # waiting out the backoff
         stats = await queue.stats(backend.now)
         assert (stats.queued, stats.in_flight) == (1, 0)
-        await backend.advance(BACKOFF * 2**attempt + 0.1)
+        await backend.advance(BACKOFF * 2 ** (attempt - 1) + 0.15)  # 1x, then 2x the base
 
     last = await queue.claim("w1", backend.now, 30)
     assert last is not None

@@ -133,7 +133,8 @@ def test_hide_location_removes_gps_everywhere(tmp_path: Path) -> None:
     photo = write_photo(tmp_path / "a.jpg")
     _, text_out, _ = run("analyze", str(photo), "--features", "none", "--hide-location")
     _, json_out, _ = run("analyze", str(photo), "--features", "none", "--hide-location", "--json")
-    assert "33.8" not in text_out and "openstreetmap" not in text_out
+    assert "33.8" not in text_out
+    assert "openstreetmap" not in text_out
     assert "latitude" not in json.loads(json_out)["exif"]
 
 
@@ -218,9 +219,8 @@ def test_rekognition_results_in_json_with_boxes(tmp_path: Path, rekognition: Fak
     person = next(o for o in doc["objects"] if o["name"] == "Person")
     assert person["box"] == [PERSON_BOX["Left"], PERSON_BOX["Top"], PERSON_BOX["Width"], PERSON_BOX["Height"]]
     assert 0 < person["confidence"] <= 1
-    assert (
-        doc["faces"] and doc["faces"][0]["attributes"]["age_low"] <= doc["faces"][0]["attributes"]["age_high"]
-    )
+    attributes = doc["faces"][0]["attributes"]
+    assert attributes["age_low"] <= attributes["age_high"]
     assert [t["text"] for t in doc["text"]] == [TEXT_LINE]
     assert doc["moderation"]
     operations = sorted(r.operation for r in rekognition.requests)

@@ -1,0 +1,185 @@
+"""The service layer adapters call: submit a photo, ask about quota, and the admin functions.
+
+`submit` answers at once with a verdict the adapter can show ("queued, 2 ahead of you" or why
+not); the work itself happens later in `bot.worker`. The order inside `submit` is what keeps
+"nothing lost, charged twice or answered twice": the charge and the job are both keyed by the
+platform message, so a redelivered message finds the same charge and the same job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.access import AccessPolicy
+from bot.queue.base import JobQueue, QueueError
+from bot.quota.base import QuotaStore, QuotaStoreUnavailable
+from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
+from bot.requests import PhotoRequest
+from core.models import Feature
+
+Clock = Callable[[], datetime]
+
+TRY_AGAIN_SHORTLY = "The bot is busy right now; please try again shortly."
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The photo is stored and will be answered; `duplicate` when this message was already accepted."""
+
+    job_id: str
+    ahead: int
+    duplicate: bool
+    remaining: int
+
+    @property
+    def message(self) -> str:
+        """The quick acknowledgement an adapter may show while the photo waits."""
+        if self.ahead:
+            return f"Got it: queued, {self.ahead} ahead of you."
+        return "Got it: analysing your photo."
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Not accepted, and not charged; `message` is friendly and says when to try again if it can."""
+
+    reason: str
+    message: str
+    retry_after: int | None = None
+
+
+Verdict = Accepted | Refused
+
+
+def billed_calls(features: frozenset[Feature], capabilities: frozenset[Feature]) -> int:
+    """Recognizer calls one photo costs: one per feature, labels and properties sharing DetectLabels."""
+    run = features & capabilities
+    return len(run) - (1 if {Feature.LABELS, Feature.PROPERTIES} <= run else 0)
+
+
+def describe_reset(resets_at: datetime, now: datetime) -> str:
+    """ "at 00:00 UTC (in 5 h 12 min)": when a daily limit ends, in the quota's zone and as a delay."""
+    seconds = max(int((resets_at - now).total_seconds()), 0)
+    hours, minutes = divmod(seconds // 60, 60)
+    delay = f"{hours} h {minutes} min" if hours else f"{max(minutes, 1)} min"
+    return f"at {resets_at:%H:%M} {resets_at.tzname()} (in {delay})"
+
+
+def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) -> str:
+    """The sentence shown for a quota refusal: what limit was hit and when it lifts."""
+    reset = describe_reset(charge.resets_at, now)
+    match charge.reason:
+        case Refusal.BLOCKED:
+            return "You can't use this bot at the moment. Ask its operator if you think this is a mistake."
+        case Refusal.DAILY_LIMIT:
+            return f"You have used all {charge.limit} photos for today. Your quota resets {reset}."
+        case Refusal.GLOBAL_CAP:
+            return f"The bot has reached its analysis budget for today. It resets {reset}."
+        case Refusal.CONCURRENCY:
+            return (
+                f"You already have {policy.max_concurrent} photos being analysed. "
+                "Send this one again when they are done."
+            )
+        case Refusal.RATE:
+            return (
+                f"Slow down a little: at most {policy.burst_limit} photos per {policy.burst_window_s:g} s. "
+                f"Try again in {charge.retry_after or 1} s."
+            )
+    return TRY_AGAIN_SHORTLY
+
+
+class PhotoService:
+    """Submission and quota questions, for every adapter; holds no per-platform knowledge."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        quota: QuotaStore,
+        policy: QuotaPolicy,
+        access: AccessPolicy,
+        capabilities: frozenset[Feature],
+        max_bytes: int,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.queue = queue
+        self.quota = quota
+        self.policy = policy
+        self.access = access
+        self.capabilities = capabilities
+        self.max_bytes = max_bytes
+        self.clock = clock
+
+    async def submit(self, request: PhotoRequest) -> Verdict:
+        """Check access, size and quota, charge, and store the job; all before the adapter acks.
+
+        The charge comes first and is keyed by the message, so a crash between charging and
+        storing is healed by the platform's redelivery (same key: no second charge); a store
+        failure after charging refunds at once.
+        """
+        if not self.access.permits(request):
+            return Refused("not_allowed", "This bot is not enabled here.")
+        if request.file.size is not None and request.file.size > self.max_bytes:
+            return Refused(
+                "too_large",
+                f"That file is {request.file.size / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} MB.",
+            )
+        now = self.clock()
+        key = request.idempotency_key
+        try:
+            charge = await self.quota.try_charge(
+                request.user_key,
+                key,
+                billed_calls(request.features, self.capabilities),
+                now,
+                self.policy,
+                admin=self.access.is_admin(request.user_key),
+            )
+        except QuotaStoreUnavailable:
+            return Refused("unavailable", TRY_AGAIN_SHORTLY)
+        if not charge.granted:
+            return Refused(
+                str(charge.reason).lower(), refusal_message(charge, self.policy, now), charge.retry_after
+            )
+        try:
+            stored = await self.queue.enqueue(key, request.user_key, request.to_json(), now.timestamp())
+        except QueueError:
+            if not charge.duplicate:
+                await self._refund_quietly(key)
+            return Refused("unavailable", TRY_AGAIN_SHORTLY)
+        return Accepted(
+            job_id=stored.job_id,
+            ahead=stored.ahead,
+            duplicate=charge.duplicate or not stored.created,
+            remaining=charge.remaining,
+        )
+
+    async def _refund_quietly(self, key: str) -> None:
+        # If even this fails, the slot's lease (policy.max_job_s) frees it; the day's charge stays.
+        with contextlib.suppress(QuotaStoreUnavailable):
+            await self.quota.finish(key, refund=True)
+
+    async def usage(self, user_key: str) -> Usage:
+        """What `/quota` shows: used, left, and when it resets."""
+        return await self.quota.usage(user_key, self.clock(), self.policy)
+
+    async def grant(self, user_key: str, extra: int) -> Usage:
+        """Give a user `extra` photos for today (an admin's action)."""
+        return await self.quota.grant(user_key, extra, self.clock(), self.policy)
+
+    async def block(self, user_key: str) -> bool:
+        return await self.quota.block(user_key)
+
+    async def unblock(self, user_key: str) -> bool:
+        return await self.quota.unblock(user_key)
+
+    async def stats(self) -> Stats:
+        """Today's usage statistics for admins."""
+        return await self.quota.stats(self.clock(), self.policy)
