@@ -17,6 +17,9 @@ from typing import TextIO
 from tqdm import tqdm
 
 from bot.analysis_json import analysis_json, error_json
+from bot.operator_cli import add_operator_commands, run_operator_command
+from bot.queue import QueueError
+from bot.quota import QuotaStoreError
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.wiring import build_recognizer
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even for several photos"
     )
+    add_operator_commands(sub)
     return parser
 
 
@@ -200,7 +204,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return EXIT_USAGE
     if args.command == "analyze":
         return asyncio.run(_analyze_all(args, settings, out, err))
-    return EXIT_USAGE  # pragma: no cover - argparse requires a known command
+    try:
+        return asyncio.run(run_operator_command(args, settings, out))
+    except (QuotaStoreError, QueueError, ValueError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_SOME_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,11 +10,14 @@ the parts that need them; nothing deep in the code reads settings on its own.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from core.limits import ImageLimits
 from core.models import DEFAULT_FEATURES, Feature
@@ -44,7 +47,7 @@ class Settings(BaseSettings):
         description="Recognizer: auto (Rekognition when AWS credentials are found), rekognition, or none.",
     )
     features: Annotated[
-        frozenset[Feature], Field(description="Analyses run by default, comma separated.")
+        frozenset[Feature], NoDecode, Field(description="Analyses run by default, comma separated.")
     ] = DEFAULT_FEATURES
     max_input_bytes: int = Field(25_000_000, ge=1_000, description="Largest photo file accepted, in bytes.")
     max_pixels: int = Field(100_000_000, ge=10_000, description="Largest photo accepted, in pixels.")
@@ -74,6 +77,42 @@ class Settings(BaseSettings):
         True, description="Show GPS coordinates and a map link in the CLI summary."
     )
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite files and other state.")
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL for the queue and quotas (several replicas); default: SQLite in data_dir.",
+    )
+    quota_daily_limit: int = Field(20, ge=0, description="Photos per user per day.")
+    quota_max_concurrent: int = Field(
+        2, ge=1, description="Photos per user in the queue or in progress at once."
+    )
+    quota_burst_limit: int = Field(5, ge=1, description="Photos per user within quota_burst_window_s.")
+    quota_burst_window_s: float = Field(60.0, gt=0, description="The burst window, in seconds.")
+    quota_global_daily_calls: int | None = Field(
+        1000, ge=0, description="Recognizer calls per day for everyone together (cost guard); empty = no cap."
+    )
+    quota_timezone: str = Field("UTC", description="Time zone whose midnight starts a new quota day.")
+    quota_charge_user_errors: bool = Field(
+        False, description="Keep the charge when a photo fails through the user's own bad input."
+    )
+    admins: Annotated[
+        frozenset[str], NoDecode, Field(description="Admin users, e.g. telegram:123,slack:T1:U2.")
+    ] = frozenset()
+    allowed_chats: Annotated[
+        frozenset[str],
+        NoDecode,
+        Field(description="Chats/workspaces allowed (empty = all), e.g. telegram:-100123."),
+    ] = frozenset()
+    blocked_chats: Annotated[frozenset[str], NoDecode, Field(description="Chats/workspaces refused.")] = (
+        frozenset()
+    )
+    job_timeout_s: float = Field(120.0, gt=0, description="Longest time one photo may take.")
+    job_visibility_timeout_s: float = Field(
+        60.0, gt=0, description="A job whose worker stops heart-beating is retried after this long."
+    )
+    job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is dead-lettered.")
+    worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process handles at once.")
+    worker_processes: int = Field(0, ge=0, description="Processes for image work; 0 = one per CPU core.")
+    shutdown_grace_s: float = Field(20.0, ge=0, description="Time in-flight jobs get to finish on shutdown.")
 
     @field_validator("features", mode="before")
     @classmethod
@@ -81,6 +120,28 @@ class Settings(BaseSettings):
         """Accept "labels,faces" from the environment as well as a list."""
         if isinstance(value, str):
             return parse_features(value)
+        return value
+
+    @field_validator("admins", "allowed_chats", "blocked_chats", mode="before")
+    @classmethod
+    def _parse_names(cls, value: object) -> object:
+        """Accept "telegram:1, slack:T2" from the environment as well as a list."""
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("quota_global_daily_calls", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
         return value
 
     def image_limits(self) -> ImageLimits:
@@ -118,3 +179,8 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
             name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
         raise SettingsError("Invalid setting(s):\n  " + "\n  ".join(problems)) from None
+    except SourceError as exc:
+        # pydantic-settings could not even parse a value; its message names the field, not the variable.
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + match.group(1).upper() if match else "a setting"
+        raise SettingsError(f"Invalid setting(s):\n  {name}: could not be parsed") from None

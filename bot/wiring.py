@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.access import AccessPolicy
+from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
+from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
+from bot.service import PhotoService
 from bot.settings import BackendChoice, Settings
+from core.models import Feature
 from core.recognizers.base import NullRecognizer, Recognizer
 from core.recognizers.rekognition import RekognitionRecognizer, aws_credentials_available
 
@@ -52,3 +57,60 @@ def build_recognizer(settings: Settings, choice: BackendChoice | None = None) ->
     if wanted == "rekognition" or aws_credentials_available():
         return RecognizerChoice(build_rekognition(settings))
     return RecognizerChoice(NullRecognizer(), NO_BACKEND_NOTE)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The durable state: the job queue and the quota store, both SQLite or both Redis."""
+
+    queue: JobQueue
+    quota: QuotaStore
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.quota.close()
+
+
+def quota_policy(settings: Settings) -> QuotaPolicy:
+    """The quota limits from settings; a slot's lease outlives the longest job a worker may run."""
+    return QuotaPolicy(
+        daily_limit=settings.quota_daily_limit,
+        max_concurrent=settings.quota_max_concurrent,
+        burst_limit=settings.quota_burst_limit,
+        burst_window_s=settings.quota_burst_window_s,
+        global_daily_calls=settings.quota_global_daily_calls,
+        timezone=settings.quota_timezone,
+        max_job_s=settings.job_timeout_s * settings.job_max_attempts + settings.job_visibility_timeout_s,
+    )
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    return AccessPolicy(
+        admins=settings.admins, allowed=settings.allowed_chats, blocked=settings.blocked_chats
+    )
+
+
+def build_stores(settings: Settings) -> Stores:
+    """Redis when a URL is set (replicas share work and quotas), else SQLite files in the data folder."""
+    if settings.redis_url:
+        return Stores(
+            queue=RedisJobQueue(settings.redis_url, max_attempts=settings.job_max_attempts),
+            quota=RedisQuotaStore.from_url(settings.redis_url),
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Stores(
+        queue=SqliteJobQueue(settings.data_dir / "queue.sqlite3", max_attempts=settings.job_max_attempts),
+        quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3"),
+    )
+
+
+def build_service(settings: Settings, stores: Stores, capabilities: frozenset[Feature]) -> PhotoService:
+    """The service adapters submit to, with the limits and lists from settings."""
+    return PhotoService(
+        queue=stores.queue,
+        quota=stores.quota,
+        policy=quota_policy(settings),
+        access=access_policy(settings),
+        capabilities=capabilities,
+        max_bytes=settings.max_input_bytes,
+    )

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 # Rekognition takes at most 5 MB of image bytes; a decimal 5 MB stays under it whichever way
 # "MB" is read (5,000,000 < 5 MiB).
 REKOGNITION_MAX_BYTES = 5_000_000
-# The smallest `max_jpeg_bytes` accepted. A 1920 px JPEG of pure noise at quality 40 is about
-# 1 MB, so with a limit in the megabytes only the quality is ever lowered; a tiny limit would
-# force the image itself down to a size too small to analyse.
+# The smallest `max_jpeg_bytes` accepted. Even pure noise at 1920x1920 px is about 3 MB at
+# quality 85 and 1.5 MB at 45, so with a limit in the megabytes the image is never shrunk; a tiny
+# limit would force it down to a size too small to analyse.
 MIN_JPEG_BYTES = 64_000
 
 

@@ -89,11 +89,16 @@ def sniff_format(data: bytes) -> str:
     if not data:
         raise UnsupportedFormat("an empty file")
     image_format = _image_format(data)
-    if image_format == AVIF and not features.check_module("avif"):
+    if image_format == AVIF and not pillow_decodes_avif():
         raise UnsupportedFormat("an AVIF image")
     if image_format is not None:
         return image_format
     raise UnsupportedFormat(describe(data))
+
+
+def pillow_decodes_avif() -> bool:
+    """Whether this Pillow was built with libavif (wheels of Pillow 11.3 and later are)."""
+    return bool(features.check_module("avif"))
 
 
 def _image_format(data: bytes) -> str | None:

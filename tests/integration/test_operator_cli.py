@@ -1,0 +1,63 @@
+"""`photodetective quota ...` and `photodetective jobs ...` against the same stores the bot uses."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.queue import SqliteJobQueue
+
+
+@pytest.fixture(autouse=True)
+def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PHOTODETECTIVE_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PHOTODETECTIVE_QUOTA_DAILY_LIMIT", "3")
+    return tmp_path / "state"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out, err=io.StringIO())
+    return code, out.getvalue()
+
+
+def test_grant_block_and_unblock_change_what_show_reports() -> None:
+    assert run("quota", "show", "telegram:42")[1].startswith("telegram:42: 0 of 3 photos used")
+    assert "0 of 5 photos" in run("quota", "grant", "telegram:42", "2")[1]
+    assert run("quota", "block", "telegram:42")[1].strip() == "telegram:42 blocked"
+    assert "BLOCKED" in run("quota", "show", "telegram:42")[1]
+    assert run("quota", "block", "telegram:42")[1].strip() == "telegram:42 was already blocked"
+    assert run("quota", "unblock", "telegram:42")[1].strip() == "telegram:42 unblocked"
+    assert "5 left" in run("quota", "show", "telegram:42")[1]
+
+
+def test_grant_of_nothing_is_an_error() -> None:
+    code, _ = run("quota", "grant", "telegram:42", "0")
+    assert code == 1
+
+
+def test_jobs_stats_and_dead_letters(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def make_dead_job() -> None:
+        queue = SqliteJobQueue(data_dir / "queue.sqlite3")
+        await queue.enqueue("telegram:1:2", "telegram:7", {"x": 1}, time.time())
+        await queue.enqueue("telegram:1:3", "telegram:7", {"x": 2}, time.time())
+        lease = await queue.claim("w", time.time(), 30)
+        assert lease is not None
+        await queue.fail(lease, "recognizer down", time.time(), retryable=False)
+        await queue.close()
+
+    asyncio.run(make_dead_job())
+    code, stats = run("jobs", "stats")
+    assert code == 0
+    assert "queued 1, in flight 0, done 0, dead 1" in stats
+    code, dead = run("jobs", "dead")
+    assert "telegram:7" in dead
+    assert "recognizer down" in dead
