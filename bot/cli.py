@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.analysis_json import analysis_json, error_json
 from bot.operator_cli import add_operator_commands, run_operator_command
 from bot.queue import QueueError
 from bot.quota import QuotaStoreError
+from bot.runner import run_until_signalled
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.wiring import build_recognizer
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even for several photos"
     )
+    sub.add_parser("run", help="run the bot: every configured chat platform and the workers")
     add_operator_commands(sub)
     return parser
 
@@ -204,6 +207,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return EXIT_USAGE
     if args.command == "analyze":
         return asyncio.run(_analyze_all(args, settings, out, err))
+    if args.command == "run":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            asyncio.run(run_until_signalled(settings))
+        except SettingsError as exc:
+            print(str(exc), file=err)
+            return EXIT_USAGE
+        return EXIT_OK
     try:
         return asyncio.run(run_operator_command(args, settings, out))
     except (QuotaStoreError, QueueError, ValueError) as exc:

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     show_location_cli: bool = Field(
         True, description="Show GPS coordinates and a map link in the CLI summary."
     )
+    location_in_private: bool = Field(
+        True, description="Show a photo's GPS position (map link) in one-to-one chats."
+    )
+    location_in_groups: bool = Field(
+        False, description="Show a photo's GPS position in groups and channels (otherwise only a note)."
+    )
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite files and other state.")
     redis_url: str | None = Field(
         None,

@@ -134,7 +134,7 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
     if len(data) > limits.max_bytes:
         raise TooLarge(
             "too_many_bytes",
-            f"This file is {_megabytes(len(data))} MB; the limit is {_megabytes(limits.max_bytes)} MB.",
+            f"This file is {_file_size(len(data))}; the limit is {_file_size(limits.max_bytes)}.",
         )
     image_format = sniff.sniff_format(data)
     with _open(data, image_format) as probe:
@@ -176,8 +176,11 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
     )
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f}".removesuffix(".0")
+def _file_size(size: int) -> str:
+    """"31.4 MB", "25 MB", "120 KB": how people read file sizes."""
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:.1f}".removesuffix(".0") + " MB"
+    return f"{round(size / 1000)} KB"
 
 
 def _megapixels(pixels: int) -> str:
