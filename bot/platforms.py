@@ -9,9 +9,11 @@ platform is not configured, after saying so in one log line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Protocol
+
+from aiohttp import web
 
 from bot.ports import PhotoSource, ReplyPort
 from bot.service import PhotoService
@@ -39,6 +41,10 @@ class PlatformAdapter(Protocol):
 
     @property
     def replies(self) -> ReplyPort: ...
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        """HTTP routes this platform receives events on (webhooks), served on the one shared port."""
+        ...
 
     async def start(self) -> None:
         """Begin receiving events (long polling, a webhook server, a socket); returns once running."""

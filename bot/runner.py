@@ -16,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
+from aiohttp import web
+
 from bot.platforms import PlatformAdapter, load_adapters
 from bot.requests import PhotoRequest
 from bot.settings import Settings, SettingsError
@@ -50,6 +52,23 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness: the process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> web.AppRunner:
+    """One HTTP server for webhooks, Slack events and health, so a container exposes one port."""
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app.router.add_get("/healthz", healthz)
+    app.add_routes(routes)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    log.info("HTTP server on %s:%d", settings.http_host, settings.http_port)
+    return runner
+
+
 async def run_service(settings: Settings, stop: asyncio.Event) -> None:
     """Run until `stop` is set; raises SettingsError when no platform is configured."""
     choice = build_recognizer(settings)
@@ -75,6 +94,7 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
                 show_location=location_rule(settings),
                 pool=pool,
             )
+            http = await start_http(settings, [route for a in adapters for route in a.routes()])
             try:
                 for adapter in adapters:
                     await adapter.start()
@@ -89,6 +109,7 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
             finally:
                 for adapter in adapters:
                     await adapter.close()
+                await http.cleanup()
     finally:
         await stores.close()
 

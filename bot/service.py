@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.access import AccessPolicy
+from bot.preferences import PreferencesStore, PreferencesUnavailable
 from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
@@ -107,6 +108,8 @@ class PhotoService:
         access: AccessPolicy,
         capabilities: frozenset[Feature],
         max_bytes: int,
+        preferences: PreferencesStore,
+        default_features: frozenset[Feature],
         clock: Clock = utc_now,
     ) -> None:
         self.queue = queue
@@ -115,6 +118,8 @@ class PhotoService:
         self.access = access
         self.capabilities = capabilities
         self.max_bytes = max_bytes
+        self.preferences = preferences
+        self.default_features = default_features
         self.clock = clock
 
     async def submit(self, request: PhotoRequest) -> Verdict:
@@ -183,3 +188,30 @@ class PhotoService:
     async def stats(self) -> Stats:
         """Today's usage statistics for admins."""
         return await self.quota.stats(self.clock(), self.policy)
+
+    async def features_for(self, user_key: str) -> frozenset[Feature]:
+        """The analyses this user chose with /features, or the deployment's default."""
+        try:
+            stored = await self.preferences.get("features", user_key)
+        except PreferencesUnavailable:
+            return self.default_features
+        if stored is None:
+            return self.default_features
+        return frozenset(Feature(name) for name in stored.split(",") if name in Feature.__members__.values())
+
+    async def set_features(self, user_key: str, features: frozenset[Feature] | None) -> None:
+        """Remember a user's choice of analyses; None goes back to the default."""
+        value = None if features is None else ",".join(sorted(f.value for f in features))
+        await self.preferences.set("features", user_key, value)
+
+    async def analyses_every_photo(self, chat_key: str) -> bool | None:
+        """Whether a group chose to have every photo analysed (None: not chosen, the adapter's default)."""
+        try:
+            stored = await self.preferences.get("auto", chat_key)
+        except PreferencesUnavailable:
+            return None
+        return None if stored is None else stored == "1"
+
+    async def set_analyses_every_photo(self, chat_key: str, enabled: bool | None) -> None:
+        """A group admin's choice: analyse every photo, only when asked, or back to the default."""
+        await self.preferences.set("auto", chat_key, None if enabled is None else ("1" if enabled else "0"))

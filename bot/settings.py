@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -82,6 +82,35 @@ class Settings(BaseSettings):
     location_in_groups: bool = Field(
         False, description="Show a photo's GPS position in groups and channels (otherwise only a note)."
     )
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address of the HTTP server (webhooks, Slack events, health); 0.0.0.0 in a container.",
+    )
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of that HTTP server.")
+    telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
+    telegram_mode: Literal["polling", "webhook"] = Field("polling", description="How updates arrive.")
+    telegram_webhook_url: str | None = Field(
+        None,
+        description="Public HTTPS URL Telegram posts updates to (webhook mode), ending in /telegram/webhook.",
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode; required)."
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org", description="Bot API server (a local Bot API server, or a test fake)."
+    )
+    slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-...); enables Slack.")
+    slack_signing_secret: SecretStr | None = Field(None, description="Slack signing secret (HTTP mode).")
+    slack_app_token: SecretStr | None = Field(
+        None, description="Slack app-level token (xapp-..., Socket Mode)."
+    )
+    slack_mode: Literal["http", "socket"] = Field("http", description="Events over HTTP or Socket Mode.")
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests use a fake)."
+    )
+    slack_file_hosts: Annotated[
+        frozenset[str], NoDecode, Field(description="Hosts the bot token may be sent to for file downloads.")
+    ] = frozenset({"files.slack.com"})
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite files and other state.")
     redis_url: str | None = Field(
         None,
@@ -128,7 +157,7 @@ class Settings(BaseSettings):
             return parse_features(value)
         return value
 
-    @field_validator("admins", "allowed_chats", "blocked_chats", mode="before")
+    @field_validator("admins", "allowed_chats", "blocked_chats", "slack_file_hosts", mode="before")
     @classmethod
     def _parse_names(cls, value: object) -> object:
         """Accept "telegram:1, slack:T2" from the environment as well as a list."""

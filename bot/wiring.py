@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.access import AccessPolicy
+from bot.preferences import PreferencesStore, RedisPreferences, SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.service import PhotoService
@@ -65,10 +66,12 @@ class Stores:
 
     queue: JobQueue
     quota: QuotaStore
+    preferences: PreferencesStore
 
     async def close(self) -> None:
         await self.queue.close()
         await self.quota.close()
+        await self.preferences.close()
 
 
 def quota_policy(settings: Settings) -> QuotaPolicy:
@@ -96,11 +99,13 @@ def build_stores(settings: Settings) -> Stores:
         return Stores(
             queue=RedisJobQueue(settings.redis_url, max_attempts=settings.job_max_attempts),
             quota=RedisQuotaStore.from_url(settings.redis_url),
+            preferences=RedisPreferences(settings.redis_url),
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Stores(
         queue=SqliteJobQueue(settings.data_dir / "queue.sqlite3", max_attempts=settings.job_max_attempts),
         quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3"),
+        preferences=SQLitePreferences(settings.data_dir / "preferences.sqlite3"),
     )
 
 
@@ -113,4 +118,6 @@ def build_service(settings: Settings, stores: Stores, capabilities: frozenset[Fe
         access=access_policy(settings),
         capabilities=capabilities,
         max_bytes=settings.max_input_bytes,
+        preferences=stores.preferences,
+        default_features=settings.features,
     )

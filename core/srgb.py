@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 _WHITE = 255
 # What Pillow's ICC colour-space signature must be for a profile to describe a mode.
 _PROFILE_SPACE_FOR_MODE = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}
+_ICC_HEADER_SIZE = 128
 _HIGH_BIT_DEPTH = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 
@@ -104,6 +105,10 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 
 def _apply_profile(image: Image.Image, icc_profile: bytes) -> Image.Image | None:
     """The image converted from its embedded profile to sRGB, or None to ignore the profile."""
+    if len(icc_profile) < _ICC_HEADER_SIZE or int.from_bytes(icc_profile[:4], "big") > len(icc_profile):
+        # Cut short (an APP2 segment lost on the way): better untagged than guessed from a part.
+        logger.debug("ignoring a truncated ICC profile")
+        return None
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
         space = source.profile.xcolor_space.strip()
