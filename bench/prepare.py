@@ -155,7 +155,10 @@ def main() -> int:
     extra = {key: statistics.median(values) - base_rss for key, values in rss.items()}
     print(f"medians of {args.repeats} fresh processes each; baseline child RSS {base_rss:.0f} MB")
     print()
-    print("| size | ours ms | pyvips ms | naive ms | ours/pyvips | naive/ours | extra RSS MB ours / pyvips / naive |")
+    print(
+        "| size | ours ms | pyvips ms | naive ms | ours/pyvips | naive/ours "
+        "| extra RSS MB ours / pyvips / naive |"
+    )
     print("|---|---|---|---|---|---|---|")
     failures = []
     for mp in paths:
@@ -167,7 +170,9 @@ def main() -> int:
         if ours / vips > TARGET_VS_PYVIPS:
             failures.append(f"{mp} MP: ours/pyvips {ours / vips:.2f}x > {TARGET_VS_PYVIPS}x")
     if 24 in paths and ms[(24, "naive")] / ms[(24, "ours")] < TARGET_VS_NAIVE_24MP:
-        failures.append(f"24 MP: naive/ours {ms[(24, 'naive')] / ms[(24, 'ours')]:.1f}x < {TARGET_VS_NAIVE_24MP}x")
+        failures.append(
+            f"24 MP: naive/ours {ms[(24, 'naive')] / ms[(24, 'ours')]:.1f}x < {TARGET_VS_NAIVE_24MP}x"
+        )
     if 48 in paths and extra[(48, "ours")] > TARGET_RSS_48MP_MB:
         failures.append(f"48 MP: extra RSS {extra[(48, 'ours')]:.0f} MB > {TARGET_RSS_48MP_MB:.0f} MB")
     print()

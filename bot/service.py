@@ -73,25 +73,39 @@ def describe_reset(resets_at: datetime, now: datetime) -> str:
     return f"at {resets_at:%H:%M} {resets_at.tzname()} (in {delay})"
 
 
+def photos(count: int) -> str:
+    """ "1 photo", "3 photos": refusal messages are read by people."""
+    return f"{count} photo" if count == 1 else f"{count} photos"
+
+
+def megabytes(size: int) -> str:
+    """Bytes as decimal megabytes with one decimal where it matters: "25", "1.5", "0.3"."""
+    return f"{size / 1_000_000:.1f}".removesuffix(".0")
+
+
 def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) -> str:
-    """The sentence shown for a quota refusal: what limit was hit and when it lifts."""
-    reset = describe_reset(charge.resets_at, now)
+    """The sentence shown for a quota refusal: what limit was hit and when it lifts.
+
+    The reset time is shown in the quota's own zone (`policy.timezone`), whatever zone the store
+    handed back, because that is the midnight the limit is counted to.
+    """
+    reset = describe_reset(charge.resets_at.astimezone(policy.zone), now)
     match charge.reason:
         case Refusal.BLOCKED:
             return "You can't use this bot at the moment. Ask its operator if you think this is a mistake."
         case Refusal.DAILY_LIMIT:
-            return f"You have used all {charge.limit} photos for today. Your quota resets {reset}."
+            return f"You have used all {photos(charge.limit)} for today. Your quota resets {reset}."
         case Refusal.GLOBAL_CAP:
             return f"The bot has reached its analysis budget for today. It resets {reset}."
         case Refusal.CONCURRENCY:
             return (
-                f"You already have {policy.max_concurrent} photos being analysed. "
+                f"You already have {photos(policy.max_concurrent)} being analysed. "
                 "Send this one again when they are done."
             )
         case Refusal.RATE:
             return (
-                f"Slow down a little: at most {policy.burst_limit} photos per {policy.burst_window_s:g} s. "
-                f"Try again in {charge.retry_after or 1} s."
+                f"Slow down a little: at most {photos(policy.burst_limit)} per "
+                f"{policy.burst_window_s:g} s. Try again in {charge.retry_after or 1} s."
             )
     return TRY_AGAIN_SHORTLY
 
@@ -134,7 +148,8 @@ class PhotoService:
         if request.file.size is not None and request.file.size > self.max_bytes:
             return Refused(
                 "too_large",
-                f"That file is {request.file.size / 1e6:.1f} MB; the limit is {self.max_bytes / 1e6:.0f} MB.",
+                f"That file is {megabytes(request.file.size)} MB; "
+                f"the limit is {megabytes(self.max_bytes)} MB.",
             )
         now = self.clock()
         key = request.idempotency_key
@@ -159,6 +174,13 @@ class PhotoService:
             if not charge.duplicate:
                 await self._refund_quietly(key)
             return Refused("unavailable", TRY_AGAIN_SHORTLY)
+        except Exception:
+            # Not stored (a payload the queue refuses, a bug): the charge must not outlive the job.
+            # A cancellation is not caught: the job may have been stored after all, and a
+            # redelivery of the message finds the same charge and the same job.
+            if not charge.duplicate:
+                await self._refund_quietly(key)
+            raise
         return Accepted(
             job_id=stored.job_id,
             ahead=stored.ahead,

@@ -4,18 +4,25 @@ CPU-heavy steps (decode and downsize, drawing) run in a process pool sized to th
 large photo does not stall the event loop; fetching, recognition and replying stay concurrent.
 Each job has a timeout and a lease that a heartbeat keeps alive; a worker that dies (even with
 kill -9) simply stops extending it, and another worker takes the job over when it expires.
+
+Who settles the quota: the worker that sends the reply, right after sending it and before
+completing the job, because only it knows what the user was told (an analysis keeps the charge,
+a failure that is not the user's fault gives it back). Completing is bookkeeping that may fail
+(a dead-lettered job cannot be completed, a stalled worker may have lost its lease); the refund
+must not depend on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import JobQueue, QueueError
@@ -24,7 +31,7 @@ from bot.quota.base import QuotaStore, QuotaStoreError
 from bot.requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
-from core.models import Photo
+from core.models import Photo, PreparedPhoto
 from core.pipeline import render
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer
@@ -33,15 +40,20 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RECOGNIZER_DOWN = (
-    "Sorry, I couldn't analyse that photo: the recognizer is not answering. You were not charged."
-)
-INTERNAL_ERROR = "Sorry, something went wrong while analysing that photo. You were not charged."
+NOT_CHARGED = "You were not charged."
+RECOGNIZER_DOWN = f"Sorry, I couldn't analyse that photo: the recognizer is not answering. {NOT_CHARGED}"
+TIMED_OUT = f"Sorry, analysing that photo took too long, so I gave up. {NOT_CHARGED}"
+FETCH_FAILED = f"Sorry, I couldn't download that photo. {NOT_CHARGED}"
+INTERNAL_ERROR = f"Sorry, something went wrong while analysing that photo. {NOT_CHARGED}"
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How one worker process behaves; filled from settings in the composition root."""
+    """How one worker process behaves; filled from settings in the composition root.
+
+    `charge_user_errors`: keep the charge when the user's own input was at fault (not a photo,
+    too large, damaged). Off by default: the user is refunded and told why.
+    """
 
     worker_id: str
     concurrency: int = 2
@@ -58,6 +70,50 @@ class _TransientFailure(Exception):
     def __init__(self, message: str, detail: str) -> None:
         super().__init__(message)
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An attempt that failed for a reason not the user's: retried, or answered with `reply` when dead."""
+
+    detail: str
+    reply: FailureReply
+
+
+class _Delivery(enum.Enum):
+    SENT = "sent"
+    FAILED = "failed"  # the platform refused or the port raised: the user most likely saw nothing
+    ANSWERED_ELSEWHERE = "answered_elsewhere"  # another attempt set the reply marker first
+    NO_PORT = "no_port"
+
+
+@dataclass(frozen=True)
+class _Rejection:
+    """A `PhotoRejected` carried back from a pool process as plain data.
+
+    The core's rejection classes take (reason, message) or (looked_like) in `__init__` but pickle
+    as (message,), so raised inside a ProcessPoolExecutor they cannot be rebuilt in the parent:
+    `TooLarge` breaks the whole pool (BrokenProcessPool) and `UnsupportedFormat` comes back with a
+    garbled message. The class travels by reference and the state as a dict instead.
+    """
+
+    kind: type[PhotoRejected]
+    message: str
+    state: dict[str, Any]
+
+    def error(self) -> PhotoRejected:
+        error = self.kind.__new__(self.kind)
+        Exception.__init__(error, self.message)
+        error.__dict__.update(self.state)
+        return error
+
+
+def prepare_in_pool(photo: Photo, limits: ImageLimits) -> PreparedPhoto | _Rejection:
+    """`prepare_photo` for a pool process: a rejection comes back as a value, not a pickled exception."""
+    try:
+        return prepare_photo(photo, limits)
+    except PhotoRejected as error:
+        return _Rejection(type(error), str(error), dict(error.__dict__))
 
 
 class Worker:
@@ -94,6 +150,8 @@ class Worker:
 
         In-flight jobs get `grace_period_s` to finish; the rest are cancelled and their leases
         released, so another worker takes them at once instead of after the visibility timeout.
+        A job already sending its reply is let finish (see `process`), so a shutdown never cuts
+        a reply in half.
         """
         while not stop.is_set():
             if len(self.in_flight) >= self.config.concurrency:
@@ -104,10 +162,21 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_interval_s)
                 continue
-            task = asyncio.create_task(self.process(lease), name=f"job-{lease.job_id}")
+            task = asyncio.create_task(self._process_logged(lease), name=f"job-{lease.job_id}")
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
         await self._drain()
+
+    async def _process_logged(self, lease: Lease) -> None:
+        """`process`, with failures of our own machinery logged instead of lost in a dropped task.
+
+        Such a failure (the queue or the quota store unreachable mid-job) leaves the lease to
+        expire, and the job is taken again after the visibility timeout.
+        """
+        try:
+            await self.process(lease)
+        except Exception:
+            log.exception("job %s stopped unexpectedly; retried when its lease expires", lease.job_id)
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
@@ -134,45 +203,80 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def process(self, lease: Lease) -> None:
-        """Do one job: analyse, reply at most once, complete, and settle the user's quota."""
-        key = lease.idempotency_key
+        """Do one job: analyse, reply at most once, settle the user's quota, complete.
+
+        Cancelled (shutdown) while analysing, the lease is released without counting an attempt.
+        Once the analysis has a result, the rest (recording a failure, replying, settling,
+        completing) runs to its end even if cancelled: those are a few short calls, and
+        stopping between them could answer without settling, or settle without answering.
+        """
         try:
             request = PhotoRequest.from_json(lease.payload)
         except (KeyError, TypeError, ValueError) as exc:
             log.error("job %s has an unreadable payload; dead-lettering: %s", lease.job_id, exc)
             await self.queue.fail(lease, f"unreadable payload: {exc}", self.clock(), retryable=False)
-            await self._settle(key, refund=True)
-            return
-        if await self.queue.reply_started(lease.job_id):
-            # An earlier attempt already answered (and died before completing): don't answer again.
-            await self.queue.complete(lease)
-            await self._settle(key, refund=False)
+            await self._settle(lease.idempotency_key, refund=True)
             return
         heartbeat = asyncio.create_task(self._heartbeat(lease))
         try:
-            outcome: Outcome = await asyncio.wait_for(self._analyse(request), self.config.job_timeout_s)
-        except asyncio.CancelledError:
-            await self._release(lease)
-            raise
-        except PhotoRejected as exc:
-            outcome = FailureReply(request, exc.reason, str(exc), user_fault=True)
-        except _TransientFailure as exc:
-            if await self._retry_or_dead(lease, exc.detail):
-                return
-            outcome = FailureReply(request, "unavailable", str(exc), user_fault=False)
-        except TimeoutError:
-            if await self._retry_or_dead(lease, f"timed out after {self.config.job_timeout_s:g} s"):
-                return
-            outcome = FailureReply(request, "timeout", RECOGNIZER_DOWN, user_fault=False)
+            try:
+                if await self.queue.reply_started(lease.job_id):
+                    # An earlier attempt already answered (and died before completing): don't
+                    # answer again. It settled right after replying, so this normally changes
+                    # nothing; if it died mid-reply it frees the user's slot and keeps the charge.
+                    await _to_the_end(self._close_answered(lease))
+                    return
+                result = await self._attempt(request)
+            except asyncio.CancelledError:
+                await self._release(lease)
+                raise
+            await _to_the_end(self._conclude(lease, result))
         finally:
             heartbeat.cancel()
-        await self._reply(lease, outcome)
-        if not await self.queue.complete(lease):
-            return  # another worker holds the job now and settles it
-        refund = isinstance(outcome, FailureReply) and (
-            not outcome.user_fault or not self.config.charge_user_errors
-        )
-        await self._settle(key, refund=refund)
+
+    async def _attempt(self, request: PhotoRequest) -> Outcome | _Failed:
+        """One try at the analysis, within the job timeout; whose fault a failure was decides its fate."""
+        try:
+            return await asyncio.wait_for(self._analyse(request), self.config.job_timeout_s)
+        except PhotoRejected as exc:
+            return FailureReply(request, exc.reason, str(exc), user_fault=True)
+        except _TransientFailure as exc:
+            return _Failed(exc.detail, FailureReply(request, "unavailable", str(exc), user_fault=False))
+        except TimeoutError:
+            detail = f"timed out after {self.config.job_timeout_s:g} s"
+            return _Failed(detail, FailureReply(request, "timeout", TIMED_OUT, user_fault=False))
+
+    async def _conclude(self, lease: Lease, result: Outcome | _Failed) -> None:
+        """Record the attempt, and when the job is finished, reply, settle and complete it."""
+        if isinstance(result, _Failed):
+            verdict = await self.queue.fail(lease, result.detail, self.clock(), retryable=True)
+            log.warning(
+                "job %s attempt %d failed (%s): %s", lease.job_id, lease.attempt, verdict, result.detail
+            )
+            if verdict != FailOutcome.DEAD:
+                return  # RETRY: a later attempt answers; LEASE_LOST: the job's new holder does
+            outcome: Outcome = result.reply
+        else:
+            outcome = result
+        delivery = await self._reply(lease, outcome)
+        if delivery is _Delivery.SENT:
+            await self._settle(lease.idempotency_key, refund=self._refund_for(outcome))
+        elif delivery is _Delivery.ANSWERED_ELSEWHERE:
+            await self._settle(lease.idempotency_key, refund=False)
+        else:
+            await self._settle(lease.idempotency_key, refund=True)  # the user got nothing from us
+        if not isinstance(result, _Failed) and not await self.queue.complete(lease):
+            log.info("job %s was taken over by another worker before it completed", lease.job_id)
+
+    def _refund_for(self, outcome: Outcome) -> bool:
+        """Refund a failure that is not the user's; theirs only unless `charge_user_errors`."""
+        if isinstance(outcome, AnalysisReply):
+            return False
+        return not outcome.user_fault or not self.config.charge_user_errors
+
+    async def _close_answered(self, lease: Lease) -> None:
+        await self.queue.complete(lease)
+        await self._settle(lease.idempotency_key, refund=False)
 
     async def _analyse(self, request: PhotoRequest) -> AnalysisReply:
         source = self.sources.get(request.platform)
@@ -180,18 +284,18 @@ class Worker:
             raise _TransientFailure(INTERNAL_ERROR, f"no photo source for platform {request.platform!r}")
         try:
             data = await source.fetch(request, request.file, self.limits.max_bytes)
-            prepared = await self._cpu(prepare_photo, Photo(data=data, name=request.file.name), self.limits)
+            prepared = await self._cpu(prepare_in_pool, Photo(data=data, name=request.file.name), self.limits)
+            if isinstance(prepared, _Rejection):
+                raise prepared.error()
             analysis = await self.recognizer.analyze(
                 prepared, request.features & self.recognizer.capabilities
             )
             annotated = await self._cpu(render, prepared, analysis, self.limits.jpeg_quality)
         except FetchFailed as exc:
-            raise _TransientFailure(
-                "Sorry, I couldn't download that photo. You were not charged.", f"fetch failed: {exc}"
-            ) from exc
+            raise _TransientFailure(FETCH_FAILED, f"fetch failed: {exc}") from exc
         except RecognizerError as exc:
             raise _TransientFailure(
-                f"Sorry, I couldn't analyse that photo: {exc}", f"recognizer: {exc}"
+                f"Sorry, I couldn't analyse that photo: {exc} {NOT_CHARGED}", f"recognizer: {exc}"
             ) from exc
         except PhotoRejected:
             raise
@@ -226,26 +330,23 @@ class Worker:
             except QueueError as exc:
                 log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
 
-    async def _retry_or_dead(self, lease: Lease, detail: str) -> bool:
-        """Record the failed attempt; True when the job will be retried (so no reply now)."""
-        outcome = await self.queue.fail(lease, detail, self.clock(), retryable=True)
-        log.warning("job %s attempt %d failed (%s): %s", lease.job_id, lease.attempt, outcome, detail)
-        return outcome != FailOutcome.DEAD
-
-    async def _reply(self, lease: Lease, outcome: Outcome) -> None:
+    async def _reply(self, lease: Lease, outcome: Outcome) -> _Delivery:
+        """Deliver at most once: only the attempt that sets the job's reply marker sends anything."""
         port = self.replies.get(outcome.request.platform)
         if port is None:
             log.error(
                 "no reply port for platform %r; job %s unanswered", outcome.request.platform, lease.job_id
             )
-            return
+            return _Delivery.NO_PORT
         if not await self.queue.mark_reply_started(lease.job_id):
-            return
+            return _Delivery.ANSWERED_ELSEWHERE
         try:
             await port.deliver(outcome)
         except Exception:
             # At most once: the marker is set, so no retry answers again (see JobQueue.mark_reply_started).
             log.exception("reply for job %s could not be delivered", lease.job_id)
+            return _Delivery.FAILED
+        return _Delivery.SENT
 
     async def _release(self, lease: Lease) -> None:
         with contextlib.suppress(QueueError):
@@ -256,3 +357,13 @@ class Worker:
             await self.quota.finish(key, refund=refund)
         except QuotaStoreError as exc:
             log.warning("could not settle quota for %s (refund=%s): %s", key, refund, exc)
+
+
+async def _to_the_end(step: Awaitable[None]) -> None:
+    """Await `step`, letting it finish even when the caller is cancelled, then re-raise the cancel."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

@@ -3,9 +3,9 @@
 The reader runs on the freshly opened, not yet decoded image, never raises and never decodes
 pixels. EXIF is attacker controlled, so every field is read on its own: a broken field becomes
 None while the others are still reported, and every string is cleaned by `core.text`.
-Values follow what exiftool reports (`exiftool -n`), which the corpus test checks: standard EXIF
-first, then XMP for make, model, lens, orientation and capture time when EXIF lacks them.
-Makers' private MakerNote data and proprietary JPEG segments are not read.
+Values follow what exiftool reports (`exiftool -n`), which the corpus test checks. A value may be
+stated in several places (EXIF, the maker's MakerNote, XMP, proprietary JPEG segments, IPTC);
+they are gathered in file order and exiftool's precedence picks one (`core.exif_found`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from typing import TypeVar
 
 from PIL import ExifTags, Image
 
-from core.exif_source import decoder_applied_orientation, load_exif, xmp_property
+from core.exif_found import Found, resolve
+from core.exif_makernotes import read_maker_note
+from core.exif_segments import iptc_datetime, read_segments
+from core.exif_source import decoder_applied_orientation, exif_block, load_exif, xmp_property
 from core.exif_values import (
     as_ascii,
     as_iso,
@@ -86,18 +89,20 @@ def read_exif(image: Image.Image) -> ExifData:
         value = sub.get(number)
         return value if value is not None else ifd0.get(number)
 
+    no_sources: list[Found] = []
+    sources = _safely(lambda: _sources(image, ifd0, tag), no_sources)
     orientation = _safely(lambda: _orientation(image, ifd0), None)
     no_size: tuple[int | None, int | None] = (None, None)
     width, height = _safely(lambda: _stored_size(image), no_size)
     return ExifData(
-        make=_safely(lambda: as_ascii(ifd0.get(_Base.Make)) or _xmp_text(image, "tiff:Make"), None),
-        model=_safely(lambda: as_ascii(ifd0.get(_Base.Model)) or _xmp_text(image, "tiff:Model"), None),
-        lens=_safely(lambda: as_ascii(tag(_Base.LensModel)) or _xmp_text(image, "exifEX:LensModel"), None),
-        datetime_original=_safely(lambda: _datetime_original(image, tag), None),
-        exposure_time=_safely(lambda: as_non_negative(tag(_Base.ExposureTime)), None),
-        f_number=_safely(lambda: as_non_negative(tag(_Base.FNumber)), None),
-        iso=_safely(lambda: as_iso(tag(_Base.ISOSpeedRatings)), None),
-        focal_length=_safely(lambda: as_non_negative(tag(_Base.FocalLength)), None),
+        make=resolve(sources, lambda found: found.make),
+        model=resolve(sources, lambda found: found.model),
+        lens=resolve(sources, lambda found: found.lens),
+        datetime_original=resolve(sources, lambda found: found.datetime_original),
+        exposure_time=resolve(sources, lambda found: found.exposure_time),
+        f_number=resolve(sources, lambda found: found.f_number),
+        iso=resolve(sources, lambda found: found.iso),
+        focal_length=resolve(sources, lambda found: found.focal_length),
         focal_length_35mm=_safely(lambda: as_non_negative(tag(_Base.FocalLengthIn35mmFilm)), None),
         flash=_safely(lambda: describe_flash(tag(_Base.Flash)), None),
         orientation=orientation,
@@ -106,6 +111,43 @@ def read_exif(image: Image.Image) -> ExifData:
         image_width=width,
         image_height=height,
     )
+
+
+def _sources(image: Image.Image, ifd0: Mapping[int, object], tag: Callable[[int], object]) -> list[Found]:
+    """Every place the file states camera values, in the order exiftool reads them.
+
+    Standard EXIF (normal priority), with the maker note at its place inside the Exif IFD (after
+    the exposure tags, before LensModel, as tags are sorted by number); XMP (low priority, only
+    filling gaps); proprietary JPEG segments at their place in the file; IPTC last.
+    """
+    make = _safely(lambda: as_ascii(ifd0.get(_Base.Make)), None)
+    standard = Found(
+        make=make,
+        model=_safely(lambda: as_ascii(ifd0.get(_Base.Model)), None),
+        datetime_original=_safely(lambda: _exif_datetime_original(tag), None),
+        exposure_time=_safely(lambda: as_non_negative(tag(_Base.ExposureTime)), None),
+        f_number=_safely(lambda: as_non_negative(tag(_Base.FNumber)), None),
+        iso=_safely(lambda: as_iso(tag(_Base.ISOSpeedRatings)), None),
+        focal_length=_safely(lambda: as_non_negative(tag(_Base.FocalLength)), None),
+    )
+    block = _safely(lambda: exif_block(image), None)
+    maker_note = read_maker_note(block, make) if block is not None else []
+    lens = Found(lens=_safely(lambda: as_ascii(tag(_Base.LensModel)), None))
+    xmp = Found(
+        preferred=False,
+        make=_safely(lambda: _xmp_text(image, "tiff:Make"), None),
+        model=_safely(lambda: _xmp_text(image, "tiff:Model"), None),
+        lens=_safely(lambda: _xmp_text(image, "exifEX:LensModel"), None),
+        datetime_original=_safely(lambda: parse_datetime(xmp_property(image, "exif:DateTimeOriginal")), None),
+    )
+    segments = read_segments(image)
+    placed = [
+        *((segments.exif_at, 0, found) for found in (standard, *maker_note, lens)),
+        (segments.xmp_at, 0, xmp),
+        *((index, 0, found) for index, found in segments.found),
+    ]
+    placed.sort(key=lambda item: (item[0], item[1]))  # stable: EXIF keeps its inner order
+    return [found for *_, found in placed] + [iptc_datetime(image)]
 
 
 def orientation_to_apply(image: Image.Image, exif: ExifData) -> int:
@@ -128,11 +170,11 @@ def _safely(read: Callable[[], T], default: T) -> T:
         return default
 
 
-def _datetime_original(image: Image.Image, tag: Callable[[int], object]) -> datetime | None:
-    """DateTimeOriginal with its UTC offset; from XMP (with its inline offset) when EXIF lacks it."""
+def _exif_datetime_original(tag: Callable[[int], object]) -> datetime | None:
+    """DateTimeOriginal with its UTC offset (OffsetTimeOriginal, else OffsetTime)."""
     value = tag(_Base.DateTimeOriginal)
     if value is None:
-        return parse_datetime(xmp_property(image, "exif:DateTimeOriginal"))
+        return None
     offset = tag(_Base.OffsetTimeOriginal)
     if offset is None:
         offset = tag(_Base.OffsetTime)

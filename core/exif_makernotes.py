@@ -86,7 +86,7 @@ def _reader_for(raw: bytes, make: str) -> _Reader | None:
 
 
 def _nikon(view: ByteView, note: Entry) -> list[Found]:
-    """"Nikon\\0\\2" notes hold a TIFF structure of their own 10 bytes in, offsets counted from it."""
+    """ "Nikon\\0\\2" notes hold a TIFF structure of their own 10 bytes in, offsets counted from it."""
     header = tiff_header(note.raw[10:])
     if header is None:
         return []
@@ -118,6 +118,9 @@ def _canon(view: ByteView, note: Entry) -> list[Found]:
     """A plain IFD at the start of the note, offsets counted from the TIFF header."""
     view = guess_order(view, note.position)
     entries = read_ifd(view, note.position)
+    fix = _canon_base_fix(view, note, entries)
+    if fix:
+        entries = read_ifd(view, note.position, fix)
     found: list[Found] = []
     lens = entries.get(0x0095)
     lens_name = lens.text() if lens is not None else None
@@ -127,6 +130,26 @@ def _canon(view: ByteView, note: Entry) -> list[Found]:
     if iso is not None:
         found.append(Found(preferred=False, iso=iso))  # a Composite of Priority 0 in exiftool
     return found
+
+
+def _canon_base_fix(view: ByteView, note: Entry, entries: dict[int, Entry]) -> int:
+    """How far the note's values moved since the camera wrote it (exiftool's FixBase for Canon).
+
+    Editors that move the maker note without rewriting its offsets leave them pointing at the
+    old place; Canon notes end with a TIFF-like footer ("II*\0" + the note's original offset)
+    that tells by how much. A footer is ignored when the values already end right before it.
+    """
+    footer = note.raw[-8:]
+    if len(note.raw) <= 8 or footer[:4] != (b"II*\x00" if view.little else b"MM\x00*"):
+        return 0
+    original = ByteView(footer, view.little).u32(4)
+    fix = note.position - original if original is not None else 0
+    values_end = max(
+        (entry.position + len(entry.raw) for entry in entries.values() if len(entry.raw) > 4), default=0
+    )
+    if not fix or note.position + len(note.raw) - 8 - values_end in (0, 1):
+        return 0
+    return fix
 
 
 def _canon_record(view: ByteView, entry: Entry | None) -> list[int] | None:
@@ -149,7 +172,8 @@ def _canon_iso(view: ByteView, entries: dict[int, Entry]) -> int | None:
     settings = _canon_record(view, entries.get(0x0001))
     if settings is not None and len(settings) > 16:
         code = settings[16]
-        camera_iso = code & 0x3FFF if code & 0x4000 and code != 0x7FFF else _CANON_ISO_CODES.get(code)
+        numeric = 0 < code < 0x7FFF and code & 0x4000
+        camera_iso = code & 0x3FFF if numeric else _CANON_ISO_CODES.get(code)
         if camera_iso:
             return camera_iso
     shot = _canon_record(view, entries.get(0x0004))
@@ -215,7 +239,7 @@ def _kodak(view: ByteView, note: Entry) -> list[Found]:
 
 
 def _olympus(view: ByteView, note: Entry) -> list[Found]:
-    """"OLYMP\\0": IFD 8 bytes in, offsets from the TIFF header; "OLYMPUS\\0II\\3\\0" and
+    """ "OLYMP\\0": IFD 8 bytes in, offsets from the TIFF header; "OLYMPUS\\0II\\3\\0" and
     "OM SYSTEM\\0": IFD 12 or 16 bytes in, offsets from the note's start. Equipment (0x2010) is
     a sub-IFD (LONG/IFD type: its offset) or embedded in place (UNDEFINED); LensModel is 0x0203.
     """

@@ -177,7 +177,7 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
 
 
 def _file_size(size: int) -> str:
-    """"31.4 MB", "25 MB", "120 KB": how people read file sizes."""
+    """ "31.4 MB", "25 MB", "120 KB": how people read file sizes."""
     if size >= 1_000_000:
         return f"{size / 1_000_000:.1f}".removesuffix(".0") + " MB"
     return f"{round(size / 1000)} KB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import struct
@@ -179,7 +180,7 @@ def test_the_full_decode_cap_spares_jpegs_which_the_decoder_scales_down() -> Non
 
     assert max(prepare(encode(image, "JPEG"), limits).image.size) <= 400
     for image_format in ("PNG", "WEBP", "TIFF"):
-        with pytest.raises(TooLarge, match="the limit for .* images is 1 megapixels"):
+        with pytest.raises(TooLarge, match=r"the limit for \w+ images is 1 megapixels"):
             prepare(encode(image, image_format), limits)
 
 
@@ -200,7 +201,7 @@ def test_pillows_own_bomb_threshold_neither_trips_first_nor_warns() -> None:
 def test_pillows_global_pixel_limit_is_left_alone() -> None:
     before = Image.MAX_IMAGE_PIXELS
     prepare(encode(scene((120, 100)), "PNG"))
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 @pytest.mark.parametrize("size", [(79, 200), (200, 79), (40, 40)])
@@ -299,10 +300,8 @@ def test_an_exif_reader_that_decodes_cannot_let_a_truncated_image_through(
     image would look loaded. Decoding is done on an image object the reader never saw."""
 
     def decoding_reader(image: Image.Image) -> ExifData:
-        try:
+        with contextlib.suppress(OSError):
             image.load()
-        except OSError:
-            pass
         return ExifData()
 
     monkeypatch.setattr(core.prepare, "read_exif", decoding_reader)

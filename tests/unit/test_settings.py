@@ -1,0 +1,89 @@
+"""Settings come from the environment and .env, are validated once, and name the variable when wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings, parse_features
+from bot.settings_doc import BEGIN, END, settings_block
+from core.models import DEFAULT_FEATURES, Feature
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(__import__("os").environ):
+        if name.startswith("PHOTODETECTIVE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = load_settings(None)
+    assert settings.backend == "auto"
+    assert settings.features == DEFAULT_FEATURES
+    assert settings.image_limits().max_side == 1920
+    assert settings.telegram_token is None
+
+
+def test_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PHOTODETECTIVE_MAX_SIDE=1280\nPHOTODETECTIVE_FEATURES=labels,text\n")
+    monkeypatch.setenv("PHOTODETECTIVE_QUOTA_DAILY_LIMIT", "7")
+    monkeypatch.setenv("PHOTODETECTIVE_ADMINS", "telegram:1, slack:T1:U2")
+    settings = load_settings(env_file)
+    assert settings.max_side == 1280
+    assert settings.features == {Feature.LABELS, Feature.TEXT}
+    assert settings.quota_daily_limit == 7
+    assert settings.admins == {"telegram:1", "slack:T1:U2"}
+
+
+def test_environment_wins_over_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PHOTODETECTIVE_MAX_SIDE=1280\n")
+    monkeypatch.setenv("PHOTODETECTIVE_MAX_SIDE", "1600")
+    assert load_settings(env_file).max_side == 1600
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PHOTODETECTIVE_MAX_SIDE", "10"),
+        ("PHOTODETECTIVE_MAX_SIDE", "big"),
+        ("PHOTODETECTIVE_BACKEND", "watson"),
+        ("PHOTODETECTIVE_FEATURES", "labels,colour"),
+        ("PHOTODETECTIVE_QUOTA_TIMEZONE", "Mars/Olympus_Mons"),
+        ("PHOTODETECTIVE_TELEGRAM_MODE", "carrier-pigeon"),
+    ],
+)
+def test_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings(None)
+    assert variable in str(error.value)
+
+
+def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTODETECTIVE_TELEGRAM_TOKEN", "123:very-secret-token")
+    settings = load_settings(None)
+    assert "very-secret-token" not in repr(settings)
+    assert settings.telegram_token is not None
+    assert settings.telegram_token.get_secret_value() == "123:very-secret-token"
+
+
+def test_feature_words() -> None:
+    assert parse_features("none") == frozenset()
+    assert Feature.CELEBRITIES not in parse_features("all")
+    with pytest.raises(ValueError, match="unknown feature"):
+        parse_features("labels,selfie")
+
+
+def test_readme_settings_table_is_current() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert BEGIN in text, "README lacks the settings table; paste `python -m bot.settings_doc`"
+    current = text[text.index(BEGIN) : text.index(END) + len(END)]
+    assert current == settings_block(), "README settings table is stale: paste `python -m bot.settings_doc`"
+    assert len(Settings.model_fields) == current.count("| `PHOTODETECTIVE_")
