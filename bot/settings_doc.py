@@ -1,9 +1,13 @@
 """The README's settings table, generated from the settings model so the two cannot drift apart.
 
-`python -m bot.settings_doc` prints it; a test checks the README holds exactly this table.
+`python -m bot.settings_doc` prints it, `python -m bot.settings_doc --write README.md` replaces
+the table in place; a test checks the README holds exactly this table.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -38,5 +42,15 @@ def settings_block() -> str:
     return f"{BEGIN}\n{settings_table()}\n{END}"
 
 
+def write_into(path: Path) -> None:
+    """Replace the block between the markers in a Markdown file with the current table."""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:start] + settings_block() + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(settings_block())
+    if sys.argv[1:2] == ["--write"]:
+        write_into(Path(sys.argv[2]))
+    else:
+        print(settings_block())
