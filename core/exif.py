@@ -22,7 +22,7 @@ from PIL import ExifTags, Image
 
 from core.exif_found import Found, resolve
 from core.exif_makernotes import read_maker_note
-from core.exif_segments import iptc_datetime, read_segments
+from core.exif_segments import Segments, iptc_datetime, read_segments
 from core.exif_source import decoder_applied_orientation, exif_block, load_exif, xmp_property
 from core.exif_values import (
     as_ascii,
@@ -75,8 +75,9 @@ def read_exif(image: Image.Image) -> ExifData:
     pillow-heif has already applied it while decoding: use `orientation_to_apply` to know what is
     still to be done to the Pillow image.
     """
+    block = _safely(lambda: exif_block(image), None)
     try:
-        exif = load_exif(image)
+        exif = load_exif(image, block)
     except Exception:
         logger.debug("unreadable EXIF block", exc_info=True)
         exif = Image.Exif()
@@ -90,7 +91,7 @@ def read_exif(image: Image.Image) -> ExifData:
         return value if value is not None else ifd0.get(number)
 
     no_sources: list[Found] = []
-    sources = _safely(lambda: _sources(image, ifd0, tag), no_sources)
+    sources = _safely(lambda: _sources(image, block, ifd0, tag), no_sources)
     orientation = _safely(lambda: _orientation(image, ifd0), None)
     no_size: tuple[int | None, int | None] = (None, None)
     width, height = _safely(lambda: _stored_size(image), no_size)
@@ -113,7 +114,9 @@ def read_exif(image: Image.Image) -> ExifData:
     )
 
 
-def _sources(image: Image.Image, ifd0: Mapping[int, object], tag: Callable[[int], object]) -> list[Found]:
+def _sources(
+    image: Image.Image, block: bytes | None, ifd0: Mapping[int, object], tag: Callable[[int], object]
+) -> list[Found]:
     """Every place the file states camera values, in the order exiftool reads them.
 
     Standard EXIF (normal priority), with the maker note at its place inside the Exif IFD (after
@@ -130,7 +133,6 @@ def _sources(image: Image.Image, ifd0: Mapping[int, object], tag: Callable[[int]
         iso=_safely(lambda: as_iso(tag(_Base.ISOSpeedRatings)), None),
         focal_length=_safely(lambda: as_non_negative(tag(_Base.FocalLength)), None),
     )
-    block = _safely(lambda: exif_block(image), None)
     maker_note = read_maker_note(block, make) if block is not None else []
     lens = Found(lens=_safely(lambda: as_ascii(tag(_Base.LensModel)), None))
     xmp = Found(
@@ -140,14 +142,15 @@ def _sources(image: Image.Image, ifd0: Mapping[int, object], tag: Callable[[int]
         lens=_safely(lambda: _xmp_text(image, "exifEX:LensModel"), None),
         datetime_original=_safely(lambda: parse_datetime(xmp_property(image, "exif:DateTimeOriginal")), None),
     )
-    segments = read_segments(image)
+    segments = _safely(lambda: read_segments(image), Segments())
     placed = [
-        *((segments.exif_at, 0, found) for found in (standard, *maker_note, lens)),
-        (segments.xmp_at, 0, xmp),
-        *((index, 0, found) for index, found in segments.found),
+        *((segments.exif_at, found) for found in (standard, *maker_note, lens)),
+        (segments.xmp_at, xmp),
+        *segments.found,
     ]
-    placed.sort(key=lambda item: (item[0], item[1]))  # stable: EXIF keeps its inner order
-    return [found for *_, found in placed] + [iptc_datetime(image)]
+    placed.sort(key=lambda item: item[0])  # stable: the EXIF sources keep their inner order
+    iptc = _safely(lambda: iptc_datetime(image), Found(preferred=False))
+    return [found for _, found in placed] + [iptc]
 
 
 def orientation_to_apply(image: Image.Image, exif: ExifData) -> int:

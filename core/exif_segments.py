@@ -125,8 +125,9 @@ def _ciff(data: bytes) -> list[Found]:
     header_length = view.u32(2)
     if header_length is None or not 14 <= header_length < len(data):
         return []
-    values: dict[int, bytes] = {}
-    _ciff_heap(view, header_length, len(data) - header_length, values, set(), 0)
+    walk = _CiffWalk(values={}, seen=set())
+    _ciff_heap(view, header_length, len(data) - header_length, walk, 0)
+    values = walk.values
     make = model = None
     make_model = values.get(_CIFF_MAKE_MODEL)
     if make_model is not None:
@@ -141,24 +142,29 @@ def _ciff(data: bytes) -> list[Found]:
     ]
 
 
-def _ciff_heap(
-    view: ByteView, start: int, size: int, values: dict[int, bytes], seen: set[int], depth: int
-) -> None:
-    """Collect the small values of a heap and its sub-heaps into `values` (first one per tag).
+@dataclass(slots=True)
+class _CiffWalk:
+    """What a CIFF walk collected and what it may still do: `MAX_CIFF_ENTRIES` entries in all,
+    each directory once (so a heap that points back at itself ends)."""
 
-    `seen` holds the directories already read, so a heap that points back at itself ends, and
-    its size bounds the total work together with `MAX_CIFF_ENTRIES`.
-    """
+    values: dict[int, bytes]
+    seen: set[int]
+    entries_left: int = MAX_CIFF_ENTRIES
+
+
+def _ciff_heap(view: ByteView, start: int, size: int, walk: _CiffWalk, depth: int) -> None:
+    """Collect the small values of a heap and its sub-heaps into `walk.values` (first one per tag)."""
     directory_offset = view.u32(start + size - 4) if size >= 4 else None
     if directory_offset is None or directory_offset >= size or depth > MAX_CIFF_DEPTH:
         return
     directory = start + directory_offset
     count = view.u16(directory)
-    if count is None or directory in seen:
+    if count is None or directory in walk.seen:
         return
-    seen.add(directory)
+    walk.seen.add(directory)
     for index in range(count):
-        if len(seen) + len(values) > MAX_CIFF_ENTRIES:
+        walk.entries_left -= 1
+        if walk.entries_left < 0:
             return
         entry = directory + 2 + 10 * index
         tag, length, offset = view.u16(entry), view.u32(entry + 2), view.u32(entry + 6)
@@ -168,21 +174,44 @@ def _ciff_heap(
         inside = offset + length <= size
         if kind in (0x28, 0x30) and not in_entry:
             if inside:
-                _ciff_heap(view, start + offset, length, values, seen, depth + 1)
+                _ciff_heap(view, start + offset, length, walk, depth + 1)
             continue
         if in_entry:
             value = view.take(entry + 2, 8)
         else:
             value = view.take(start + offset, min(length, 4096)) if inside else None
         if value is not None:
-            values.setdefault(tag_id, value)
+            walk.values.setdefault(tag_id, value)
 
 
 # --- Olympus / Agfa / Polaroid APP12 "[picture info]" text --------------------------------------
 
-# exiftool's own tokenizer (APP12.pm): "[section]" headers and "tag=value" pairs.
-_APP12_TOKEN = re.compile(rb"(\[.*?\]|[\w#-]+=[\x20-\x7e]+?(?=\s*(?:[\n\r\0]|[\w#-]+=|\[|$)))", re.ASCII)
+# "tag=value" pairs as exiftool's APP12.pm finds them: a tag is a run of word characters, "#" or
+# "-" before "="; its value runs to the next tag, "[" or the end of the line. exiftool does this
+# with one backtracking expression, which takes minutes on 64 KiB of "[" or of letters; here a
+# tag can only start where a run starts and the run is matched possessively, so it is linear.
+_APP12_TAG = re.compile(r"(?<![\w#-])([\w#-]++)=", re.ASCII)
+_APP12_LINE_BREAKS = re.compile(r"[\r\n\0]")
+_APP12_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 _LEADING_LETTERS = re.compile(r"^[A-Za-z ]*")
+
+
+def _app12_tags(data: bytes) -> dict[str, str]:
+    """The first value of every tag in an APP12 text segment ("[section]" headers are skipped)."""
+    tags: dict[str, str] = {}
+    tokens = 0
+    for line in _APP12_LINE_BREAKS.split(data.decode("latin-1")):
+        matches = list(_APP12_TAG.finditer(line))
+        for index, match in enumerate(matches):
+            tokens += 1
+            if tokens > MAX_APP12_TOKENS:
+                return tags
+            end = matches[index + 1].start() if index + 1 < len(matches) else len(line)
+            value = line[match.end() : end].split("[", 1)[0]
+            value = _APP12_UNPRINTABLE.split(value, maxsplit=1)[0].strip()
+            if value:
+                tags.setdefault(match.group(1), value)
+    return tags
 
 
 def _picture_info(data: bytes) -> list[Found]:
@@ -190,15 +219,7 @@ def _picture_info(data: bytes) -> list[Found]:
 
     The whole table has Priority 0 in exiftool: it only fills what EXIF lacks.
     """
-    tags: dict[str, str] = {}
-    for count, match in enumerate(_APP12_TOKEN.finditer(data)):
-        if count >= MAX_APP12_TOKENS:
-            break
-        token = match.group(1).decode("latin-1")
-        if token.startswith("["):
-            continue
-        name, _, value = token.partition("=")
-        tags.setdefault(name, value.strip())
+    tags = _app12_tags(data)
     shutter = _number(tags.get("Shutter") or tags.get("shtr"))
     f_number = _number(_LEADING_LETTERS.sub("", tags.get("FNumber", "")))
     return [

@@ -27,10 +27,12 @@ MAX_XMP_BYTES = 1024 * 1024
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def load_exif(image: Image.Image) -> Image.Exif:
-    """The parsed EXIF of an opened image (empty when there is none); may raise on broken data."""
+def load_exif(image: Image.Image, block: bytes | None) -> Image.Exif:
+    """The parsed EXIF of an opened image (empty when there is none); may raise on broken data.
+
+    `block` is the image's `exif_block`, found once by the caller, who reads it for maker notes too.
+    """
     exif = Image.Exif()
-    block = exif_block(image)
     if block is not None:
         exif.load(block)
     elif hasattr(image, "tag_v2"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import struct
 from collections.abc import Callable
 from typing import IO
@@ -45,7 +46,7 @@ from core import sniff
 from core.errors import CorruptImage, TooLarge, TooSmall
 from core.exif import read_exif
 from core.limits import ImageLimits
-from core.models import Photo, PreparedPhoto
+from core.models import ExifData, Photo, PreparedPhoto
 from core.srgb import resampleable, to_srgb
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ _UPRIGHT: dict[int, Image.Transpose] = {
 # one the image is shrunk instead.
 _FALLBACK_QUALITIES = (75, 65, 55, 45)
 
+# The pixel count in the message of Pillow's DecompressionBombError.
+_PILLOW_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
 # Names of formats in messages to people.
 _FORMAT_NAMES = {"HEIF": "HEIC", "WEBP": "WebP", "MPO": "JPEG"}
 
@@ -137,32 +141,21 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
             f"This file is {_file_size(len(data))}; the limit is {_file_size(limits.max_bytes)}.",
         )
     image_format = sniff.sniff_format(data)
-    with _open(data, image_format) as probe:
+    with _open(data, image_format, limits) as probe:
         width, height = probe.size
         _check_pixels(probe.format or image_format, width, height, limits)
         exif = read_exif(probe)
     # A second, untouched image object for decoding: the EXIF reader may have started a decode
     # on `probe` (and, never raising, swallowed its error), which would leave a half-filled image
     # that looks loaded. Opening again is only a header parse.
-    decoding = _open(data, image_format)
+    decoding = _open(data, image_format, limits)
     try:
         source_format = decoding.format or image_format
-        icc_profile = _icc_profile(decoding)
-        decoded = _decode(decoding, limits)
-        orientation = _valid_orientation(exif.orientation)
-        by_decoder = _orientation_applied_by_decoder(decoded, orientation)
-        if by_decoder is not None:
-            orientation = by_decoder
-            if orientation >= 5:  # the decoder reported the size of the upright image
-                width, height = height, width
-        pixels = _downscale(resampleable(decoded), limits)
-        upright = to_srgb(pixels, icc_profile)
-        if by_decoder is None:
-            upright = _orient(upright, orientation)
-        if upright is decoding:
-            upright = upright.copy()  # detach from the file object, which holds the upload's bytes
+        upright, orientation, by_decoder = _decode_upright(decoding, exif, limits)
     finally:
         decoding.close()
+    if by_decoder and orientation >= 5:
+        width, height = height, width  # the decoder reported the size of the upright image
     upright.info = {}  # the source's EXIF and ICC must not travel with the pixels
     final, jpeg = _encode_within(upright, limits)
     return PreparedPhoto(
@@ -176,8 +169,31 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
     )
 
 
+def _decode_upright(
+    decoding: ImageFile.ImageFile, exif: ExifData, limits: ImageLimits
+) -> tuple[Image.Image, int, bool]:
+    """Decode, downsize, convert to sRGB and turn upright, in the order that keeps each step cheap.
+
+    Returns the image (detached from the file), the orientation it was turned by, and whether the
+    decoder did that turning itself.
+    """
+    icc_profile = _icc_profile(decoding)
+    decoded = _decode(decoding, limits)
+    orientation = _valid_orientation(exif.orientation)
+    by_decoder = _orientation_applied_by_decoder(decoded, orientation)
+    pixels = _downscale(resampleable(decoded), limits)
+    upright = to_srgb(pixels, icc_profile)
+    if by_decoder is None:
+        upright = _orient(upright, orientation)
+    else:
+        orientation = by_decoder
+    if upright is decoding:
+        upright = upright.copy()  # detach from the file object, which holds the upload's bytes
+    return upright, orientation, by_decoder is not None
+
+
 def _file_size(size: int) -> str:
-    """ "31.4 MB", "25 MB", "120 KB": how people read file sizes."""
+    """How people read file sizes: "31.4 MB", "25 MB", "120 KB"."""
     if size >= 1_000_000:
         return f"{size / 1_000_000:.1f}".removesuffix(".0") + " MB"
     return f"{round(size / 1000)} KB"
@@ -199,17 +215,23 @@ def _corrupt(image_format: str) -> CorruptImage:
     )
 
 
-def _too_many_pixels() -> TooLarge:
-    return TooLarge("too_many_pixels", "This image has too many pixels to be processed safely.")
+def _too_many_pixels(error: Image.DecompressionBombError, limits: ImageLimits) -> TooLarge:
+    """Pillow's own check fired (a GIF frame growing the canvas, a TIFF tile): say it our way."""
+    claimed = _PILLOW_BOMB_PIXELS.search(str(error))
+    size = f"{_megapixels(int(claimed.group(1)))} megapixels" if claimed else "too many pixels"
+    return TooLarge(
+        "too_many_pixels",
+        f"This image has {size}; the limit is {_megapixels(limits.max_pixels)} megapixels.",
+    )
 
 
-def _open(data: bytes, image_format: str) -> ImageFile.ImageFile:
+def _open(data: bytes, image_format: str, limits: ImageLimits) -> ImageFile.ImageFile:
     """Parse the header with the sniffed format's own plugin; no pixel is decoded yet."""
     _require_strict_decoding()
     try:
         return _OPENERS[image_format](io.BytesIO(data))
     except Image.DecompressionBombError as error:
-        raise _too_many_pixels() from error
+        raise _too_many_pixels(error, limits) from error
     except _DECODE_ERRORS as error:
         raise _corrupt(image_format) from error
 
@@ -304,7 +326,7 @@ def _decode(image: ImageFile.ImageFile, limits: ImageLimits) -> Image.Image:
                 image.draft(None, (math.ceil(width * factor), math.ceil(height * factor)))
         image.load()
     except Image.DecompressionBombError as error:
-        raise _too_many_pixels() from error
+        raise _too_many_pixels(error, limits) from error
     except _DECODE_ERRORS as error:
         raise _corrupt(image.format or "image") from error
     return image

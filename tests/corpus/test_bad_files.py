@@ -95,7 +95,11 @@ REFUSED: dict[str, tuple[str, str, str]] = {
     # The zlib stream breaks: the bottom rows never decode.
     "pillow/broken_data_stream.png": ("CorruptImage", "corrupt", "PNG file is damaged"),
     # A 32x32 GIF whose first frame claims 65535x66601 pixels.
-    "pillow/decompression_bomb.gif": ("TooLarge", "too_many_pixels", "too many pixels"),
+    "pillow/decompression_bomb.gif": (
+        "TooLarge",
+        "too_many_pixels",
+        "This image has 4364.7 megapixels; the limit is 100 megapixels.",
+    ),
     "pillow/decompression_bomb.ico": ("UnsupportedFormat", "unsupported_format", "a Windows icon"),
     # Ends in the header of one more IDAT chunk: the file is cut.
     "pillow/truncated_end_chunk.png": ("CorruptImage", "corrupt", "PNG file is damaged"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
 import random
 import struct
 import warnings
@@ -196,6 +197,18 @@ def test_pillows_own_bomb_threshold_neither_trips_first_nor_warns() -> None:
         # Over Pillow's error threshold but allowed by the application's settings.
         with pytest.raises(CorruptImage):
             prepare(with_jpeg_size(jpeg, 14000, 14000)[:-2], ImageLimits(max_pixels=200_000_000))
+
+
+def test_a_gif_frame_growing_the_canvas_is_refused_by_size() -> None:
+    """Pillow enlarges a GIF's canvas to its first frame at open, and checks that size itself."""
+    data = encode(Image.new("P", (16, 16)), "GIF")
+    frame = data.index(b",\x00\x00\x00\x00")  # image descriptor at (0, 0)
+    grown = data[: frame + 5] + struct.pack("<HH", 20000, 20000) + data[frame + 9 :]
+    with pytest.raises(TooLarge) as caught:
+        prepare(grown)
+
+    assert caught.value.reason == "too_many_pixels"
+    assert str(caught.value) == "This image has 400 megapixels; the limit is 100 megapixels."
 
 
 def test_pillows_global_pixel_limit_is_left_alone() -> None:
@@ -501,6 +514,18 @@ def test_the_jpeg_shows_the_image() -> None:
     assert decoded.size == prepared.image.size
     assert mean_difference(decoded, prepared.image) < 2
     assert mean_difference(prepared.image, original) == 0
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_the_prepared_photo_travels_between_processes(image_format: str) -> None:
+    """The worker pool pickles the result; the image must be plain pixels, not an open file."""
+    prepared = prepare(encode(smooth((300, 200)), image_format))
+    assert type(prepared.image) is Image.Image
+
+    copy = pickle.loads(pickle.dumps(prepared))
+
+    assert copy.jpeg == prepared.jpeg
+    assert copy.image.tobytes() == prepared.image.tobytes()
 
 
 def test_a_jpeg_over_the_byte_limit_gets_a_lower_quality_first() -> None:

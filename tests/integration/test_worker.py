@@ -1,0 +1,545 @@
+"""Whole jobs through `Worker`: from a submitted photo to the one reply a user sees, and the quota after it.
+
+Everything ours is real: `PhotoService`, the SQLite queue and quota store in a temporary folder, the
+core pipeline, and `RekognitionRecognizer` with a real boto3 client over HTTP. Only the network is
+faked: `FakeRekognition` on 127.0.0.1 (scripted to fail, throttle or answer slowly) and the chat
+platform (`tests.fakes.chat`: the photos it serves and the replies users would see).
+The last tests submit against a real redis-server that is stopped and started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import multiprocessing
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from bot.access import AccessPolicy
+from bot.preferences import SQLitePreferences
+from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
+from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
+from bot.requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
+from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
+from bot.worker import Worker, WorkerConfig
+from core.limits import ImageLimits
+from core.models import DEFAULT_FEATURES, Feature
+from core.recognizers.rekognition import RekognitionRecognizer
+from tests.conftest import RedisServer
+from tests.fakes.chat import InMemoryPhotoSource, RecordingReplyPort
+from tests.fakes.rekognition import FakeRekognition
+
+MAX_ATTEMPTS = 3
+HTML = b"<!DOCTYPE html><html><head><title>Login</title></head><body>Please sign in</body></html>"
+
+
+def jpeg(width: int = 640, height: int = 480) -> bytes:
+    image = Image.new("RGB", (width, height), (70, 120, 180))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((width // 4, height // 4, width * 3 // 4, height * 3 // 4), fill=(230, 200, 150))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+FILES = {"photo.jpg": jpeg(), "page.html": HTML, "tiny.jpg": jpeg(40, 40)}
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dummy credentials from the environment, nothing from files, no instance-metadata lookups."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEWORKERTEST01")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake/Worker+Secret/0000000000000000000000")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+
+
+@dataclass
+class Rig:
+    """One deployment in miniature: stores, service, recognizer, and the fake platform."""
+
+    queue: JobQueue
+    quota: QuotaStore
+    service: PhotoService
+    recognizer: RekognitionRecognizer
+    fake: FakeRekognition
+    source: InMemoryPhotoSource = field(default_factory=lambda: InMemoryPhotoSource(FILES))
+    replies: RecordingReplyPort = field(default_factory=RecordingReplyPort)
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    counter: int = 0
+
+    def worker(self, pool: Executor | None = None, **config: Any) -> Worker:
+        settings: dict[str, Any] = {
+            "worker_id": "worker-1",
+            "concurrency": 2,
+            "visibility_timeout_s": 5.0,
+            "job_timeout_s": 10.0,
+            "poll_interval_s": 0.05,
+            "grace_period_s": 10.0,
+        }
+        settings.update(config)
+        return Worker(
+            queue=self.queue,
+            quota=self.quota,
+            recognizer=self.recognizer,
+            sources={"telegram": self.source},
+            replies={"telegram": self.replies},
+            limits=self.limits,
+            config=WorkerConfig(**settings),
+            show_location=lambda request: request.private,
+            pool=pool,
+        )
+
+    async def submit(self, file_id: str = "photo.jpg", *, user: str = "42") -> PhotoRequest:
+        self.counter += 1
+        request = PhotoRequest(
+            platform="telegram",
+            user_id=user,
+            chat_id=user,
+            message_id=str(self.counter),
+            file=FileRef(file_id=file_id, size=len(FILES[file_id])),
+            features=frozenset({Feature.LABELS, Feature.FACES}),
+            reply_to={"chat_id": user},
+        )
+        verdict = await self.service.submit(request)
+        assert isinstance(verdict, Accepted), verdict
+        return request
+
+    async def used(self, request: PhotoRequest) -> tuple[int, int]:
+        """(photos charged today, jobs holding a concurrency slot) for the request's user."""
+        usage = await self.service.usage(request.user_key)
+        return usage.used, usage.active_jobs
+
+
+def make_service(queue: JobQueue, quota: QuotaStore, folder: Path) -> PhotoService:
+    return PhotoService(
+        queue=queue,
+        quota=quota,
+        policy=QuotaPolicy(daily_limit=10, max_concurrent=5, burst_limit=10),
+        access=AccessPolicy(),
+        capabilities=frozenset(Feature) - {Feature.CELEBRITIES},
+        max_bytes=5_000_000,
+        preferences=SQLitePreferences(folder / "preferences.sqlite3"),
+        default_features=DEFAULT_FEATURES,
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRekognition]:
+    with FakeRekognition() as server:
+        yield server
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, fake: FakeRekognition) -> AsyncIterator[Rig]:
+    queue = SqliteJobQueue(tmp_path / "queue.sqlite3", max_attempts=MAX_ATTEMPTS, retry_backoff_s=0)
+    quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3")
+    recognizer = RekognitionRecognizer(
+        endpoint_url=fake.url, region="us-east-1", max_attempts=1, read_timeout=5, connect_timeout=2
+    )
+    yield Rig(queue, quota, make_service(queue, quota, tmp_path), recognizer, fake)
+    recognizer.close()
+    await queue.close()
+    await quota.close()
+
+
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def run_until(worker: Worker, condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Run the worker loop until `condition` holds, then stop it and wait for its drain."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await eventually(condition, within)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+
+
+def only_reply(rig: Rig, request: PhotoRequest) -> AnalysisReply | FailureReply:
+    replies = rig.replies.replies_to(request)
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+# -- a job that works ---------------------------------------------------------------------------
+
+
+async def test_a_photo_is_analysed_and_answered_once_with_an_annotated_jpeg(rig: Rig) -> None:
+    request = await rig.submit()
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, AnalysisReply)
+    assert reply.request == request
+    assert "Person" in [label.name for label in reply.analysis.labels]
+    assert len(reply.analysis.faces) == 1
+    assert reply.analysis.features == {Feature.LABELS, Feature.FACES}
+    with Image.open(io.BytesIO(reply.annotated_jpeg)) as annotated:
+        assert (annotated.format, annotated.size) == ("JPEG", (reply.width, reply.height))
+        assert not annotated.getexif()
+    assert reply.show_location  # a private chat
+    assert sorted(r.operation for r in rig.fake.requests) == ["DetectFaces", "DetectLabels"]
+    assert await rig.used(request) == (1, 0)  # charged once, slot freed
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.queued, stats.in_flight, stats.dead) == (1, 0, 0, 0)
+
+
+async def test_jobs_are_answered_in_the_order_they_were_submitted(rig: Rig) -> None:
+    requests = [await rig.submit(user=str(user)) for user in range(4)]
+    await run_until(rig.worker(concurrency=1), lambda: len(rig.replies.delivered) == 4)
+    assert [r.request for r in rig.replies.delivered] == requests
+
+
+async def test_a_message_submitted_twice_is_one_job_one_charge_and_one_reply(rig: Rig) -> None:
+    request = await rig.submit()
+    again = await rig.service.submit(request)  # the platform delivered the same message again
+    assert isinstance(again, Accepted)
+    assert again.duplicate
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+    late = await rig.service.submit(request)  # and once more after it was answered
+    assert isinstance(late, Accepted)
+    assert late.duplicate
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.queued, stats.in_flight) == (1, 0, 0)  # nothing left to answer again
+
+
+# -- the user's own bad input -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("charge_user_errors", "charged"), [(False, 0), (True, 1)])
+async def test_a_file_that_is_not_a_photo_gets_a_friendly_answer_and_a_refund_by_default(
+    rig: Rig, charge_user_errors: bool, charged: int
+) -> None:
+    request = await rig.submit("page.html")
+
+    await run_until(rig.worker(charge_user_errors=charge_user_errors), lambda: bool(rig.replies.delivered))
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert (reply.reason, reply.user_fault) == ("unsupported_format", True)
+    assert reply.message.startswith("That file looks like an HTML page, not a photo.")
+    assert await rig.used(request) == (charged, 0)
+    assert rig.fake.requests == []  # nothing billed for it
+    assert (await rig.queue.stats(time.time())).done == 1  # answered: not retried, not a dead letter
+
+
+# -- failures that are not the user's -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("trouble", ["http-500", "throttled", "server-gone"])
+async def test_a_recognizer_that_stays_down_is_retried_then_dead_lettered_with_one_answer_and_a_refund(
+    rig: Rig, trouble: str
+) -> None:
+    if trouble == "http-500":
+        rig.fake.fail("InternalServerError", status=500)
+    elif trouble == "throttled":
+        rig.fake.throttle()
+    request = await rig.submit()
+    if trouble == "server-gone":
+        rig.fake.stop()
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert not reply.user_fault
+    assert reply.message.startswith("Sorry, I couldn't analyse that photo: ")
+    assert "Amazon Rekognition" in reply.message
+    assert reply.message.endswith("You were not charged.")
+    if trouble != "server-gone":
+        assert len(rig.fake.requests_for("DetectLabels")) == MAX_ATTEMPTS  # one call per attempt
+    assert await rig.used(request) == (0, 0)
+    assert (await rig.service.stats()).refunded == 1
+    stats = await rig.queue.stats(time.time())
+    assert (stats.dead, stats.done, stats.queued, stats.in_flight) == (1, 0, 0, 0)
+    [dead] = await rig.queue.dead_letters()
+    assert dead.attempts == MAX_ATTEMPTS
+    assert dead.error.startswith("recognizer: ")
+    assert "Amazon Rekognition" in dead.error
+
+
+async def test_a_recognizer_hiccup_is_retried_and_answered_once(rig: Rig) -> None:
+    rig.fake.fail("InternalServerError", status=500, times=2)
+    request = await rig.submit()
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
+async def test_a_download_that_fails_once_is_retried(rig: Rig) -> None:
+    rig.source.fail_times = 1
+    request = await rig.submit()
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert rig.source.fetched == ["photo.jpg", "photo.jpg"]
+    assert await rig.used(request) == (1, 0)
+
+
+async def test_a_job_that_times_out_every_time_is_answered_once_and_refunded(rig: Rig) -> None:
+    rig.fake.set_delay(3.0, operation="DetectLabels")
+    request = await rig.submit()
+
+    worker = rig.worker(job_timeout_s=0.4)
+    await run_until(worker, lambda: bool(rig.replies.delivered))
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert (reply.reason, reply.user_fault) == ("timeout", False)
+    assert "took too long" in reply.message
+    assert await rig.used(request) == (0, 0)
+    [dead] = await rig.queue.dead_letters()
+    assert (dead.attempts, dead.error) == (MAX_ATTEMPTS, "timed out after 0.4 s")
+
+
+async def test_a_reply_the_platform_refuses_is_not_sent_again_and_is_refunded(rig: Rig) -> None:
+    rig.replies.fail_times = 1
+    request = await rig.submit()
+
+    await run_until(rig.worker(), lambda: bool(rig.replies.attempts))
+
+    assert len(rig.replies.attempts) == 1  # at most once: no second try, no second bill
+    assert rig.replies.delivered == []
+    assert await rig.used(request) == (0, 0)  # the user got nothing, so pays nothing
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
+# -- redelivery -----------------------------------------------------------------------------------
+
+
+async def test_a_redelivered_job_whose_reply_already_started_is_completed_without_answering(rig: Rig) -> None:
+    request = await rig.submit()
+    # An earlier worker took the job, answered, and died before completing it.
+    first = await rig.queue.claim("dead-worker", time.time(), 0.2)
+    assert first is not None
+    assert await rig.queue.mark_reply_started(first.job_id)
+    await asyncio.sleep(0.25)
+
+    second = await rig.queue.claim("worker-1", time.time(), 5)
+    assert second is not None
+    assert (second.job_id, second.attempt) == (first.job_id, 2)
+    await rig.worker().process(second)
+
+    assert rig.replies.delivered == []
+    assert rig.fake.requests == []  # not analysed (and billed) a second time
+    assert await rig.used(request) == (1, 0)  # the charge stays, the slot is freed
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
+async def test_two_workers_on_one_job_answer_once(rig: Rig) -> None:
+    """A worker that stalled past its lease and the one that took the job over both finish it."""
+    rig.fake.set_delay(0.6, operation="DetectLabels")
+    request = await rig.submit()
+    stalled = await rig.queue.claim("stalled", time.time(), 0.2)
+    assert stalled is not None
+    await asyncio.sleep(0.25)
+    taker = await rig.queue.claim("taker", time.time(), 5)
+    assert taker is not None
+
+    await asyncio.gather(rig.worker(worker_id="stalled").process(stalled), rig.worker().process(taker))
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.in_flight, stats.queued) == (1, 0, 0)
+
+
+async def test_an_unreadable_job_is_dead_lettered_without_an_answer(rig: Rig) -> None:
+    await rig.queue.enqueue("telegram:broken", "telegram:1", {"platform": "telegram"}, time.time())
+    lease = await rig.queue.claim("worker-1", time.time(), 5)
+    assert lease is not None
+
+    await rig.worker().process(lease)
+
+    assert rig.replies.delivered == []
+    [dead] = await rig.queue.dead_letters()
+    assert dead.error.startswith("unreadable payload")
+
+
+# -- graceful shutdown ----------------------------------------------------------------------------
+
+
+async def test_stopping_lets_a_job_in_flight_finish_within_the_grace_period(rig: Rig) -> None:
+    rig.fake.set_delay(0.5, operation="DetectLabels")
+    request = await rig.submit()
+    worker = rig.worker(grace_period_s=10)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: bool(rig.fake.requests_for("DetectFaces")))  # mid-recognition
+
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
+async def test_stopping_with_a_short_grace_period_releases_the_job_for_another_worker(rig: Rig) -> None:
+    rig.fake.set_delay(5.0, operation="DetectLabels")
+    request = await rig.submit()
+    later = await rig.submit(user="43")  # never claimed: the worker stops taking jobs
+    worker = rig.worker(grace_period_s=0.1, concurrency=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: bool(rig.fake.requests_for("DetectFaces")))
+
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+    assert rig.replies.delivered == []
+    stats = await rig.queue.stats(time.time())
+    assert (stats.queued, stats.in_flight) == (2, 0)
+    # Claimable at once, first in line, and the cancelled attempt was not counted.
+    lease = await rig.queue.claim("worker-2", time.time(), 5)
+    assert lease is not None
+    assert lease.idempotency_key == request.idempotency_key
+    assert lease.attempt == 1
+    assert await rig.used(request) == (1, 1)  # still charged: the job is not finished
+
+    rig.fake.set_delay(0, operation="DetectLabels")
+    await rig.worker(worker_id="worker-2").process(lease)
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    assert rig.replies.replies_to(later) == []
+
+
+async def test_stopping_while_a_reply_is_being_sent_lets_it_arrive(rig: Rig) -> None:
+    rig.replies.delay_s = 0.5  # a slow upload to the platform
+    request = await rig.submit()
+    worker = rig.worker(grace_period_s=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: bool(rig.replies.attempts))
+
+    stop.set()
+    await asyncio.wait_for(running, 5)
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert await rig.used(request) == (1, 0)
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.in_flight, stats.queued) == (1, 0, 0)
+
+
+# -- CPU work in a process pool -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spawn_pool() -> Iterator[ProcessPoolExecutor]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+async def test_the_process_pool_prepares_and_draws_and_survives_rejected_photos(
+    rig: Rig, spawn_pool: ProcessPoolExecutor
+) -> None:
+    """Rejections raised in a pool process must come back whole and leave the pool working."""
+    tiny = await rig.submit("tiny.jpg", user="1")
+    page = await rig.submit("page.html", user="2")
+    good = await rig.submit("photo.jpg", user="3")
+
+    await run_until(rig.worker(pool=spawn_pool, concurrency=1), lambda: len(rig.replies.delivered) == 3, 30)
+
+    too_small = only_reply(rig, tiny)
+    assert isinstance(too_small, FailureReply)
+    assert (too_small.reason, too_small.user_fault) == ("too_small", True)
+    assert "at least 80 pixels" in too_small.message
+    not_a_photo = only_reply(rig, page)
+    assert isinstance(not_a_photo, FailureReply)
+    assert not_a_photo.message.startswith("That file looks like an HTML page, not a photo. Send")
+    assert not_a_photo.message.count("not a photo") == 1
+    analysed = only_reply(rig, good)
+    assert isinstance(analysed, AnalysisReply)
+    assert analysed.annotated_jpeg.startswith(b"\xff\xd8\xff")
+    assert spawn_pool.submit(sum, [1, 2]).result(timeout=10) == 3  # the pool is still usable
+
+
+# -- submitting while Redis is down ---------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
+    quota = RedisQuotaStore.from_url(redis_server.url, socket_timeout_s=0.5)
+    service = make_service(queue, quota, tmp_path)
+    request = PhotoRequest(
+        platform="telegram",
+        user_id="42",
+        chat_id="42",
+        message_id="1",
+        file=FileRef("photo.jpg", size=1000),
+        features=DEFAULT_FEATURES,
+    )
+    try:
+        assert isinstance(await service.submit(replace(request, message_id="0")), Accepted)
+        redis_server.stop()
+        assert await service.submit(request) == Refused("unavailable", TRY_AGAIN_SHORTLY)
+
+        redis_server.start()  # an empty Redis, as after a restart without persistence
+        verdict = await service.submit(request)
+        assert isinstance(verdict, Accepted)
+        assert not verdict.duplicate
+        assert (await service.usage(request.user_key)).used == 1
+        assert (await queue.stats(time.time())).queued == 1
+    finally:
+        await queue.close()
+        await quota.close()
+
+
+@pytest.mark.redis
+async def test_a_redis_queue_outage_after_the_charge_is_refunded(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
+    quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3")
+    service = make_service(queue, quota, tmp_path)
+    request = PhotoRequest(
+        platform="telegram",
+        user_id="42",
+        chat_id="42",
+        message_id="1",
+        file=FileRef("photo.jpg", size=1000),
+        features=DEFAULT_FEATURES,
+    )
+    try:
+        redis_server.stop()
+        assert await service.submit(request) == Refused("unavailable", TRY_AGAIN_SHORTLY)
+        usage = await service.usage(request.user_key)
+        assert (usage.used, usage.active_jobs) == (0, 0)
+        redis_server.start()
+        assert isinstance(await service.submit(replace(request, message_id="2")), Accepted)
+    finally:
+        await queue.close()
+        await quota.close()
