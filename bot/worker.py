@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 NOT_CHARGED = "You were not charged."
-RECOGNIZER_DOWN = f"Sorry, I couldn't analyse that photo: the recognizer is not answering. {NOT_CHARGED}"
 TIMED_OUT = f"Sorry, analysing that photo took too long, so I gave up. {NOT_CHARGED}"
 FETCH_FAILED = f"Sorry, I couldn't download that photo. {NOT_CHARGED}"
 INTERNAL_ERROR = f"Sorry, something went wrong while analysing that photo. {NOT_CHARGED}"

