@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import JobQueue, QueueError
@@ -31,7 +31,7 @@ from bot.quota.base import QuotaStore, QuotaStoreError
 from bot.requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
-from core.models import Photo, PreparedPhoto
+from core.models import Photo
 from core.pipeline import render
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer
@@ -84,35 +84,6 @@ class _Delivery(enum.Enum):
     FAILED = "failed"  # the platform refused or the port raised: the user most likely saw nothing
     ANSWERED_ELSEWHERE = "answered_elsewhere"  # another attempt set the reply marker first
     NO_PORT = "no_port"
-
-
-@dataclass(frozen=True)
-class _Rejection:
-    """A `PhotoRejected` carried back from a pool process as plain data.
-
-    The core's rejection classes take (reason, message) or (looked_like) in `__init__` but pickle
-    as (message,), so raised inside a ProcessPoolExecutor they cannot be rebuilt in the parent:
-    `TooLarge` breaks the whole pool (BrokenProcessPool) and `UnsupportedFormat` comes back with a
-    garbled message. The class travels by reference and the state as a dict instead.
-    """
-
-    kind: type[PhotoRejected]
-    message: str
-    state: dict[str, Any]
-
-    def error(self) -> PhotoRejected:
-        error = self.kind.__new__(self.kind)
-        Exception.__init__(error, self.message)
-        error.__dict__.update(self.state)
-        return error
-
-
-def prepare_in_pool(photo: Photo, limits: ImageLimits) -> PreparedPhoto | _Rejection:
-    """`prepare_photo` for a pool process: a rejection comes back as a value, not a pickled exception."""
-    try:
-        return prepare_photo(photo, limits)
-    except PhotoRejected as error:
-        return _Rejection(type(error), str(error), dict(error.__dict__))
 
 
 class Worker:
@@ -283,9 +254,7 @@ class Worker:
             raise _TransientFailure(INTERNAL_ERROR, f"no photo source for platform {request.platform!r}")
         try:
             data = await source.fetch(request, request.file, self.limits.max_bytes)
-            prepared = await self._cpu(prepare_in_pool, Photo(data=data, name=request.file.name), self.limits)
-            if isinstance(prepared, _Rejection):
-                raise prepared.error()
+            prepared = await self._cpu(prepare_photo, Photo(data=data, name=request.file.name), self.limits)
             analysis = await self.recognizer.analyze(
                 prepared, request.features & self.recognizer.capabilities
             )

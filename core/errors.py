@@ -6,9 +6,28 @@ application whose fault it was (the user's input, or our recognizer) so it can r
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuild(
+    kind: type[PhotoDetectiveError], args: tuple[object, ...], state: dict[str, Any]
+) -> PhotoDetectiveError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class PhotoDetectiveError(Exception):
-    """Base class: every error the core raises on purpose."""
+    """Base class: every error the core raises on purpose.
+
+    Errors cross process boundaries (photo preparation runs in a process pool), and the default
+    exception pickling calls `__init__` with `args`, which does not fit subclasses whose
+    constructor takes other arguments; `__reduce__` rebuilds them from their state instead.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class PhotoRejected(PhotoDetectiveError):

