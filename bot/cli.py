@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from bot.analysis_json import analysis_json, error_json
+from bot.logs import configure_logging
 from bot.operator_cli import add_operator_commands, run_operator_command
 from bot.queue import QueueError
 from bot.quota import QuotaStoreError
@@ -71,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--no-progress", action="store_true", help="no progress bar, even for several photos"
     )
-    sub.add_parser("run", help="run the bot: every configured chat platform and the workers")
+    run = sub.add_parser("run", help="run the bot: every configured chat platform and the workers")
+    run.add_argument(
+        "--role",
+        choices=["all", "ingress", "worker"],
+        default="all",
+        help="all (default), or split receiving (ingress) from processing (worker) across containers",
+    )
     add_operator_commands(sub)
     return parser
 
@@ -208,9 +214,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     if args.command == "analyze":
         return asyncio.run(_analyze_all(args, settings, out, err))
     if args.command == "run":
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.log_format, settings.log_level)
         try:
-            asyncio.run(run_until_signalled(settings))
+            asyncio.run(run_until_signalled(settings, args.role))
         except SettingsError as exc:
             print(str(exc), file=err)
             return EXIT_USAGE

@@ -12,17 +12,22 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from multiprocessing import get_context
+from typing import Literal
 
 from aiohttp import web
 
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.platforms import PlatformAdapter, load_adapters
 from bot.requests import PhotoRequest
 from bot.settings import Settings, SettingsError
-from bot.wiring import build_recognizer, build_service, build_stores
+from bot.wiring import Stores, build_recognizer, build_service, build_stores, quota_policy
 from bot.worker import Worker, WorkerConfig
+from core.recognizers.base import Recognizer
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +57,64 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
-async def healthz(_: web.Request) -> web.Response:
-    """Liveness: the process is up and its event loop answers."""
-    return web.json_response({"status": "ok"})
+Role = Literal["all", "ingress", "worker"]
+READY_TIMEOUT_S = 2.0
+
+
+class HealthEndpoints:
+    """/healthz (alive), /readyz (stores reachable, recognizer configured) and /metrics."""
+
+    def __init__(self, stores: Stores, settings: Settings, recognizer: Recognizer, metrics: Metrics) -> None:
+        self.stores = stores
+        self.policy = quota_policy(settings)
+        self.recognizer = recognizer
+        self.metrics = metrics
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics_page),
+        ]
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        """Alive: the process is up and its event loop answers (a container restarts it otherwise)."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        """Ready for work: the queue and quota stores answer, and a recognizer is configured."""
+        checks: dict[str, str] = {}
+        now = datetime.now(UTC)
+        probes: dict[str, Awaitable[object]] = {
+            "queue": self.stores.queue.stats(now.timestamp()),
+            "quota": self.stores.quota.usage("readyz-probe", now, self.policy),
+        }
+        for name, probe in probes.items():
+            try:
+                await asyncio.wait_for(probe, READY_TIMEOUT_S)
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means "not ready"; the reason is for the operator
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        checks["recognizer"] = self.recognizer.name if self.recognizer.name != "none" else "none configured"
+        ready = all(value == "ok" for key, value in checks.items() if key != "recognizer") and (
+            self.recognizer.name != "none"
+        )
+        return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
+
+    async def metrics_page(self, _: web.Request) -> web.Response:
+        """Prometheus text format; queue gauges are read from the queue at scrape time."""
+        try:
+            self.metrics.set_queue(
+                await asyncio.wait_for(self.stores.queue.stats(time.time()), READY_TIMEOUT_S)
+            )
+        except Exception:  # a scrape must not fail because the queue is briefly unreachable
+            log.warning("queue stats unavailable for /metrics")
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> web.AppRunner:
     """One HTTP server for webhooks, Slack events and health, so a container exposes one port."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
-    app.router.add_get("/healthz", healthz)
     app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -69,55 +123,83 @@ async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> 
     return runner
 
 
-async def run_service(settings: Settings, stop: asyncio.Event) -> None:
-    """Run until `stop` is set; raises SettingsError when no platform is configured."""
+async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all") -> None:
+    """Run until `stop` is set, as one process (`all`) or one role of a scaled-out deployment.
+
+    `ingress` receives events and submits jobs; `worker` processes jobs (and still needs the
+    adapters' photo sources and reply ports, but does not receive events). Raises SettingsError
+    when no platform is configured.
+    """
     choice = build_recognizer(settings)
     if choice.note:
         log.warning(choice.note)
     recognizer = choice.recognizer
+    metrics = Metrics()
     stores = build_stores(settings)
     try:
-        service = build_service(settings, stores, recognizer.capabilities)
+        service = build_service(settings, stores, recognizer.capabilities, metrics)
         adapters: list[PlatformAdapter] = load_adapters(settings, service)
         if not adapters:
             raise SettingsError(NO_PLATFORM)
-        processes = settings.worker_processes or os.cpu_count() or 1
-        with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-            worker = Worker(
-                queue=stores.queue,
-                quota=stores.quota,
-                recognizer=recognizer,
-                sources={a.name: a.source for a in adapters},
-                replies={a.name: a.replies for a in adapters},
-                limits=settings.image_limits(),
-                config=worker_config(settings),
-                show_location=location_rule(settings),
-                pool=pool,
-            )
-            http = await start_http(settings, [route for a in adapters for route in a.routes()])
-            try:
-                for adapter in adapters:
-                    await adapter.start()
-                    log.info("%s adapter started", adapter.name)
-                log.info("recognizer: %s; %d jobs at once", recognizer.name, settings.worker_concurrency)
-                working = asyncio.create_task(worker.run(stop))
+        receiving = adapters if role in ("all", "ingress") else []
+        health = HealthEndpoints(stores, settings, recognizer, metrics)
+        routes = [*health.routes(), *(route for a in receiving for route in a.routes())]
+        http = await start_http(settings, routes)
+        try:
+            for adapter in receiving:
+                await adapter.start()
+                log.info("%s adapter started", adapter.name)
+            if role == "ingress":
                 await stop.wait()
-                log.info("stopping: no new photos; finishing jobs in progress")
-                for adapter in adapters:
-                    await adapter.stop()
-                await working
-            finally:
-                for adapter in adapters:
-                    await adapter.close()
-                await http.cleanup()
+            else:
+                await _work(settings, stores, recognizer, adapters, metrics, stop)
+            log.info("stopped")
+        finally:
+            for adapter in receiving:
+                await adapter.stop()
+            for adapter in adapters:
+                await adapter.close()
+            await http.cleanup()
     finally:
         await stores.close()
 
 
-async def run_until_signalled(settings: Settings) -> None:
+async def _work(
+    settings: Settings,
+    stores: Stores,
+    recognizer: Recognizer,
+    adapters: list[PlatformAdapter],
+    metrics: Metrics,
+    stop: asyncio.Event,
+) -> None:
+    """Run the worker with a process pool for image work until `stop`, then drain."""
+    processes = settings.worker_processes or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+        worker = Worker(
+            queue=stores.queue,
+            quota=stores.quota,
+            recognizer=recognizer,
+            sources={a.name: a.source for a in adapters},
+            replies={a.name: a.replies for a in adapters},
+            limits=settings.image_limits(),
+            config=worker_config(settings),
+            show_location=location_rule(settings),
+            pool=pool,
+            metrics=metrics,
+        )
+        log.info(
+            "worker: recognizer %s, %d jobs at once, %d processes",
+            recognizer.name,
+            settings.worker_concurrency,
+            processes,
+        )
+        await worker.run(stop)
+
+
+async def run_until_signalled(settings: Settings, role: Role = "all") -> None:
     """Run the service, stopping cleanly on SIGTERM (docker stop) or SIGINT (Ctrl-C)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run_service(settings, stop)
+    await run_service(settings, stop, role)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.access import AccessPolicy
+from bot.metrics import Metrics
 from bot.preferences import PreferencesStore, PreferencesUnavailable
 from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
@@ -125,6 +126,7 @@ class PhotoService:
         preferences: PreferencesStore,
         default_features: frozenset[Feature],
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -135,9 +137,24 @@ class PhotoService:
         self.preferences = preferences
         self.default_features = default_features
         self.clock = clock
+        self.metrics = metrics or Metrics()
 
     async def submit(self, request: PhotoRequest) -> Verdict:
         """Check access, size and quota, charge, and store the job; all before the adapter acks.
+
+        Counted in the metrics: every photo received, and accepted or refused by reason.
+        """
+        self.metrics.received.labels(platform=request.platform).inc()
+        verdict = await self._submit(request)
+        if isinstance(verdict, Accepted):
+            if not verdict.duplicate:
+                self.metrics.accepted.labels(platform=request.platform).inc()
+        else:
+            self.metrics.refused.labels(reason=verdict.reason).inc()
+        return verdict
+
+    async def _submit(self, request: PhotoRequest) -> Verdict:
+        """The checks and the charge behind `submit`.
 
         The charge comes first and is keyed by the message, so a crash between charging and
         storing is healed by the platform's redelivery (same key: no second charge); a store

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     slack_file_hosts: Annotated[
         frozenset[str], NoDecode, Field(description="Hosts the bot token may be sent to for file downloads.")
     ] = frozenset({"files.slack.com"})
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged."
+    )
     data_dir: Path = Field(Path("data"), description="Folder for the SQLite files and other state.")
     redis_url: str | None = Field(
         None,

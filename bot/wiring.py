@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.access import AccessPolicy
+from bot.metrics import Metrics
 from bot.preferences import PreferencesStore, RedisPreferences, SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
@@ -109,7 +110,9 @@ def build_stores(settings: Settings) -> Stores:
     )
 
 
-def build_service(settings: Settings, stores: Stores, capabilities: frozenset[Feature]) -> PhotoService:
+def build_service(
+    settings: Settings, stores: Stores, capabilities: frozenset[Feature], metrics: Metrics | None = None
+) -> PhotoService:
     """The service adapters submit to, with the limits and lists from settings."""
     return PhotoService(
         queue=stores.queue,
@@ -120,4 +123,5 @@ def build_service(settings: Settings, stores: Stores, capabilities: frozenset[Fe
         max_bytes=settings.max_input_bytes,
         preferences=stores.preferences,
         default_features=settings.features,
+        metrics=metrics,
     )

@@ -19,11 +19,12 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bot.metrics import Metrics
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
@@ -102,6 +103,7 @@ class Worker:
         show_location: Callable[[PhotoRequest], bool],
         pool: Executor | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -113,6 +115,7 @@ class Worker:
         self.show_location = show_location
         self.pool = pool
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -196,18 +199,19 @@ class Worker:
                     # nothing; if it died mid-reply it frees the user's slot and keeps the charge.
                     await _to_the_end(self._close_answered(lease))
                     return
-                result = await self._attempt(request)
+                timings: dict[str, float] = {}
+                result = await self._attempt(request, timings)
             except asyncio.CancelledError:
                 await self._release(lease)
                 raise
-            await _to_the_end(self._conclude(lease, result))
+            await _to_the_end(self._conclude(lease, result, timings))
         finally:
             heartbeat.cancel()
 
-    async def _attempt(self, request: PhotoRequest) -> Outcome | _Failed:
+    async def _attempt(self, request: PhotoRequest, timings: dict[str, float]) -> Outcome | _Failed:
         """One try at the analysis, within the job timeout; whose fault a failure was decides its fate."""
         try:
-            return await asyncio.wait_for(self._analyse(request), self.config.job_timeout_s)
+            return await asyncio.wait_for(self._analyse(request, timings), self.config.job_timeout_s)
         except PhotoRejected as exc:
             return FailureReply(request, exc.reason, str(exc), user_fault=True)
         except _TransientFailure as exc:
@@ -216,7 +220,7 @@ class Worker:
             detail = f"timed out after {self.config.job_timeout_s:g} s"
             return _Failed(detail, FailureReply(request, "timeout", TIMED_OUT, user_fault=False))
 
-    async def _conclude(self, lease: Lease, result: Outcome | _Failed) -> None:
+    async def _conclude(self, lease: Lease, result: Outcome | _Failed, timings: dict[str, float]) -> None:
         """Record the attempt, and when the job is finished, reply, settle and complete it."""
         if isinstance(result, _Failed):
             verdict = await self.queue.fail(lease, result.detail, self.clock(), retryable=True)
@@ -228,7 +232,9 @@ class Worker:
             outcome: Outcome = result.reply
         else:
             outcome = result
-        delivery = await self._reply(lease, outcome)
+        with self._timed("reply", timings):
+            delivery = await self._reply(lease, outcome)
+        self._record_outcome(lease, outcome, delivery, timings)
         if delivery is _Delivery.SENT:
             await self._settle(lease.idempotency_key, refund=self._refund_for(outcome))
         elif delivery is _Delivery.ANSWERED_ELSEWHERE:
@@ -248,17 +254,22 @@ class Worker:
         await self.queue.complete(lease)
         await self._settle(lease.idempotency_key, refund=False)
 
-    async def _analyse(self, request: PhotoRequest) -> AnalysisReply:
+    async def _analyse(self, request: PhotoRequest, timings: dict[str, float]) -> AnalysisReply:
         source = self.sources.get(request.platform)
         if source is None:
             raise _TransientFailure(INTERNAL_ERROR, f"no photo source for platform {request.platform!r}")
+        features = request.features & self.recognizer.capabilities
         try:
-            data = await source.fetch(request, request.file, self.limits.max_bytes)
-            prepared = await self._cpu(prepare_photo, Photo(data=data, name=request.file.name), self.limits)
-            analysis = await self.recognizer.analyze(
-                prepared, request.features & self.recognizer.capabilities
-            )
-            annotated = await self._cpu(render, prepared, analysis, self.limits.jpeg_quality)
+            with self._timed("download", timings):
+                data = await source.fetch(request, request.file, self.limits.max_bytes)
+            with self._timed("prepare", timings):
+                photo = Photo(data=data, name=request.file.name)
+                prepared = await self._cpu(prepare_photo, photo, self.limits)
+            with self._timed("recognize", timings):
+                self.metrics.count_recognition(self.recognizer.name, features)
+                analysis = await self.recognizer.analyze(prepared, features)
+            with self._timed("annotate", timings):
+                annotated = await self._cpu(render, prepared, analysis, self.limits.jpeg_quality)
         except FetchFailed as exc:
             raise _TransientFailure(FETCH_FAILED, f"fetch failed: {exc}") from exc
         except RecognizerError as exc:
@@ -280,6 +291,40 @@ class Worker:
             capabilities=self.recognizer.capabilities,
             show_location=self.show_location(request),
         )
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str, timings: dict[str, float]) -> Iterator[None]:
+        """Time a stage for both the metrics histogram and the job's outcome log line."""
+        started = time.perf_counter()
+        try:
+            with self.metrics.stage(stage):
+                yield
+        finally:
+            timings[stage] = round(time.perf_counter() - started, 4)
+
+    def _record_outcome(
+        self, lease: Lease, outcome: Outcome, delivery: _Delivery, timings: dict[str, float]
+    ) -> None:
+        """One log line and the counters for a finished job; ids and timings only, never content."""
+        request = outcome.request
+        if isinstance(outcome, AnalysisReply):
+            self.metrics.analysed.labels(platform=request.platform).inc()
+            result, reason = "analysed", ""
+        else:
+            self.metrics.failed.labels(reason=outcome.reason).inc()
+            result, reason = "failed", outcome.reason
+        fields = {
+            "job_id": lease.job_id,
+            "platform": request.platform,
+            "chat": request.chat_id,
+            "user": request.user_key,
+            "attempt": lease.attempt,
+            "outcome": result,
+            "reason": reason,
+            "delivery": delivery.value,
+            "seconds": timings,
+        }
+        log.info("job %s %s", lease.job_id, result, extra={"fields": fields})
 
     async def _cpu(self, function: Callable[..., T], *args: object) -> T:
         """Run CPU-bound work in the process pool (or a thread when no pool is configured)."""
