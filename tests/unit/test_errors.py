@@ -6,7 +6,14 @@ import pickle
 
 import pytest
 
-from core.errors import CorruptImage, PhotoRejected, RecognizerThrottled, TooLarge, TooSmall, UnsupportedFormat
+from core.errors import (
+    CorruptImage,
+    PhotoRejected,
+    RecognizerThrottled,
+    TooLarge,
+    TooSmall,
+    UnsupportedFormat,
+)
 
 
 @pytest.mark.parametrize(
