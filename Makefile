@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PHOTOS ?=
 OUT ?= out
 
-.PHONY: install install-dev run test lint typecheck unit system-deps bench clean
+.PHONY: install install-dev run test lint typecheck unit system-deps bench docs clean
 
 $(BIN)/photodetective: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: lint typecheck unit
 bench: install-dev
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/prepare.py
+
+# Regenerate the README's settings table and .env.example from the settings model.
+docs: install-dev
+	$(BIN)/python -m bot.settings_doc --write README.md
+	$(BIN)/python -m bot.settings_doc --env-example .env.example
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings, SettingsError, load_settings, parse_features
-from bot.settings_doc import BEGIN, END, settings_block
+from bot.settings_doc import BEGIN, END, env_example, settings_block
 from core.models import DEFAULT_FEATURES, Feature
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -87,3 +87,10 @@ def test_readme_settings_table_is_current() -> None:
     current = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert current == settings_block(), "README settings table is stale: paste `python -m bot.settings_doc`"
     assert len(Settings.model_fields) == current.count("| `PHOTODETECTIVE_")
+
+
+def test_env_example_is_current() -> None:
+    example = README.with_name(".env.example")
+    assert example.read_text(encoding="utf-8") == env_example(), (
+        "stale .env.example: run `python -m bot.settings_doc --env-example .env.example`"
+    )
