@@ -46,7 +46,7 @@ class UnsupportedFormat(PhotoRejected):
         super().__init__(
             "unsupported_format",
             f"That file looks like {looked_like}, not a photo. "
-            "Send a JPEG, PNG, WebP, HEIC, TIFF, BMP or GIF image.",
+            "Send a JPEG, PNG, WebP, HEIC, AVIF, TIFF, BMP or GIF image.",
         )
         self.looked_like = looked_like
 

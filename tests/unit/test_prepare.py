@@ -575,6 +575,23 @@ def test_the_long_side_ends_between_three_quarters_of_and_the_maximum(
     assert close_to(prepared.image.getpixel((expected[0] // 4, expected[1] // 2)), RED)
 
 
+def test_downscaling_keeps_every_one_pixel_line() -> None:
+    """2000 -> 1920 px must blend rows, not drop one in 25 (that erases thin strokes of small text)."""
+    image = Image.new("L", (2000, 500), 255)
+    lines = range(10, 490, 7)
+    for y in lines:
+        image.paste(0, (0, y, 2000, y + 1))
+
+    prepared = prepare(encode(image, "PNG")).image.convert("L")
+
+    assert prepared.size == (1920, 480)
+    for y in lines:
+        scaled = round(y * 0.96)
+        darkest, _ = prepared.crop((960, scaled - 1, 961, scaled + 2)).getextrema()
+        assert isinstance(darkest, float | int)
+        assert darkest < 140, f"line {y} faded to {darkest}"
+
+
 def test_a_12_megapixel_jpeg_comes_out_between_1440_and_1920() -> None:
     prepared = prepare(encode(scene((4000, 3000)), "JPEG"))
     assert prepared.image.size == (1920, 1440)
