@@ -13,6 +13,7 @@ $(BIN)/photodetective: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python scripts/install_models.py
 	touch $@
 
 $(VENV)/.dev-installed: $(BIN)/photodetective

@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(none: EXIF and preparation only, no recognizer call). Default: PHOTODETECTIVE_FEATURES.",
     )
     analyze.add_argument(
-        "--backend", choices=["auto", "rekognition", "none"], default=None, help="recognizer (default: auto)"
+        "--backend",
+        choices=["auto", "rekognition", "local", "none"],
+        default=None,
+        help="recognizer (default: PHOTODETECTIVE_BACKEND, auto)",
     )
     analyze.add_argument("--hide-location", action="store_true", help="leave GPS out of the summary and JSON")
     analyze.add_argument(

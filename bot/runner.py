@@ -149,19 +149,34 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
             for adapter in receiving:
                 await adapter.start()
                 log.info("%s adapter started", adapter.name)
-            if role == "ingress":
-                await stop.wait()
-            else:
-                await _work(settings, stores, recognizer, adapters, metrics, stop)
+            working = None
+            if role != "ingress":
+                working = asyncio.create_task(_work(settings, stores, recognizer, adapters, metrics, stop))
+            stopping = asyncio.create_task(stop.wait())
+            # A worker that dies on its own (a bug, a broken pool) must end the process, not hang it.
+            await asyncio.wait(
+                {stopping, *([working] if working else [])}, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopping.cancel()
+            stop.set()
+            log.info("stopping: no new photos; jobs in progress get %g s", settings.shutdown_grace_s)
+            await _stop_receiving(receiving)
+            if working is not None:
+                await working
             log.info("stopped")
         finally:
-            for adapter in receiving:
-                await adapter.stop()
+            await _stop_receiving(receiving)
             for adapter in adapters:
                 await adapter.close()
             await http.cleanup()
     finally:
         await stores.close()
+
+
+async def _stop_receiving(adapters: list[PlatformAdapter]) -> None:
+    """Stop taking events first, so nothing new arrives while the workers drain (safe to repeat)."""
+    while adapters:
+        await adapters.pop().stop()
 
 
 async def _work(

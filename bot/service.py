@@ -84,6 +84,13 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f}".removesuffix(".0")
 
 
+def too_large_message(size: int, limit: int) -> str:
+    """Say how big the file is against the limit, without rounding both to the same number."""
+    if megabytes(size) == megabytes(limit):
+        return f"That file is just over the {megabytes(limit)} MB limit."
+    return f"That file is {megabytes(size)} MB; the limit is {megabytes(limit)} MB."
+
+
 def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) -> str:
     """The sentence shown for a quota refusal: what limit was hit and when it lifts.
 
@@ -163,11 +170,7 @@ class PhotoService:
         if not self.access.permits(request):
             return Refused("not_allowed", "This bot is not enabled here.")
         if request.file.size is not None and request.file.size > self.max_bytes:
-            return Refused(
-                "too_large",
-                f"That file is {megabytes(request.file.size)} MB; "
-                f"the limit is {megabytes(self.max_bytes)} MB.",
-            )
+            return Refused("too_large", too_large_message(request.file.size, self.max_bytes))
         now = self.clock()
         key = request.idempotency_key
         try:

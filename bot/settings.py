@@ -24,7 +24,7 @@ from core.models import DEFAULT_FEATURES, Feature
 
 ENV_PREFIX = "PHOTODETECTIVE_"
 
-BackendChoice = Literal["auto", "rekognition", "none"]
+BackendChoice = Literal["auto", "rekognition", "local", "none"]
 
 
 class SettingsError(Exception):
@@ -44,7 +44,8 @@ class Settings(BaseSettings):
 
     backend: BackendChoice = Field(
         "auto",
-        description="Recognizer: auto (Rekognition when AWS credentials are found), rekognition, or none.",
+        description="Recognizer: auto (Rekognition when AWS credentials are found, else local), rekognition, "
+        "local (embedded, offline), or none.",
     )
     features: Annotated[
         frozenset[Feature], NoDecode, Field(description="Analyses run by default, comma separated.")
@@ -72,6 +73,13 @@ class Settings(BaseSettings):
     )
     rekognition_celebrities: bool = Field(
         False, description="Allow the billed RecognizeCelebrities call (feature 'celebrities')."
+    )
+    models_dir: Path | None = Field(
+        None,
+        description="Local recognizer's model folder (default: share/photodetective/models in the venv).",
+    )
+    local_moderation: bool = Field(
+        True, description="Run the local recognizer's nudity check (open_nsfw, BSD-2-Clause weights)."
     )
     show_location_cli: bool = Field(
         True, description="Show GPS coordinates and a map link in the CLI summary."

@@ -17,6 +17,7 @@ from bot.service import PhotoService
 from bot.settings import BackendChoice, Settings
 from core.models import Feature
 from core.recognizers.base import NullRecognizer, Recognizer
+from core.recognizers.local import LocalRecognizer, local_models_installed
 from core.recognizers.rekognition import RekognitionRecognizer, aws_credentials_available
 
 
@@ -29,9 +30,9 @@ class RecognizerChoice:
 
 
 NO_BACKEND_NOTE = (
-    "No recognizer is configured, so only EXIF is read and the photo prepared. "
-    "Set AWS credentials (e.g. AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and AWS_REGION) "
-    "to use Amazon Rekognition."
+    "No recognizer is available, so only EXIF is read and the photo prepared: the local recognizer's "
+    "models are not installed (run `make install` or `python scripts/install_models.py`) and no AWS "
+    "credentials were found for Amazon Rekognition."
 )
 
 
@@ -45,19 +46,36 @@ def build_rekognition(settings: Settings) -> RekognitionRecognizer:
         read_timeout=settings.rekognition_read_timeout,
         min_confidence=settings.rekognition_min_confidence,
         celebrities=settings.rekognition_celebrities,
+        concurrent_photos=settings.worker_concurrency,
+    )
+
+
+def build_local(settings: Settings) -> LocalRecognizer:
+    """The embedded offline recognizer; its models load lazily, on the first photo that needs them."""
+    return LocalRecognizer(
+        models_dir=settings.models_dir,
+        moderation=settings.local_moderation,
+        concurrent_photos=settings.worker_concurrency,
     )
 
 
 def build_recognizer(settings: Settings, choice: BackendChoice | None = None) -> RecognizerChoice:
-    """Pick the backend: an explicit choice wins; `auto` uses Rekognition only when AWS credentials exist.
+    """Pick the backend: an explicit choice wins; `auto` prefers Rekognition when AWS credentials exist.
 
-    `auto` never fails: a fresh install without a cloud account still prepares photos and reads EXIF.
+    Otherwise `auto` uses the embedded recognizer, so a fresh install works with no cloud account;
+    and it never fails: without models either, photos are still prepared and EXIF read, with a note.
     """
     wanted = choice or settings.backend
     if wanted == "none":
         return RecognizerChoice(NullRecognizer())
-    if wanted == "rekognition" or aws_credentials_available():
+    if wanted == "rekognition":
         return RecognizerChoice(build_rekognition(settings))
+    if wanted == "local":
+        return RecognizerChoice(build_local(settings))
+    if aws_credentials_available():
+        return RecognizerChoice(build_rekognition(settings))
+    if local_models_installed(settings.models_dir):
+        return RecognizerChoice(build_local(settings))
     return RecognizerChoice(NullRecognizer(), NO_BACKEND_NOTE)
 
 

@@ -59,6 +59,11 @@ def escape(text: str) -> str:
     return _BROADCAST.sub("＠", text)
 
 
+def escape_lines(text: str) -> str:
+    """`escape` line by line: for our own multi-line plain messages, keeping their line breaks."""
+    return "\n".join(escape(line) for line in text.split("\n"))
+
+
 def escape_url(url: str) -> str:
     """A URL for `<url|label>`: only `&`, `<`, `>` and `|` would change its meaning there."""
     return one_line(url).replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")

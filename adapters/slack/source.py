@@ -49,6 +49,7 @@ class LoginPageError(FetchFailed):
 
 def too_large(size: int, limit: int, *, at_least: bool = False) -> TooLarge:
     """The refusal for a file over the limit; `at_least` when the download was cut off at `size`."""
+    at_least = at_least or megabytes(size) == megabytes(limit)  # "25 MB; the limit is 25 MB" helps nobody
     amount = f"more than {megabytes(limit)}" if at_least else megabytes(size)
     return TooLarge("too_large", f"That file is {amount} MB; the limit is {megabytes(limit)} MB.")
 
@@ -89,6 +90,7 @@ class SlackPhotoSource:
         self._token = token
         self.file_hosts = file_hosts
         self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
 
     async def fetch(self, request: PhotoRequest, ref: FileRef, max_bytes: int) -> bytes:
         """files.info (size, type, URL), then the download; see the module docstring for the rules."""
@@ -163,9 +165,9 @@ class SlackPhotoSource:
     def _session_for_loop(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._session
-        if session is None or session.closed or session.loop is not loop:
+        if session is None or session.closed or self._session_loop is not loop:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S))
-            self._session = session
+            self._session, self._session_loop = session, loop
         return session
 
     async def close(self) -> None:

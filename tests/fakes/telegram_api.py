@@ -66,7 +66,7 @@ ADMIN_STATUSES = ("administrator", "creator")
 
 
 class EntityError(ValueError):
-    """The text is not valid Telegram HTML; the message is Telegram's wording after "can't parse entities: "."""
+    """Not valid Telegram HTML; the message is Telegram's wording after "can't parse entities: "."""
 
 
 _TAGS = frozenset(
@@ -89,7 +89,9 @@ _TAGS = frozenset(
         "tg-emoji",
     }
 )
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>\"']+))*)\s*>")
+_TAG = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>\"']+))*)\s*>"
+)
 _ATTR = re.compile(r"([a-zA-Z-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+))")
 _ENTITY = re.compile(r"&(?:(lt|gt|amp|quot)|#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
@@ -132,21 +134,24 @@ def parse_html(markup: str) -> str:
         visible.append(_unescape(markup[pos:lt], pos))
         tag = _TAG.match(markup, lt)
         if tag is None:
-            raise EntityError(f'Unexpected end of name token at byte offset {lt}')
+            raise EntityError(f"Unexpected end of name token at byte offset {lt}")
         closing, name, attrs = tag.group(1), tag.group(2).lower(), tag.group(3)
         if name not in _TAGS:
             kind = "end" if closing else "start"
             raise EntityError(f'Unsupported {kind} tag "{name}" at byte offset {lt}')
         if closing:
             if not stack:
-                raise EntityError(f'Unexpected end tag at byte offset {lt}')
+                raise EntityError(f"Unexpected end tag at byte offset {lt}")
             expected = stack.pop()
             if expected != name:
                 raise EntityError(
                     f'Unmatched end tag at byte offset {lt}, expected "</{expected}>", found "</{name}>"'
                 )
         else:
-            found = {m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or "" for m in _ATTR.finditer(attrs)}
+            found = {
+                m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or ""
+                for m in _ATTR.finditer(attrs)
+            }
             if name == "a" and "href" not in found:
                 raise EntityError(f'Tag "a" must have attribute "href" at byte offset {lt}')
             if name == "span" and found.get("class") != "tg-spoiler":
@@ -259,6 +264,7 @@ class _State:
     webhook_url: str = ""
     webhook_secret: str | None = None
     calls: list[Call] = field(default_factory=list)
+    started: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
 
 
@@ -397,7 +403,9 @@ class FakeTelegram:
             self._state.chats[chat_id] = chat
         return chat
 
-    def store_file(self, data: bytes, *, kind: str = "documents", suffix: str = "jpg", size: int | None = None) -> _Stored:
+    def store_file(
+        self, data: bytes, *, kind: str = "documents", suffix: str = "jpg", size: int | None = None
+    ) -> _Stored:
         """Keep `data` as a Telegram file and return its record (file_id, path, reported size)."""
         n = next(self._ids)
         stored = _Stored(
@@ -620,6 +628,23 @@ class FakeTelegram:
         return [c for c in found if chat is None or c.chat_id == int(chat["id"])]
 
     @property
+    def started(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every request as it arrived (method, parameters), answered or not yet."""
+        with self._lock:
+            return list(self._state.started)
+
+    def offsets_sent(self) -> list[int]:
+        """The `offset` of every getUpdates request that arrived, in order (0 when none was given)."""
+        return [int(params.get("offset") or 0) for method, params in self.started if method == "getUpdates"]
+
+    def handed_out(self, update_id: int) -> bool:
+        """Whether some getUpdates answer already contained this update."""
+        return any(
+            update_id in [u["update_id"] for u in call.response.get("result", [])]
+            for call in self.calls_to("getUpdates", ok=True)
+        )
+
+    @property
     def downloads(self) -> list[str]:
         """File paths downloaded through /file/bot<token>/..., in order."""
         with self._lock:
@@ -636,13 +661,13 @@ class FakeTelegram:
         with self._lock:
             return self._state.webhook_url, self._state.webhook_secret
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    async def wait_for(self, condition: Callable[[], bool], within_s: float = 15.0) -> None:
         """Wait (in the test's own loop) until `condition()` holds; fail with the calls seen."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while not condition():
             if time.monotonic() > deadline:
                 seen = [(c.method, c.status) for c in self.calls if c.method != "getUpdates"]
-                raise AssertionError(f"condition not met within {timeout} s; calls: {seen}")
+                raise AssertionError(f"condition not met within {within_s} s; calls: {seen}")
             await asyncio.sleep(0.02)
 
     # -- server ------------------------------------------------------------------------------
@@ -663,6 +688,8 @@ class FakeTelegram:
     async def _shutdown(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
+        if self._new_update is not None:
+            self._new_update.set()  # wake open long polls so they answer at once
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -691,10 +718,12 @@ class FakeTelegram:
         started = time.monotonic()
         method = request.match_info["method"]
         params, files = await self._read_params(request)
+        with self._lock:
+            self._state.started.append((method, dict(params)))
+            delay = self._state.delays.get(method, 0.0)
         if request.match_info["token"] != self.token:
             status, answer = 401, _error(401, "Unauthorized")
         else:
-            delay = self._state.delays.get(method, 0.0)
             if delay and self._stopping is not None:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
@@ -776,15 +805,14 @@ class FakeTelegram:
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
         deadline = time.monotonic() + timeout
-        assert self._new_update is not None and self._stopping is not None
+        assert self._new_update is not None
+        assert self._stopping is not None
         while True:
             self._new_update.clear()
             with self._lock:
                 if offset > self._state.confirmed_below:
                     self._state.confirmed_below = offset
-                    self._state.updates = [
-                        u for u in self._state.updates if u["update_id"] >= offset
-                    ]
+                    self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
                 pending = self._state.updates[:limit]
             remaining = deadline - time.monotonic()
             if pending or remaining <= 0 or self._stopping.is_set():

@@ -201,12 +201,27 @@ def test_same_names_do_not_overwrite_each_other(tmp_path: Path) -> None:
     ]
 
 
-def test_auto_without_credentials_says_how_to_configure(tmp_path: Path) -> None:
+def test_auto_without_credentials_or_models_says_how_to_configure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTODETECTIVE_MODELS_DIR", str(tmp_path / "no-models-here"))
     photo = write_photo(tmp_path / "a.jpg")
     code, out, err = run("analyze", str(photo))
     assert code == 0
+    assert "install_models.py" in err
     assert "AWS" in err
     assert "Recognizer: none" in out
+
+
+def test_auto_without_credentials_uses_the_local_recognizer(tmp_path: Path) -> None:
+    from core.recognizers.local import local_models_installed
+
+    if not local_models_installed():
+        pytest.skip("local recognizer models are not installed (scripts/install_models.py)")
+    photo = write_photo(tmp_path / "a.jpg", gps=False)
+    code, out, err = run("analyze", str(photo), "--json")
+    assert code == 0, err
+    assert json.loads(out)["backend"] == "local"
 
 
 def test_rekognition_results_in_json_with_boxes(tmp_path: Path, rekognition: FakeRekognition) -> None:

