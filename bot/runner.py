@@ -137,7 +137,7 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
     metrics = Metrics()
     stores = build_stores(settings)
     try:
-        service = build_service(settings, stores, recognizer.capabilities, metrics)
+        service = build_service(settings, stores, recognizer.capabilities, metrics, recognizer.name)
         adapters: list[PlatformAdapter] = load_adapters(settings, service)
         if not adapters:
             raise SettingsError(NO_PLATFORM)

@@ -134,6 +134,7 @@ class PhotoService:
         default_features: frozenset[Feature],
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
+        backend: str = "none",
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -145,6 +146,8 @@ class PhotoService:
         self.default_features = default_features
         self.clock = clock
         self.metrics = metrics or Metrics()
+        # The recognizer's name ("rekognition", "local", "none"), for /help and privacy texts.
+        self.backend = backend
 
     async def submit(self, request: PhotoRequest) -> Verdict:
         """Check access, size and quota, charge, and store the job; all before the adapter acks.

@@ -129,7 +129,11 @@ def build_stores(settings: Settings) -> Stores:
 
 
 def build_service(
-    settings: Settings, stores: Stores, capabilities: frozenset[Feature], metrics: Metrics | None = None
+    settings: Settings,
+    stores: Stores,
+    capabilities: frozenset[Feature],
+    metrics: Metrics | None = None,
+    backend: str = "none",
 ) -> PhotoService:
     """The service adapters submit to, with the limits and lists from settings."""
     return PhotoService(
@@ -142,4 +146,5 @@ def build_service(
         preferences=stores.preferences,
         default_features=settings.features,
         metrics=metrics,
+        backend=backend,
     )

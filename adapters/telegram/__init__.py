@@ -24,4 +24,6 @@ def create(settings: Settings, service: PhotoService) -> TelegramAdapter | None:
     if settings.telegram_token is None:
         log.info("Telegram is off: set %sTELEGRAM_TOKEN (from @BotFather) to enable it", ENV_PREFIX)
         return None
-    return TelegramAdapter(TelegramConfig.from_settings(settings, service.capabilities), service)
+    return TelegramAdapter(
+        TelegramConfig.from_settings(settings, service.capabilities, service.backend), service
+    )

@@ -74,7 +74,9 @@ class TelegramConfig:
         return f"{self.api_url.rstrip('/')}/file/bot"
 
     @classmethod
-    def from_settings(cls, settings: Settings, capabilities: frozenset[Feature]) -> TelegramConfig:
+    def from_settings(
+        cls, settings: Settings, capabilities: frozenset[Feature], backend: str = "none"
+    ) -> TelegramConfig:
         """Read the Telegram settings; raises SettingsError naming the variable when they don't fit."""
         if settings.telegram_token is None:
             raise SettingsError(f"{ENV_PREFIX}TELEGRAM_TOKEN is not set")
@@ -85,27 +87,21 @@ class TelegramConfig:
             mode=settings.telegram_mode,
             webhook_url=settings.telegram_webhook_url,
             webhook_secret=secret.get_secret_value() if secret is not None else None,
-            backend=describe_backend(settings, capabilities),
-            backend_is_cloud=bool(capabilities) and str(settings.backend) in ("auto", "rekognition"),
+            backend=describe_backend(backend, capabilities),
+            backend_is_cloud=bool(capabilities) and backend == "rekognition",
             location_in_private=settings.location_in_private,
             location_in_groups=settings.location_in_groups,
         )
 
 
 _BACKEND_NAMES = {
-    "auto": "Amazon Rekognition",  # auto settles for "none" only without capabilities
     "rekognition": "Amazon Rekognition",
-    "local": "built-in offline models",
+    "local": "built-in offline models (photos stay on this server)",
 }
 
 
-def describe_backend(settings: Settings, capabilities: frozenset[Feature]) -> str:
-    """The recognizer in users' words, from the backend setting and what the service can do.
-
-    The service knows the recognizer's capabilities but not its name: with no capabilities the
-    deployment only reads EXIF, otherwise the configured backend is behind it.
-    """
-    choice = str(settings.backend)
-    if not capabilities or choice == "none":
+def describe_backend(backend: str, capabilities: frozenset[Feature]) -> str:
+    """The recognizer in users' words, from the name of the one the service actually runs."""
+    if not capabilities or backend == "none":
         return "none (only camera data is read)"
-    return _BACKEND_NAMES.get(choice, choice)
+    return _BACKEND_NAMES.get(backend, backend)

@@ -265,7 +265,7 @@ async def running_slack(
     settings = make_settings(**values)
     recognizer = recognizer or NullRecognizer()
     stores = build_stores(settings)
-    service = build_service(settings, stores, recognizer.capabilities)
+    service = build_service(settings, stores, recognizer.capabilities, backend=recognizer.name)
     adapter = (
         create(settings, service)
         if ack_budget_s is None

@@ -164,9 +164,10 @@ async def start_rig(
     """Build and start the bot the way `photodetective run` does, but with the adapter built directly."""
     recognizer = recognizer or NullRecognizer()
     stores = build_stores(settings)
-    service = build_service(settings, stores, recognizer.capabilities)
+    service = build_service(settings, stores, recognizer.capabilities, backend=recognizer.name)
     config = dataclasses.replace(
-        TelegramConfig.from_settings(settings, recognizer.capabilities), poll_timeout_s=poll_timeout_s
+        TelegramConfig.from_settings(settings, recognizer.capabilities, recognizer.name),
+        poll_timeout_s=poll_timeout_s,
     )
     adapter = TelegramAdapter(config, service)
     stop = asyncio.Event()
