@@ -259,7 +259,8 @@ class Photo:
 class PreparedPhoto:
     """The oriented, downsized 8-bit sRGB image and the JPEG made from it for the recognizer.
 
-    `image` and `jpeg` show exactly the same pixels, so boxes from the recognizer land on `image`.
+    `jpeg` is encoded from exactly `image` (same size and orientation; only JPEG compression noise
+    differs), so boxes the recognizer returns for `jpeg` land on the same spots of `image`.
     """
 
     image: Image.Image
