@@ -13,7 +13,7 @@ channels, a normal reply in a direct message. The :mag: reaction on the photo's 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -79,30 +79,31 @@ class Reactions:
         self.client = client
 
     async def add(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self.client.reactions_add(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as exc:
-            self._log(exc, "add", name)
-        except SlackClientError as exc:
-            log.warning("reactions.add %s failed: %s", name, exc)
+        await self._react("add", name, self.client.reactions_add(channel=channel, timestamp=ts, name=name))
 
     async def remove(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self.client.reactions_remove(channel=channel, timestamp=ts, name=name)
-        except SlackApiError as exc:
-            self._log(exc, "remove", name)
-        except SlackClientError as exc:
-            log.warning("reactions.remove %s failed: %s", name, exc)
+        await self._react(
+            "remove", name, self.client.reactions_remove(channel=channel, timestamp=ts, name=name)
+        )
 
     async def swap(self, channel: str, ts: str, old: str, new: str) -> None:
         await self.remove(channel, ts, old)
         await self.add(channel, ts, new)
 
     @staticmethod
-    def _log(exc: SlackApiError, action: str, name: str) -> None:
-        error = exc.response.get("error")
-        if error not in _HARMLESS_REACTION_ERRORS:
-            log.warning("reactions.%s %s failed: %s", action, name, error)
+    async def _react(action: str, name: str, call: Awaitable[object]) -> None:
+        """Await one reactions.* call; a reaction is decoration, so its failure is logged, never raised.
+
+        The errors in `_HARMLESS_REACTION_ERRORS` (already so, or the message is gone) are not logged.
+        """
+        try:
+            await call
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error not in _HARMLESS_REACTION_ERRORS:
+                log.warning("reactions.%s %s failed: %s", action, name, error)
+        except SlackClientError as exc:
+            log.warning("reactions.%s %s failed: %s", action, name, exc)
 
 
 class SlackReplies:

@@ -304,12 +304,19 @@ class Commands:
     def _is_admin(self, message: Message) -> bool:
         return message.from_user is not None and self.service.access.is_admin(user_key(message.from_user.id))
 
-    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def _admin_message(self, update: Update) -> Message | None:
+        """The command's message when a bot admin sent it; anyone else is told it is for admins only."""
         message = update.message
         if message is None:
-            return
+            return None
         if not self._is_admin(message):
             await message.reply_text(ADMINS_ONLY)
+            return None
+        return message
+
+    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = await self._admin_message(update)
+        if message is None:
             return
         quota = format_stats(await self.service.stats())
         jobs = await self.service.queue.stats(time.time())
@@ -331,11 +338,8 @@ class Commands:
 
     async def grant(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/grant <user> <photos> (or in reply to the user's message: /grant <photos>)."""
-        message = update.message
+        message = await self._admin_message(update)
         if message is None:
-            return
-        if not self._is_admin(message):
-            await message.reply_text(ADMINS_ONLY)
             return
         target, rest = self._target(message, list(context.args or []))
         extra = int(rest[0]) if rest and rest[0].isdigit() else 0
@@ -354,11 +358,8 @@ class Commands:
         await self._blocking(update, context, block=False)
 
     async def _blocking(self, update: Update, context: ContextTypes.DEFAULT_TYPE, *, block: bool) -> None:
-        message = update.message
+        message = await self._admin_message(update)
         if message is None:
-            return
-        if not self._is_admin(message):
-            await message.reply_text(ADMINS_ONLY)
             return
         target, _ = self._target(message, list(context.args or []))
         verb = "block" if block else "unblock"

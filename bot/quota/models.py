@@ -103,6 +103,37 @@ class Usage:
     blocked: bool
     active_jobs: int
 
+    @classmethod
+    def from_counts(
+        cls,
+        user: str,
+        day: date,
+        resets_at: datetime,
+        policy: QuotaPolicy,
+        *,
+        used: int,
+        extra: int,
+        blocked: bool,
+        active_jobs: int,
+    ) -> Usage:
+        """Derive the limit and what is left from the stored counts, so both stores report alike.
+
+        The daily limit grows by today's granted extra, and `remaining` never goes below zero even
+        when a policy change lowered the limit under what was already used.
+        """
+        limit = policy.daily_limit + extra
+        return cls(
+            user=user,
+            day=day,
+            used=used,
+            limit=limit,
+            extra=extra,
+            remaining=max(0, limit - used),
+            resets_at=resets_at,
+            blocked=blocked,
+            active_jobs=active_jobs,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UserCount:

@@ -306,15 +306,13 @@ class RedisQuotaStore(QuotaStore):
             used_raw, extra_raw, blocked, active = await self._call("usage", pipe.execute())
         used = int(float(used_raw)) if used_raw is not None else 0
         extra = int(_text(extra_raw)) if extra_raw is not None else 0
-        limit = policy.daily_limit + extra
-        return Usage(
-            user=user,
-            day=day,
+        return Usage.from_counts(
+            user,
+            day,
+            resets_at,
+            policy,
             used=used,
-            limit=limit,
             extra=extra,
-            remaining=max(0, limit - used),
-            resets_at=resets_at,
             blocked=bool(blocked),
             active_jobs=int(active),
         )

@@ -367,17 +367,8 @@ class SQLiteQuotaStore(QuotaStore):
         active = db.execute(
             "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state = 'active' AND lease_until > ?", (user, ts)
         ).fetchone()[0]
-        limit = policy.daily_limit + extra
-        return Usage(
-            user=user,
-            day=day,
-            used=used,
-            limit=limit,
-            extra=extra,
-            remaining=max(0, limit - used),
-            resets_at=resets_at,
-            blocked=blocked,
-            active_jobs=active,
+        return Usage.from_counts(
+            user, day, resets_at, policy, used=used, extra=extra, blocked=blocked, active_jobs=active
         )
 
     async def grant(self, user: str, extra: int, now: datetime, policy: QuotaPolicy) -> Usage:

@@ -7,8 +7,8 @@ timeouts and connection pooling are exercised for real. It refuses what the real
 where it matters to us (over 5 MB, not JPEG/PNG, under 80 px), records every request, and can be
 scripted to fail or to answer slowly.
 
-The server runs on its own event loop in a background thread, so sync tests, async tests and
-subprocess-based CLI tests can all use it the same way:
+The server runs on its own event loop in a background thread (`tests.fakes.background`), so sync tests,
+async tests and subprocess-based CLI tests can all use it the same way:
 
     with FakeRekognition() as fake:
         client = boto3.client("rekognition", endpoint_url=fake.url, region_name="us-east-1", ...)
@@ -36,6 +36,8 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image, UnidentifiedImageError
+
+from tests.fakes.background import BackgroundServer
 
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -93,65 +95,17 @@ class _Script:
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class FakeRekognition:
+class FakeRekognition(BackgroundServer):
     """The fake service; use it as a (sync or async) context manager, or call start() and stop()."""
 
+    thread_name = "fake-rekognition"
+
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = 0
+        super().__init__(host)
         self._lock = threading.Lock()
         self._script = _Script()
         self._requests: list[RecordedRequest] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The endpoint URL to give boto3 (`endpoint_url=`)."""
-        if not self.port:
-            raise RuntimeError("the fake is not running")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> FakeRekognition:
-        """Start the server in a background thread and wait until it listens."""
-        if self._thread is not None:
-            raise RuntimeError("already running")
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-rekognition", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server: slow (delayed) answers are cut short, then the thread ends."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = self._thread = None
-            self.port = 0
-
-    def __enter__(self) -> FakeRekognition:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeRekognition:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -209,23 +163,17 @@ class FakeRekognition:
 
     # -- server ------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _on_start(self) -> None:
         self._stopping = asyncio.Event()
+
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        return app
 
-    async def _shutdown(self) -> None:
+    async def _on_stop(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()

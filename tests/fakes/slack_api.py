@@ -18,7 +18,7 @@ What it serves:
 - `/socket`: a WebSocket that says `hello`, then sends whatever envelopes the test queues, and
   records the acknowledgements it gets back.
 
-It runs on its own event loop in a background thread, like `tests.fakes.rekognition`:
+It runs on its own event loop in a background thread, like every fake (`tests.fakes.background`):
 
     with FakeSlack() as slack:
         file = slack.add_file("F1", jpeg_bytes)
@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.background import BackgroundServer
 
 LOGIN_PAGE = (
     b"<!DOCTYPE html><html lang='en'><head><title>Slack</title></head>"
@@ -85,8 +87,10 @@ class _Script:
     failures: dict[str, list[Any]] = field(default_factory=dict)  # method -> [times left or None, error]
 
 
-class FakeSlack:
+class FakeSlack(BackgroundServer):
     """The fake Slack; use it as a (sync or async) context manager, or call start() and stop()."""
+
+    thread_name = "fake-slack"
 
     def __init__(
         self,
@@ -98,13 +102,12 @@ class FakeSlack:
         bot_id: str = "B0BOT",
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(host)
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
-        self.host = host
-        self.port = 0
         #: Tokens the file host accepts; set it to something else to get the sign-in page.
         self.file_tokens: set[str] = {bot_token}
         #: file id -> URL the file host redirects to instead of serving the file.
@@ -127,19 +130,10 @@ class FakeSlack:
         self._socket_connections = 0
         self._ts = itertools.count(1)
         self._upload_ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._outbox: asyncio.Queue[dict[str, Any]] | None = None
         self._sockets: set[web.WebSocketResponse] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if not self.port:
-            raise RuntimeError("the fake is not running")
-        return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -150,41 +144,6 @@ class FakeSlack:
     def file_host(self) -> str:
         """The `host:port` files are served from (for `slack_file_hosts`)."""
         return f"{self.host}:{self.port}"
-
-    def start(self) -> FakeSlack:
-        if self._thread is not None:
-            raise RuntimeError("already running")
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-slack", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = self._thread = None
-            self.port = 0
-
-    def __enter__(self) -> FakeSlack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeSlack:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -325,27 +284,21 @@ class FakeSlack:
 
     # -- server ------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _on_start(self) -> None:
         self._outbox = asyncio.Queue()
+
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files-pri/{team_file}/{name}", self._file)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{name}", self._response)
         app.router.add_get("/socket", self._socket)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        return app
 
-    async def _shutdown(self) -> None:
+    async def _on_stop(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:

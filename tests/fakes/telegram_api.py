@@ -18,7 +18,7 @@ Telegram where PhotoDetective depends on it:
 
 Every call is recorded (method, parameters, uploaded files, status) so tests assert what a user
 would see. The server runs on its own event loop in a background thread, like
-`tests.fakes.rekognition.FakeRekognition`:
+`tests.fakes.background.BackgroundServer`:
 
     with FakeTelegram() as fake:
         app = Application.builder().token(fake.token).base_url(fake.base_url)...
@@ -43,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tests.fakes.background import BackgroundServer
 
 TOKEN = "123456789:TEST-fake-token_for-photodetective"
 BOT_ID = 123456789
@@ -268,21 +270,19 @@ class _State:
     downloads: list[str] = field(default_factory=list)
 
 
-class FakeTelegram:
+class FakeTelegram(BackgroundServer):
     """The fake Bot API server; a (sync or async) context manager, or call start() and stop()."""
 
+    thread_name = "fake-telegram"
+
     def __init__(self, host: str = "127.0.0.1", token: str = TOKEN) -> None:
-        self.host = host
+        super().__init__(host)
         self.token = token
-        self.port = 0
         self._lock = threading.Lock()
         self._state = _State()
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1000)
         self._media_groups = itertools.count(77_000)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._new_update: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self.bot_user = {
@@ -298,54 +298,12 @@ class FakeTelegram:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        """The server root, for `PHOTODETECTIVE_TELEGRAM_API_URL`."""
-        if not self.port:
-            raise RuntimeError("the fake is not running")
-        return f"http://{self.host}:{self.port}"
-
-    @property
     def base_url(self) -> str:
         return f"{self.url}/bot"
 
     @property
     def base_file_url(self) -> str:
         return f"{self.url}/file/bot"
-
-    def start(self) -> FakeTelegram:
-        if self._thread is not None:
-            raise RuntimeError("already running")
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-telegram", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = self._thread = None
-            self.port = 0
-
-    def __enter__(self) -> FakeTelegram:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeTelegram:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -672,27 +630,21 @@ class FakeTelegram:
 
     # -- server ------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _on_start(self) -> None:
         self._new_update = asyncio.Event()
         self._stopping = asyncio.Event()
+
+    def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
-        await site.start()
-        self._runner = runner
-        self.port = runner.addresses[0][1]
+        return app
 
-    async def _shutdown(self) -> None:
+    async def _on_stop(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
         if self._new_update is not None:
             self._new_update.set()  # wake open long polls so they answer at once
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _read_params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Upload]]:
         params: dict[str, Any] = dict(request.query)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from PIL import Image
 from core.errors import PhotoRejected, RecognizerError, RecognizerThrottled, RecognizerUnavailable, TooLarge
 from core.models import Box, ErrorKind, ExifData, Feature, PreparedPhoto
 from core.recognizers.rekognition import MAX_IMAGE_BYTES, RekognitionRecognizer
+from tests.fakes.aws_env import use_dummy_credentials
 from tests.fakes.rekognition import FACE_BOX, PERSON_BOX, TEXT_LINE, FakeRekognition
 
 ACCESS_KEY = "AKIAFAKEINTEGRATION1"
@@ -56,15 +56,7 @@ def make_photo(width: int = 320, height: int = 240, fmt: str = "JPEG") -> Prepar
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials from the environment, nothing from files, no instance-metadata lookups."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    use_dummy_credentials(monkeypatch, tmp_path, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
 
 
 @pytest.fixture

@@ -736,12 +736,18 @@ def nodes() -> Iterator[list[Node]]:
             node.kill()
 
 
+async def start_node(data_dir: Path, fake: FakeTelegram, nodes: list[Node]) -> Node:
+    """A bot process on `data_dir`, ready to take updates; listed in `nodes` so it dies with the test."""
+    node = Node(data_dir, fake.url)
+    nodes.append(node)
+    await node.ready()
+    return node
+
+
 async def test_crash_mid_job_still_gives_one_reply(
     tmp_path: Path, fake: FakeTelegram, nodes: list[Node]
 ) -> None:
-    first = Node(tmp_path, fake.url)
-    nodes.append(first)
-    await first.ready()
+    first = await start_node(tmp_path, fake, nodes)
     chat = fake.private_chat(fake.user(42))
     fake.set_delay("getFile", 30)  # the worker is stuck downloading: mid-job
     message = fake.send_photo(chat, jpeg())
@@ -749,9 +755,7 @@ async def test_crash_mid_job_still_gives_one_reply(
     first.kill()
     fake.set_delay("getFile", 0)
 
-    second = Node(tmp_path, fake.url)
-    nodes.append(second)
-    await second.ready()
+    second = await start_node(tmp_path, fake, nodes)
     await wait_reply(fake, message, "sendPhoto")
     await second.terminate()
     assert len(replies_to(fake, message, "sendPhoto")) == 1
@@ -760,9 +764,7 @@ async def test_crash_mid_job_still_gives_one_reply(
 async def test_update_is_confirmed_only_after_its_job_is_stored(
     tmp_path: Path, fake: FakeTelegram, nodes: list[Node]
 ) -> None:
-    first = Node(tmp_path, fake.url)
-    nodes.append(first)
-    await first.ready()
+    first = await start_node(tmp_path, fake, nodes)
     # Hold the queue's write lock: the bot can take the update but cannot store its job yet.
     lock = sqlite3.connect(tmp_path / "queue.sqlite3", isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
@@ -782,9 +784,7 @@ async def test_update_is_confirmed_only_after_its_job_is_stored(
         lock.execute("ROLLBACK")
         lock.close()
 
-    second = Node(tmp_path, fake.url)
-    nodes.append(second)
-    await second.ready()
+    second = await start_node(tmp_path, fake, nodes)
     await wait_reply(fake, message, "sendPhoto")
     await second.terminate()
     assert len(replies_to(fake, message, "sendPhoto")) == 1

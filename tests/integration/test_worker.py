@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import io
 import multiprocessing
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -34,6 +33,7 @@ from core.limits import ImageLimits
 from core.models import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import RekognitionRecognizer
 from tests.conftest import RedisServer
+from tests.fakes.aws_env import use_dummy_credentials
 from tests.fakes.chat import InMemoryPhotoSource, RecordingReplyPort
 from tests.fakes.rekognition import FakeRekognition
 
@@ -56,15 +56,12 @@ FILES = {"photo.jpg": jpeg(), "page.html": HTML, "tiny.jpg": jpeg(40, 40)}
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials from the environment, nothing from files, no instance-metadata lookups."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEWORKERTEST01")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake/Worker+Secret/0000000000000000000000")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    use_dummy_credentials(
+        monkeypatch,
+        tmp_path,
+        access_key="AKIAFAKEWORKERTEST01",
+        secret_key="fake/Worker+Secret/0000000000000000000000",
+    )
 
 
 @dataclass
@@ -486,6 +483,16 @@ async def test_the_process_pool_prepares_and_draws_and_survives_rejected_photos(
 
 # -- submitting while Redis is down ---------------------------------------------------------------
 
+#: One photo in a private chat, submitted straight to the service (no rig: the stores are the test's own).
+PRIVATE_REQUEST = PhotoRequest(
+    platform="telegram",
+    user_id="42",
+    chat_id="42",
+    message_id="1",
+    file=FileRef("photo.jpg", size=1000),
+    features=DEFAULT_FEATURES,
+)
+
 
 @pytest.mark.redis
 async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
@@ -494,14 +501,7 @@ async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
     queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
     quota = RedisQuotaStore.from_url(redis_server.url, socket_timeout_s=0.5)
     service = make_service(queue, quota, tmp_path)
-    request = PhotoRequest(
-        platform="telegram",
-        user_id="42",
-        chat_id="42",
-        message_id="1",
-        file=FileRef("photo.jpg", size=1000),
-        features=DEFAULT_FEATURES,
-    )
+    request = PRIVATE_REQUEST
     try:
         assert isinstance(await service.submit(replace(request, message_id="0")), Accepted)
         redis_server.stop()
@@ -525,14 +525,7 @@ async def test_a_redis_queue_outage_after_the_charge_is_refunded(
     queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
     quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3")
     service = make_service(queue, quota, tmp_path)
-    request = PhotoRequest(
-        platform="telegram",
-        user_id="42",
-        chat_id="42",
-        message_id="1",
-        file=FileRef("photo.jpg", size=1000),
-        features=DEFAULT_FEATURES,
-    )
+    request = PRIVATE_REQUEST
     try:
         redis_server.stop()
         assert await service.submit(request) == Refused("unavailable", TRY_AGAIN_SHORTLY)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import os
 import select
 import socket
 from collections.abc import Iterator
@@ -70,6 +69,7 @@ from core.recognizers.rekognition_parse import (
     parse_properties,
     parse_text,
 )
+from tests.fakes.aws_env import use_dummy_credentials
 
 ACCESS_KEY = "AKIASTUBBERTEST00001"
 SECRET_KEY = "stubber/Secret+Key/0000000000000000000000"
@@ -96,15 +96,7 @@ PHOTO = make_photo()
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Dummy credentials, a region, no config files and no instance-metadata lookups."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    use_dummy_credentials(monkeypatch, tmp_path, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
 
 
 @pytest.fixture
