@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from bot.metrics import Metrics
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
-from bot.queue.base import JobQueue, QueueError
+from bot.queue.base import EXPIRED_ERROR, JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
 from bot.quota.base import QuotaStore, QuotaStoreError
 from bot.requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
@@ -45,6 +45,7 @@ NOT_CHARGED = "You were not charged."
 TIMED_OUT = f"Sorry, analysing that photo took too long, so I gave up. {NOT_CHARGED}"
 FETCH_FAILED = f"Sorry, I couldn't download that photo. {NOT_CHARGED}"
 INTERNAL_ERROR = f"Sorry, something went wrong while analysing that photo. {NOT_CHARGED}"
+GAVE_UP = f"Sorry, that photo could not be analysed (it failed several times). {NOT_CHARGED}"
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,14 @@ class _TransientFailure(Exception):
 
 @dataclass(frozen=True)
 class _Failed:
-    """An attempt that failed for a reason not the user's: retried, or answered with `reply` when dead."""
+    """An attempt that failed for a reason not the user's: retried, or answered with `reply` when dead.
+
+    `retryable` False dead-letters the job at once (a job whose attempts ran out by expiry).
+    """
 
     detail: str
     reply: FailureReply
+    retryable: bool = True
 
 
 class _Delivery(enum.Enum):
@@ -179,7 +184,10 @@ class Worker:
         """Do one job: analyse, reply at most once, settle the user's quota, complete.
 
         Cancelled (shutdown) while analysing, the lease is released without counting an attempt.
-        Once the analysis has a result, the rest (recording a failure, replying, settling,
+        An `exhausted` lease (every earlier attempt's worker died: a photo that crashes or
+        OOM-kills the process) is not analysed again, which would likely kill this worker too: it
+        is dead-lettered and answered with one failure reply, and the quota is refunded (it was not
+        the user's fault). Once the analysis has a result, the rest (recording a failure, replying, settling,
         completing) runs to its end even if cancelled: those are a few short calls, and
         stopping between them could answer without settling, or settle without answering.
         """
@@ -200,7 +208,10 @@ class Worker:
                     await _to_the_end(self._close_answered(lease))
                     return
                 timings: dict[str, float] = {}
-                result = await self._attempt(request, timings)
+                if lease.exhausted:
+                    result: Outcome | _Failed = _gave_up(lease, request)
+                else:
+                    result = await self._attempt(request, timings)
             except asyncio.CancelledError:
                 await self._release(lease)
                 raise
@@ -223,7 +234,7 @@ class Worker:
     async def _conclude(self, lease: Lease, result: Outcome | _Failed, timings: dict[str, float]) -> None:
         """Record the attempt, and when the job is finished, reply, settle and complete it."""
         if isinstance(result, _Failed):
-            verdict = await self.queue.fail(lease, result.detail, self.clock(), retryable=True)
+            verdict = await self.queue.fail(lease, result.detail, self.clock(), retryable=result.retryable)
             log.warning(
                 "job %s attempt %d failed (%s): %s", lease.job_id, lease.attempt, verdict, result.detail
             )
@@ -370,6 +381,14 @@ class Worker:
             await self.quota.finish(key, refund=refund)
         except QuotaStoreError as exc:
             log.warning("could not settle quota for %s (refund=%s): %s", key, refund, exc)
+
+
+def _gave_up(lease: Lease, request: PhotoRequest) -> _Failed:
+    """The answer to an exhausted lease: dead-letter without trying, tell the user, refund."""
+    detail = EXPIRED_ERROR % (lease.attempt - 1)
+    log.error("job %s: %s; dead-lettering it without another try", lease.job_id, detail)
+    reply = FailureReply(request, "gave_up", GAVE_UP, user_fault=False)
+    return _Failed(detail, reply, retryable=False)
 
 
 async def _to_the_end(step: Awaitable[None]) -> None:

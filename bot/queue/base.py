@@ -10,7 +10,10 @@ Life of a job::
                   │ release         │ └──fail (not retryable, or attempts used up)──> dead
                   │ fail (retry,    │
                   │  after backoff) │ lease expired (worker died): claimable again, counts an attempt;
-                  └─────────────────┘ with its attempts used up it goes to dead at the next claim
+                  └─────────────────┘ with its attempts used up it is handed out ONCE more as an
+                                      `exhausted` lease (to be answered and dead-lettered, not
+                                      retried); if that lease expires too, it goes to dead at the
+                                      next claim
 
 - Order: jobs are claimed in enqueue order (FIFO). A job that is retried, released or whose lease
   expired keeps its original place, so it goes before jobs enqueued after it.
@@ -20,9 +23,20 @@ Life of a job::
 - Attempts: each claim counts one attempt, except that `release` gives it back. `fail` retries
   while `attempt < max_attempts` and the error is retryable, waiting `retry_delay_s(attempt)`;
   otherwise the job becomes a dead letter. A lease that expires counts as a failed attempt: the
-  job is handed to the next claimer with `attempt + 1`, and when its attempts are already used up
-  it is dead-lettered instead (a photo that kills its worker every time must not loop forever),
-  unless its reply already started (see `JobQueue.mark_reply_started`).
+  job is handed to the next claimer with `attempt + 1`.
+- Exhaustion (a photo that kills its worker every time must neither loop forever nor vanish
+  unanswered): when the expired lease had used up the attempts (`attempt >= max_attempts`), the
+  next claim hands the job out one last time with `Lease.exhausted` True. Its holder does not try
+  the job again: it dead-letters it (`fail(..., retryable=False)`), sends the user one failure
+  answer through the reply marker and refunds the quota (bot/worker.py). The job stays marked
+  exhausted for good: `release` gives it back still exhausted (the next claim hands it out
+  exhausted again), and when an exhausted lease expires too, the next claim dead-letters the job
+  with `EXPIRED_ERROR` without handing it out again, so a job is handed out at most
+  `max_attempts + 1` times (not counting releases). That last, bounded case (the holder of the
+  exhausted lease died too, during a few short calls that do not touch the photo) and a holder
+  dying between its `fail` and its answer are the only ways a job ends with no answer and no
+  refund (the user's concurrency slot still frees itself). None of this applies once its reply
+  started (see `JobQueue.mark_reply_started`): such a job is always handed out, to be completed.
 - Leases: only the holder of the current token may extend, complete, fail or release. A stale
   lease gets `False` / `None` / `FailOutcome.LEASE_LOST` and changes nothing. Completing twice
   with the same lease returns True both times (a client that lost the answer may safely repeat).
@@ -48,7 +62,11 @@ MAX_ERROR_CHARS = 2000
 EXPIRED_ERROR = (
     "the lease expired %d times without the job finishing; the worker probably crashed or was killed"
 )
-"""The dead letter's error for a job whose leases kept expiring (a %-format with the attempt count)."""
+"""Why a job whose leases kept expiring is dead (a %-format with the count of expired leases).
+
+Stored by `claim` when an exhausted lease expired too; the worker that holds an exhausted lease
+uses it as the error it passes to `fail`.
+"""
 
 
 class QueueError(Exception):
@@ -92,6 +110,11 @@ class JobQueue(Protocol):
         if lease is not None:
             if await queue.reply_started(lease.job_id):   # an earlier attempt already answered
                 await queue.complete(lease)
+            elif lease.exhausted:                          # it killed its workers: don't retry
+                if await queue.fail(lease, why, now, retryable=False) is FailOutcome.DEAD:
+                    if await queue.mark_reply_started(lease.job_id):
+                        await send_reply("could not be analysed; not charged")
+                    refund_quota()
             else:
                 result = await analyse(lease.payload)      # extend() every VISIBILITY_TIMEOUT_S / 3
                 if await queue.mark_reply_started(lease.job_id):
@@ -116,6 +139,12 @@ class JobQueue(Protocol):
         Claimable: queued and past any retry backoff, or leased with an expired lease (its worker
         died or stalled). Atomic across processes: two claimers never get the same job while its
         lease is valid.
+
+        An expired lease that had used up the attempts makes the job come back with
+        `Lease.exhausted` True (once; see "Exhaustion" in the module docstring): the caller must
+        answer and dead-letter it instead of trying again. An expired lease that was itself
+        exhausted is dead-lettered here (error `EXPIRED_ERROR`) and the claim moves on to the next
+        job. A job whose reply started is handed out regardless, to be completed.
         """
         ...
 
@@ -137,15 +166,17 @@ class JobQueue(Protocol):
     async def fail(self, lease: Lease, error: str, now: float, retryable: bool) -> FailOutcome:
         """Record a failed attempt: retry after a backoff, or dead-letter the job.
 
-        Dead-lettered when `retryable` is False (the user's input is at fault, retrying cannot help)
-        or when `lease.attempt >= max_attempts`. `error` is stored (clipped) for the dead letter.
+        Dead-lettered when `retryable` is False (the user's input is at fault, retrying cannot help,
+        or the lease is `exhausted`) or when `lease.attempt >= max_attempts`. `error` is stored
+        (clipped) for the dead letter.
         """
         ...
 
     async def release(self, lease: Lease) -> bool:
         """Give the job back at once without counting the attempt (graceful shutdown).
 
-        It keeps its place at the front of the line. False (and no change) when the lease is stale.
+        It keeps its place at the front of the line, and stays exhausted if the lease was: the next
+        claim hands it out exhausted again. False (and no change) when the lease is stale.
         """
         ...
 

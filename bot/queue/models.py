@@ -37,6 +37,13 @@ class Lease:
     in `release` (a failure, or a lease that expired because the worker died).
     `deadline` is `now + visibility_timeout_s` in the caller's clock; the Redis backend measures
     the timeout itself with the server's clock, so it is informative there.
+
+    `exhausted` is True on the final hand-out of a job whose attempts were all used up by leases
+    that expired (its worker died every time, e.g. a photo that crashes or OOM-kills the process).
+    The holder must NOT try the job again: it dead-letters it (`fail(..., retryable=False)`),
+    answers the user once through the reply marker, and refunds the quota. Its `attempt` counts
+    on as for any claim (normally `max_attempts + 1`); if this lease expires too, the job is
+    dead-lettered at the next claim without being handed out again (see `JobQueue.claim`).
     """
 
     job_id: str
@@ -48,6 +55,7 @@ class Lease:
     token: str
     worker_id: str
     deadline: float
+    exhausted: bool = False
 
 
 class FailOutcome(enum.StrEnum):

@@ -5,7 +5,8 @@ Layout (all keys under `prefix`, default ``photodetective:queue``):
 - ``:stream``: one entry per job (``job_id``), read through the consumer group ``workers``. An
   entry is in the group's pending list (PEL) from its first delivery until it is done or dead.
 - ``:job:<id>``: a hash with the job (key, user, payload, created_at, seq, state, attempts, lease
-  token and worker, error, reply marker). ``:idem:<key>``: idempotency key -> job id.
+  token and worker, error, reply marker, ``exhausted`` once its attempts ran out by expiry).
+  ``:idem:<key>``: idempotency key -> job id.
 - ``:queued``: a sorted set (score = enqueue sequence) of the jobs waiting to be claimed, for
   "n ahead of you" and the oldest queued age; ``:leased``: the set of leased jobs; ``:seq`` and
   ``:done``: counters; ``:dead``: a stream of dead letters (trimmed to `retention_s`).
@@ -147,7 +148,7 @@ local retention = tonumber(ARGV[10])
 local function take(id, sid)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'attempts', 'reply_started',
-    'key', 'user', 'payload', 'created_at')
+    'key', 'user', 'payload', 'created_at', 'exhausted')
   local state = f[1]
   if state ~= 'queued' and state ~= 'leased' then
     -- an entry without a live job (its hash was deleted by hand): drop it
@@ -156,17 +157,21 @@ local function take(id, sid)
     return nil
   end
   local attempts = tonumber(f[2])
-  if state == 'leased' and attempts >= max_attempts and not f[3] then
-    bury(id, sid, string.format(expired_format, attempts), now, retention)
-    return nil
+  local exhausted = f[8] == '1'
+  if state == 'leased' and not f[3] then  -- an expired lease
+    if exhausted then  -- its final hand-out died too: give up without another
+      bury(id, sid, string.format(expired_format, attempts), now, retention)
+      return nil
+    end
+    exhausted = attempts >= max_attempts
   end
   attempts = attempts + 1
   redis.call('HSET', jk, 'state', 'leased', 'attempts', attempts, 'token', token,
-    'worker', consumer, 'deadline', deadline)
+    'worker', consumer, 'deadline', deadline, 'exhausted', exhausted and '1' or '0')
   redis.call('ZREM', QUEUED, id)
   redis.call('SADD', LEASED, id)
   redis.call('XCLAIM', STREAM, GROUP, consumer, 0, sid, 'IDLE', lease_idle, 'JUSTID')
-  return {id, f[4], f[5], f[6], f[7], attempts}
+  return {id, f[4], f[5], f[6], f[7], attempts, exhausted and 1 or 0}
 end
 
 ensure_group()
@@ -385,7 +390,7 @@ class RedisJobQueue:
         )
         if reply is None:
             return None
-        job_id, key, user, payload, created_at, attempt = _as_list(reply, 6)
+        job_id, key, user, payload, created_at, attempt, exhausted = _as_list(reply, 7)
         return Lease(
             job_id=str(job_id),
             idempotency_key=str(key),
@@ -396,6 +401,7 @@ class RedisJobQueue:
             token=token,
             worker_id=worker_id,
             deadline=deadline,
+            exhausted=int(exhausted) == 1,
         )
 
     async def extend(self, lease: Lease, now: float, visibility_timeout_s: float) -> Lease | None:

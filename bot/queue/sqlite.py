@@ -53,7 +53,7 @@ from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, Queu
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Table names carry a `queue_` prefix so the queue may share a database file with other stores.
 SCHEMA = (
@@ -73,7 +73,8 @@ SCHEMA = (
         lease_deadline  REAL,
         reply_started   INTEGER NOT NULL DEFAULT 0,
         last_error      TEXT,
-        finished_at     REAL
+        finished_at     REAL,
+        exhausted       INTEGER NOT NULL DEFAULT 0
     )
     """,
     "CREATE INDEX IF NOT EXISTS queue_jobs_by_state ON queue_jobs (state, seq)",
@@ -89,15 +90,16 @@ SCHEMA = (
     """,
 )
 
+# Columns added after version 1, with their definitions, for files created by an older version.
+_ADDED_COLUMNS = {"exhausted": "INTEGER NOT NULL DEFAULT 0"}
+
 # The oldest claimable rows of each kind; `claim` takes the older of the two.
-_NEXT_QUEUED = """
-    SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts, reply_started
-    FROM queue_jobs WHERE state = 'queued' AND available_at <= ? ORDER BY seq LIMIT 1
-"""
-_NEXT_EXPIRED = """
-    SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts, reply_started
-    FROM queue_jobs WHERE state = 'leased' AND lease_deadline <= ? ORDER BY seq LIMIT 1
-"""
+_CLAIMABLE = (
+    "SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts,"
+    " reply_started, exhausted FROM queue_jobs"
+)
+_NEXT_QUEUED = _CLAIMABLE + " WHERE state = 'queued' AND available_at <= ? ORDER BY seq LIMIT 1"
+_NEXT_EXPIRED = _CLAIMABLE + " WHERE state = 'leased' AND lease_deadline <= ? ORDER BY seq LIMIT 1"
 _DEAD_LETTERS = """
     SELECT job_id, idempotency_key, user_id, payload, created_at, attempts, last_error, finished_at
     FROM queue_jobs WHERE state = 'dead' ORDER BY finished_at DESC, seq DESC LIMIT ?
@@ -161,6 +163,7 @@ class SqliteJobQueue:
             with _immediate(conn):
                 for statement in SCHEMA:
                     conn.execute(statement)
+                _add_missing_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             conn.close()
@@ -231,17 +234,19 @@ class SqliteJobQueue:
                     if not found:
                         return None
                     row = min(found, key=lambda r: int(r["seq"]))
-                    expired = row["state"] == "leased"
-                    if expired and row["attempts"] >= self.max_attempts and not row["reply_started"]:
-                        self._bury(conn, row["seq"], EXPIRED_ERROR % row["attempts"], now)
-                        continue
+                    exhausted = bool(row["exhausted"])
+                    if row["state"] == "leased" and not row["reply_started"]:  # an expired lease
+                        if exhausted:  # its final hand-out died too: give up without another
+                            self._bury(conn, row["seq"], EXPIRED_ERROR % row["attempts"], now)
+                            continue
+                        exhausted = row["attempts"] >= self.max_attempts
                     token = new_token()
                     attempt = int(row["attempts"]) + 1
                     deadline = now + visibility_timeout_s
                     conn.execute(
                         "UPDATE queue_jobs SET state = 'leased', attempts = ?, lease_token = ?,"
-                        " lease_worker = ?, lease_deadline = ? WHERE seq = ?",
-                        (attempt, token, worker_id, deadline, row["seq"]),
+                        " lease_worker = ?, lease_deadline = ?, exhausted = ? WHERE seq = ?",
+                        (attempt, token, worker_id, deadline, int(exhausted), row["seq"]),
                     )
                     return Lease(
                         job_id=row["job_id"],
@@ -253,6 +258,7 @@ class SqliteJobQueue:
                         token=token,
                         worker_id=worker_id,
                         deadline=deadline,
+                        exhausted=exhausted,
                     )
 
         return await self._run(operation)
@@ -448,6 +454,17 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older version up to date (inside the caller's transaction).
+
+    Added columns have defaults, so an older process still writing to the file keeps working.
+    """
+    present = {str(row[1]) for row in conn.execute("PRAGMA table_info(queue_jobs)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE queue_jobs ADD COLUMN {name} {definition}")
 
 
 def _ahead(conn: sqlite3.Connection, seq: int) -> int:

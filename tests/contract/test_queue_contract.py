@@ -20,11 +20,13 @@ from bot.queue import (
     FailOutcome,
     JobNotFound,
     JobQueue,
+    Lease,
     QueueClosed,
     QueueUnavailable,
     RedisJobQueue,
     SqliteJobQueue,
 )
+from bot.queue.base import EXPIRED_ERROR
 from tests.conftest import RedisServer
 
 VT = 0.5  # a visibility timeout short enough to wait out for real
@@ -110,6 +112,7 @@ async def test_lease_carries_the_job_unchanged(backend: Backend, queue: JobQueue
     assert lease.payload == payload
     assert lease.created_at == pytest.approx(backend.now)
     assert lease.attempt == 1
+    assert not lease.exhausted
     assert lease.worker_id == "worker-a"
     assert lease.deadline == pytest.approx(backend.now + 31)
     assert lease.token
@@ -314,23 +317,99 @@ async def test_release_gives_the_job_back_without_counting_an_attempt(
     assert nxt.job_id == second
 
 
-async def test_leases_that_keep_expiring_use_up_the_attempts(backend: Backend) -> None:
+async def expire_leases(backend: Backend, queue: JobQueue, job_id: str, count: int) -> list[Lease]:
+    """Claim the job `count` times with a short lease and let each run out (its worker died)."""
+    leases = []
+    for _ in range(count):
+        lease = await queue.claim("doomed", backend.now, VT)
+        assert lease is not None
+        assert lease.job_id == job_id
+        leases.append(lease)
+        await backend.advance(VT + 0.2)
+    return leases
+
+
+async def test_leases_that_keep_expiring_end_in_one_exhausted_hand_out(backend: Backend) -> None:
     queue = backend.open(max_attempts=2)
     [job_id] = await enqueue_many(queue, backend.now, 1)
+    died = await expire_leases(backend, queue, job_id, 2)
+    assert [(lease.attempt, lease.exhausted) for lease in died] == [(1, False), (2, False)]
 
-    for attempt in (1, 2):
-        lease = await queue.claim("w1", backend.now, VT)
-        assert lease is not None
-        assert lease.attempt == attempt
-        await backend.advance(VT + 0.2)  # the worker died mid-job
+    final = await queue.claim("w2", backend.now, 30)
 
-    assert await queue.claim("w2", backend.now, 30) is None
+    assert final is not None
+    assert (final.job_id, final.attempt, final.exhausted) == (job_id, 3, True)
+    assert (final.payload, final.user) == ({"n": 0}, "user0")  # enough to answer the user
+    assert await queue.dead_letters() == []  # not silently dropped
+    assert await queue.claim("w3", backend.now, 30) is None  # leased like any job
+    assert (await queue.stats(backend.now)).in_flight == 1
+
+    error = EXPIRED_ERROR % 2
+    assert await queue.fail(final, error, backend.now, retryable=False) is FailOutcome.DEAD
+
     [letter] = await queue.dead_letters()
-    assert letter.job_id == job_id
-    assert letter.attempts == 2
-    assert "expired 2 times" in letter.error
+    assert (letter.job_id, letter.error, letter.attempts) == (job_id, error, 3)
+    assert await queue.claim("w3", backend.now + 3600, 30) is None
     stats = await queue.stats(backend.now)
-    assert (stats.dead, stats.in_flight, stats.queued) == (1, 0, 0)
+    assert (stats.dead, stats.in_flight, stats.queued, stats.done) == (1, 0, 0, 0)
+
+
+async def test_an_exhausted_lease_that_expires_too_is_dead_lettered_without_another_hand_out(
+    backend: Backend,
+) -> None:
+    queue = backend.open(max_attempts=2)
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    died = await expire_leases(backend, queue, job_id, 3)  # the final hand-out's worker died too
+    assert [lease.exhausted for lease in died] == [False, False, True]
+    later = await queue.enqueue("telegram:1:later", "user9", {"n": 9}, backend.now)
+
+    nxt = await queue.claim("w2", backend.now, 30)
+
+    assert nxt is not None
+    assert (nxt.job_id, nxt.exhausted) == (later.job_id, False)  # the claim moved on
+    [letter] = await queue.dead_letters()
+    assert (letter.job_id, letter.attempts) == (job_id, 3)
+    assert "expired 3 times" in letter.error
+    assert not await queue.complete(died[-1], backend.now)  # the dead holder's lease is stale
+    assert await queue.complete(nxt, backend.now)
+    assert await queue.claim("w2", backend.now + 3600, 30) is None
+    stats = await queue.stats(backend.now)
+    assert (stats.dead, stats.done, stats.in_flight, stats.queued) == (1, 1, 0, 0)
+
+
+async def test_a_released_exhausted_lease_stays_exhausted(backend: Backend) -> None:
+    queue = backend.open(max_attempts=1)
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    await expire_leases(backend, queue, job_id, 1)
+    final = await queue.claim("w1", backend.now, 30)
+    assert final is not None
+    assert final.exhausted
+
+    assert await queue.release(final)  # a shutdown before it was answered
+
+    again = await queue.claim("w2", backend.now, 30)
+    assert again is not None
+    assert (again.job_id, again.attempt, again.exhausted) == (job_id, final.attempt, True)
+    assert await queue.fail(again, "gave up", backend.now, retryable=False) is FailOutcome.DEAD
+    assert [letter.job_id for letter in await queue.dead_letters()] == [job_id]
+
+
+async def test_a_last_attempt_that_expires_exhausts_the_job_after_earlier_failures(
+    backend: Backend,
+) -> None:
+    """The attempt that used up the attempts decides: it expired, so nobody answered yet."""
+    queue = backend.open(max_attempts=2)
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    first = await queue.claim("w1", backend.now, VT)
+    assert first is not None
+    assert await queue.fail(first, "hiccup", backend.now, retryable=True) is FailOutcome.RETRY
+    await backend.advance(BACKOFF + 0.1)
+    await expire_leases(backend, queue, job_id, 1)  # attempt 2 died: the attempts are used up
+
+    final = await queue.claim("w2", backend.now, 30)
+
+    assert final is not None
+    assert (final.attempt, final.exhausted) == (3, True)
 
 
 async def test_a_job_whose_reply_started_is_handed_out_to_be_completed(backend: Backend) -> None:
@@ -346,6 +425,7 @@ async def test_a_job_whose_reply_started_is_handed_out_to_be_completed(backend: 
     assert again is not None
     assert again.job_id == job_id
     assert again.attempt == 2
+    assert not again.exhausted  # it only needs completing: nothing to answer or dead-letter
     assert await queue.reply_started(job_id)
     assert not await queue.mark_reply_started(job_id)
     assert await queue.complete(again, backend.now)
@@ -506,6 +586,35 @@ async def test_redis_outage_raises_a_typed_error_and_recovers(redis_server: Redi
         assert lease is not None
         assert lease.job_id == result.job_id
         assert await queue.complete(lease, now)
+    finally:
+        await queue.close()
+
+
+async def test_a_sqlite_file_from_before_exhaustion_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A version-1 file (no `exhausted` column) with a job whose leases ran out keeps working."""
+    path = tmp_path / "queue.sqlite3"
+    now = time.time()
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute(
+        "CREATE TABLE queue_jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE,"
+        " idempotency_key TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL, payload TEXT NOT NULL,"
+        " created_at REAL NOT NULL, state TEXT NOT NULL, available_at REAL NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, lease_token TEXT, lease_worker TEXT, lease_deadline REAL,"
+        " reply_started INTEGER NOT NULL DEFAULT 0, last_error TEXT, finished_at REAL)"
+    )
+    old.execute(
+        "INSERT INTO queue_jobs (job_id, idempotency_key, user_id, payload, created_at, state,"
+        " available_at, attempts, lease_token, lease_worker, lease_deadline)"
+        " VALUES ('j1', 'tg:1:1', 'u', '{}', ?, 'leased', ?, 3, 't', 'w0', ?)",
+        (now, now, now - 1),
+    )
+    old.execute("PRAGMA user_version = 1")
+    old.close()
+    queue = SqliteJobQueue(path, max_attempts=3)
+    try:
+        lease = await queue.claim("w1", now, 30)
+        assert lease is not None
+        assert (lease.job_id, lease.attempt, lease.exhausted) == ("j1", 4, True)
     finally:
         await queue.close()
 

@@ -10,6 +10,7 @@ The last tests submit against a real redis-server that is stopped and started ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import multiprocessing
 import time
@@ -25,10 +26,11 @@ from PIL import Image, ImageDraw
 from bot.access import AccessPolicy
 from bot.preferences import SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
+from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
-from bot.worker import Worker, WorkerConfig
+from bot.worker import GAVE_UP, Worker, WorkerConfig
 from core.limits import ImageLimits
 from core.models import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import RekognitionRecognizer
@@ -78,7 +80,9 @@ class Rig:
     limits: ImageLimits = field(default_factory=ImageLimits)
     counter: int = 0
 
-    def worker(self, pool: Executor | None = None, **config: Any) -> Worker:
+    def worker(
+        self, pool: Executor | None = None, clock: Callable[[], float] = time.time, **config: Any
+    ) -> Worker:
         settings: dict[str, Any] = {
             "worker_id": "worker-1",
             "concurrency": 2,
@@ -98,6 +102,7 @@ class Rig:
             config=WorkerConfig(**settings),
             show_location=lambda request: request.private,
             pool=pool,
+            clock=clock,
         )
 
     async def submit(self, file_id: str = "photo.jpg", *, user: str = "42") -> PhotoRequest:
@@ -140,17 +145,26 @@ def fake() -> Iterator[FakeRekognition]:
         yield server
 
 
-@pytest.fixture
-async def rig(tmp_path: Path, fake: FakeRekognition) -> AsyncIterator[Rig]:
-    queue = SqliteJobQueue(tmp_path / "queue.sqlite3", max_attempts=MAX_ATTEMPTS, retry_backoff_s=0)
+@contextlib.asynccontextmanager
+async def rig_on(queue: JobQueue, tmp_path: Path, fake: FakeRekognition) -> AsyncIterator[Rig]:
+    """A rig around `queue`, with the SQLite quota store and a recognizer talking to `fake`."""
     quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3")
     recognizer = RekognitionRecognizer(
         endpoint_url=fake.url, region="us-east-1", max_attempts=1, read_timeout=5, connect_timeout=2
     )
-    yield Rig(queue, quota, make_service(queue, quota, tmp_path), recognizer, fake)
-    recognizer.close()
-    await queue.close()
-    await quota.close()
+    try:
+        yield Rig(queue, quota, make_service(queue, quota, tmp_path), recognizer, fake)
+    finally:
+        recognizer.close()
+        await queue.close()
+        await quota.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, fake: FakeRekognition) -> AsyncIterator[Rig]:
+    queue = SqliteJobQueue(tmp_path / "queue.sqlite3", max_attempts=MAX_ATTEMPTS, retry_backoff_s=0)
+    async with rig_on(queue, tmp_path, fake) as built:
+        yield built
 
 
 async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
@@ -351,6 +365,56 @@ async def test_a_redelivered_job_whose_reply_already_started_is_completed_withou
     assert rig.fake.requests == []  # not analysed (and billed) a second time
     assert await rig.used(request) == (1, 0)  # the charge stays, the slot is freed
     assert (await rig.queue.stats(time.time())).done == 1
+
+
+async def assert_given_up_once(rig: Rig, request: PhotoRequest, expirations: int) -> None:
+    """One failure answer, not analysed again, dead-lettered, and the user's quota given back."""
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert (reply.reason, reply.user_fault, reply.message) == ("gave_up", False, GAVE_UP)
+    assert rig.source.fetched == []  # the photo that killed its workers was not even downloaded
+    assert rig.fake.requests == []
+    assert await rig.used(request) == (0, 0)  # refunded, slot freed
+    assert (await rig.service.stats()).refunded == 1
+    [dead] = await rig.queue.dead_letters()
+    assert dead.idempotency_key == request.idempotency_key
+    assert (dead.attempts, dead.error) == (expirations + 1, EXPIRED_ERROR % expirations)
+    stats = await rig.queue.stats(time.time())
+    assert (stats.dead, stats.done, stats.queued, stats.in_flight) == (1, 0, 0, 0)
+
+
+async def test_a_photo_whose_workers_keep_dying_is_answered_once_dead_lettered_and_refunded(rig: Rig) -> None:
+    request = await rig.submit()
+    start = time.time()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        # Each of these workers was killed mid-job: its 5 s lease ran out unextended.
+        died = await rig.queue.claim(f"killed-{attempt}", start + 10 * attempt, 5)
+        assert died is not None
+        assert (died.attempt, died.exhausted) == (attempt, False)
+
+    worker = rig.worker(clock=lambda: time.time() + 3600)  # past the last lease
+    await run_until(worker, lambda: bool(rig.replies.delivered))
+
+    await assert_given_up_once(rig, request, MAX_ATTEMPTS)
+    assert await rig.queue.claim("worker-2", time.time() + 7200, 5) is None  # nothing left to redo
+
+
+@pytest.mark.redis
+async def test_a_photo_whose_workers_keep_dying_is_given_up_once_on_redis(
+    redis_server: RedisServer, tmp_path: Path, fake: FakeRekognition
+) -> None:
+    queue = RedisJobQueue(redis_server.url, max_attempts=2, retry_backoff_s=0)
+    async with rig_on(queue, tmp_path, fake) as rig:
+        request = await rig.submit()
+        for attempt in (1, 2):
+            died = await rig.queue.claim(f"killed-{attempt}", time.time(), 0.3)
+            assert died is not None
+            assert (died.attempt, died.exhausted) == (attempt, False)
+            await asyncio.sleep(0.4)  # Redis measures leases with its own clock
+
+        await run_until(rig.worker(), lambda: bool(rig.replies.delivered))
+
+        await assert_given_up_once(rig, request, 2)
 
 
 async def test_two_workers_on_one_job_answer_once(rig: Rig) -> None:
