@@ -6,7 +6,9 @@
 Photos default to ../shared/data/faces (scaled up so the long side is 1920 px, as the bot prepares a
 large upload) or, on a fresh clone, generated pictures. Each round runs every feature alone and
 then all together on every photo, interleaved, so background load on a shared machine spreads
-over all of them; medians are printed. Model loading is timed separately (first call).
+over all of them; medians are printed. The labels feature is also split into its parts: the
+ImageNet classifier (crop, resize and the numpy EfficientNet) and the BlazePose people detector.
+Model loading is timed separately (first call).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -23,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.models import Feature
 from core.recognizers.local import LocalRecognizer
+from core.recognizers.local.classifier import classify
+from core.recognizers.local.labels import detect_people
+from core.recognizers.local.models import ModelStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 SIDE = 1920
@@ -57,7 +63,15 @@ def main() -> None:
     start = time.perf_counter()
     recognizer.analyze_image(images[0], every)
     print(f"first call (loads every model): {(time.perf_counter() - start) * 1000:.0f} ms")
+    store = ModelStore(recognizer.models_dir)
+    parts: dict[str, Callable[[Image.Image], object]] = {
+        " classifier": lambda image: classify(image, store),
+        " people": lambda image: detect_people(image, store),
+    }
+    for run in parts.values():
+        run(images[0])  # load outside the timing
     times: dict[str, list[float]] = {str(f): [] for f in FEATURES}
+    times.update({key: [] for key in parts})
     times["all"] = []
     for _ in range(args.rounds):
         for image in images:
@@ -65,8 +79,21 @@ def main() -> None:
                 start = time.perf_counter()
                 recognizer.analyze_image(image, features)
                 times[key].append((time.perf_counter() - start) * 1000)
+            for key, run in parts.items():
+                start = time.perf_counter()
+                run(image)
+                times[key].append((time.perf_counter() - start) * 1000)
     print(f"{len(images)} photos x {args.rounds} rounds, long side {SIDE} px, median ms:")
-    for key, values in times.items():
+    order = [
+        str(Feature.FACES),
+        str(Feature.LABELS),
+        *parts,
+        str(Feature.TEXT),
+        str(Feature.MODERATION),
+        "all",
+    ]
+    for key in order:
+        values = times[key]
         print(
             f"  {key:11s} {statistics.median(values):7.0f}"
             f"   (p90 {sorted(values)[int(len(values) * 0.9)]:.0f})"

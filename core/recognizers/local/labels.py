@@ -1,11 +1,11 @@
 """Whole-photo labels and people with boxes, from what the bundled models can actually see.
 
-No general object detector or ImageNet/COCO classifier with a clear licence ships in a package
-these machines can install (see the README's model list), so the labels are honest but narrow:
-"Person" with one box per body from MediaPipe's BlazePose detector (which finds people by their
-face and torso, so also people seen from a distance or partly), "Face" when faces were found, and
-"Text" when the text reader found lines. Labels follow Rekognition's names so the summary and the
-annotation treat both backends alike.
+"Person" comes with one box per body from MediaPipe's BlazePose detector (which finds people by
+their face and torso, so also people seen from a distance or partly), "Face" when faces were
+found, "Text" when the text reader found lines; everything else (objects, animals, food,
+vehicles, scenes) comes from the ImageNet classifier in `classifier`, for the photo as a whole
+and without boxes. Labels follow Rekognition's names so the summary and the annotation treat
+both backends alike.
 """
 
 from __future__ import annotations
@@ -59,9 +59,17 @@ def detect_people(image: Image.Image, store: ModelStore) -> tuple[DetectedObject
 
 
 def summarise_labels(
-    people: tuple[DetectedObject, ...], faces: tuple[Face, ...], text: tuple[TextLine, ...]
+    people: tuple[DetectedObject, ...],
+    faces: tuple[Face, ...],
+    text: tuple[TextLine, ...],
+    classified: tuple[Label, ...] = (),
 ) -> tuple[Label, ...]:
-    """Whole-photo labels, most confident first, with Rekognition's names and parents."""
+    """Whole-photo labels, most confident first, with Rekognition's names and parents.
+
+    `classified` (the classifier's labels, already in their own order, which puts a subject
+    before a slightly more confident ancestor) is merged in without reordering it; a name both
+    sources give is kept once, from the detectors.
+    """
     labels: list[Label] = []
     person = max([p.confidence for p in people] + [f.confidence for f in faces], default=0.0)
     if person > 0:
@@ -74,4 +82,13 @@ def summarise_labels(
     if text:
         best = max(t.confidence for t in text)
         labels.append(Label("Text", round(best, 4), categories=("Text and Documents",)))
-    return tuple(sorted(labels, key=lambda label: label.confidence, reverse=True))
+    detected = sorted(labels, key=lambda label: label.confidence, reverse=True)
+    names = {label.name for label in detected}
+    others = [label for label in classified if label.name not in names]
+    merged: list[Label] = []
+    while detected or others:
+        if detected and (not others or detected[0].confidence >= others[0].confidence):
+            merged.append(detected.pop(0))
+        else:
+            merged.append(others.pop(0))
+    return tuple(merged)

