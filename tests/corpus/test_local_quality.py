@@ -117,3 +117,23 @@ def test_object_labels_come_without_boxes_and_with_parents(
     assert {"Animal", "Mammal", "Pet"} <= set(labels["Cat"].parents)
     assert labels["Animal"].confidence >= labels["Cat"].confidence
     assert all(0 < label.confidence <= 1 for label in cat.labels)
+
+
+def test_every_face_is_inside_a_person_box_of_sensible_width(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    """People's boxes hug the body: they hold the faces, and are not many faces wide."""
+    for name, (_, analysis) in results.items():
+        for face in analysis.faces:
+            f = face.box
+            holders = [
+                p.box
+                for p in analysis.objects
+                if p.box.left <= f.left + 1e-6
+                and f.left + f.width <= p.box.left + p.box.width + 1e-6
+                and p.box.top <= f.top + 1e-6
+            ]
+            if not analysis.objects:
+                continue  # a face too small for the body detector: nothing to check
+            assert holders, f"{name}: face {f} is in no person box"
+            assert min(h.width for h in holders) <= 4 * f.width + 0.05, f"{name}: person box far too wide"

@@ -38,7 +38,7 @@ from core.models import (
 )
 from core.recognizers.local.classifier import classify
 from core.recognizers.local.faces import detect_faces
-from core.recognizers.local.labels import detect_people, summarise_labels
+from core.recognizers.local.labels import detect_people, include_faces, summarise_labels
 from core.recognizers.local.models import ALL_MODELS, ModelStore, default_models_dir, missing_models
 from core.recognizers.local.moderation import moderate
 from core.recognizers.local.text import read_text
@@ -154,10 +154,10 @@ class LocalRecognizer:
         if Feature.LABELS in wanted:
 
             def label() -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
-                found = detect_people(image, self._store)
                 seen = (
                     faces if Feature.FACES in wanted else detect_faces(image, self._store, attributes=False)
                 )
+                found = include_faces(detect_people(image, self._store), seen)
                 return found, summarise_labels(found, seen, text, classify(image, self._store))
 
             nothing: tuple[tuple[DetectedObject, ...], tuple[Label, ...]] = ((), ())

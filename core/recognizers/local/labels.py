@@ -27,12 +27,14 @@ MAX_PEOPLE = 20
 
 
 def detect_people(image: Image.Image, store: ModelStore) -> tuple[DetectedObject, ...]:
-    """People with a box around the whole body, best first.
+    """People with a box around the body, best first.
 
-    BlazePose's detector gives a face-sized box plus keypoints, among them the middle of the
-    shoulders and a point whose distance from it is the radius of a circle around the upper
-    body. That circle joined with the face box, cut to the photo, is the person's box: it fits
-    portraits and half-length shots (most photos of people); a full figure is boxed to the waist.
+    BlazePose's detector gives a face box and four keypoints: the middle of the hips with a point
+    on a circle around the whole body, and the middle of the shoulders with a point on a circle
+    around the upper body. The circles are good for cropping but far wider than a body, so the
+    box is built from proportions instead: as wide as `BODY_WIDTH_IN_FACES` face widths around the
+    shoulders' middle (and the face), from just above the face down to the bottom of the
+    whole-body circle (the feet of a standing figure), cut to the photo.
     """
     model = store.load(POSE_DETECTOR, ssd.TfliteModel)
     frame = ssd.letterbox(image, POSE_SIZE)
@@ -41,21 +43,57 @@ def detect_people(image: Image.Image, store: ModelStore) -> tuple[DetectedObject
     found = ssd.weighted_nms(
         ssd.decode(boxes, scores, anchors, POSE_SIZE, frame, PERSON_MIN_SCORE), PERSON_IOU
     )
-    width, height = image.size
     people = []
     for detection in sorted(found, key=lambda d: d.score, reverse=True)[:MAX_PEOPLE]:
-        shoulders = detection.keypoints[2] * (width, height)
-        edge = detection.keypoints[3] * (width, height)
-        radius = float(np.hypot(*(edge - shoulders)))
-        x0, y0, x1, y1 = detection.box
-        left = min(float(shoulders[0]) - radius, x0 * width)
-        top = min(float(shoulders[1]) - radius, y0 * height)
-        right = max(float(shoulders[0]) + radius, x1 * width)
-        bottom = max(float(shoulders[1]) + radius, y1 * height)
-        box = Box.clamped(left / width, top / height, (right - left) / width, (bottom - top) / height)
+        box = body_box(detection, *image.size)
         if box.width > 0 and box.height > 0 and math.isfinite(detection.score):
             people.append(DetectedObject("Person", round(detection.score, 4), box))
     return tuple(people)
+
+
+BODY_WIDTH_IN_FACES = 2.4
+HAIR_IN_FACES = 0.2
+
+
+def body_box(detection: ssd.Detection, width: int, height: int) -> Box:
+    """The body box of one BlazePose detection, in photo ratios (see `detect_people`)."""
+    x0, y0, x1, y1 = (v * s for v, s in zip(detection.box, (width, height, width, height), strict=True))
+    face_w, face_h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    hips, body_edge, shoulders = (detection.keypoints[i] * (width, height) for i in (0, 1, 2))
+    half = BODY_WIDTH_IN_FACES * face_w / 2
+    left = min(float(shoulders[0]) - half, x0)
+    right = max(float(shoulders[0]) + half, x1)
+    top = y0 - HAIR_IN_FACES * face_h
+    bottom = max(float(hips[1]) + float(np.hypot(*(body_edge - hips))), float(shoulders[1]), y1)
+    return Box.clamped(left / width, top / height, (right - left) / width, (bottom - top) / height)
+
+
+def include_faces(people: tuple[DetectedObject, ...], faces: tuple[Face, ...]) -> tuple[DetectedObject, ...]:
+    """Grow each person's box to hold their face (and some hair) as the face detector found it.
+
+    The pose detector's face box is coarse and often sits low; BlazeFace's is tight. Each face
+    goes to one person at most: among those whose box contains the face's centre horizontally
+    and reaches down to it, the one whose box is centred nearest to it (people stand close).
+    """
+    edges = [[p.box.left, p.box.top, p.box.left + p.box.width, p.box.top + p.box.height] for p in people]
+    for face in faces:
+        f = face.box
+        centre_x, centre_y = f.left + f.width / 2, f.top + f.height / 2
+        owners = [
+            i
+            for i, (left, top, right, bottom) in enumerate(edges)
+            if left <= centre_x <= right and top - 2 * f.height <= centre_y <= bottom
+        ]
+        if not owners:
+            continue
+        i = min(owners, key=lambda k: abs((edges[k][0] + edges[k][2]) / 2 - centre_x))
+        edges[i][0] = min(edges[i][0], f.left)
+        edges[i][1] = min(edges[i][1], f.top - HAIR_IN_FACES * f.height)
+        edges[i][2] = max(edges[i][2], f.left + f.width)
+    return tuple(
+        DetectedObject(p.name, p.confidence, Box.clamped(left, top, right - left, bottom - top))
+        for p, (left, top, right, bottom) in zip(people, edges, strict=True)
+    )
 
 
 def summarise_labels(
