@@ -13,9 +13,12 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.settings import ENV_PREFIX, Settings
+from core.recognizers.local.models import models_table
 
 BEGIN = "<!-- settings-table:begin -->"
 END = "<!-- settings-table:end -->"
+MODELS_BEGIN = "<!-- models-table:begin -->"
+MODELS_END = "<!-- models-table:end -->"
 
 
 def _default(value: object) -> str:
@@ -62,11 +65,22 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+def models_block() -> str:
+    """The local recognizer's model list between its markers (generated from the pins in core)."""
+    return f"{MODELS_BEGIN}\n{models_table()}\n{MODELS_END}"
+
+
+def _replace(text: str, begin: str, end: str, block: str) -> str:
+    start, stop = text.index(begin), text.index(end) + len(end)
+    return text[:start] + block + text[stop:]
+
+
 def write_into(path: Path) -> None:
-    """Replace the block between the markers in a Markdown file with the current table."""
+    """Replace the generated blocks (settings, models) in a Markdown file with current ones."""
     text = path.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    path.write_text(text[:start] + settings_block() + text[end:], encoding="utf-8")
+    text = _replace(text, BEGIN, END, settings_block())
+    text = _replace(text, MODELS_BEGIN, MODELS_END, models_block())
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

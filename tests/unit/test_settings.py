@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings, SettingsError, load_settings, parse_features
-from bot.settings_doc import BEGIN, END, env_example, settings_block
+from bot.settings_doc import BEGIN, END, env_example, models_block, settings_block
 from core.models import DEFAULT_FEATURES, Feature
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -93,4 +93,10 @@ def test_env_example_is_current() -> None:
     example = README.with_name(".env.example")
     assert example.read_text(encoding="utf-8") == env_example(), (
         "stale .env.example: run `python -m bot.settings_doc --env-example .env.example`"
+    )
+
+
+def test_readme_models_table_is_current() -> None:
+    assert models_block() in README.read_text(encoding="utf-8"), (
+        "README model table is stale: run `python -m bot.settings_doc --write README.md`"
     )

@@ -298,3 +298,17 @@ class ModelStore:
                 f"(damaged or replaced). {INSTALL_HINT}"
             )
         self._loaded[(model.name, verified[0])] = True
+
+
+def models_table(models: tuple[ModelFile, ...] = ALL_MODELS) -> str:
+    """The README's model list (Markdown), generated from the pins so the two cannot disagree."""
+    rows = [
+        "| model file | from package | licence | size | sha256 (first 16) | used for |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        source = f"{model.source.package} {model.source.version}"
+        size = f"{model.size / 1e6:.1f} MB"
+        digest = model.sha256[:16]
+        rows.append(f"| `{model.name}` | {source} | {model.licence} | {size} | `{digest}` | {model.purpose} |")
+    return "\n".join(rows)
