@@ -308,7 +308,12 @@ def models_table(models: tuple[ModelFile, ...] = ALL_MODELS) -> str:
     ]
     for model in models:
         source = f"{model.source.package} {model.source.version}"
-        size = f"{model.size / 1e6:.1f} MB"
-        digest = model.sha256[:16]
-        rows.append(f"| `{model.name}` | {source} | {model.licence} | {size} | `{digest}` | {model.purpose} |")
+        cells = [
+            f"`{model.name}`",
+            source,
+            model.licence,
+            f"{model.size / 1e6:.1f} MB",
+            f"`{model.sha256[:16]}`",
+        ]
+        rows.append("| " + " | ".join([*cells, model.purpose]) + " |")
     return "\n".join(rows)
