@@ -22,7 +22,7 @@ def make_sample(path: Path) -> None:
     draw.rectangle((0, 620, 1280, 960), fill=(70, 140, 60))
     draw.ellipse((980, 80, 1160, 260), fill=(250, 220, 90))
     draw.rectangle((360, 380, 920, 560), fill=(250, 250, 245), outline=(40, 40, 40), width=6)
-    draw.text((400, 430), "PHOTODETECTIVE", fill=(20, 20, 20), font_size=64)
+    draw.text((390, 438), "PHOTODETECTIVE", fill=(20, 20, 20), font_size=52)
     exif = Image.Exif()
     exif.update(SAMPLE_EXIF)
     exif_ifd = exif.get_ifd(0x8769)
