@@ -10,6 +10,7 @@ import argparse
 import time
 from typing import TextIO
 
+from bot.queue import QueueStats
 from bot.quota import Stats, Usage
 from bot.settings import Settings
 from bot.wiring import build_service, build_stores
@@ -42,15 +43,19 @@ def format_usage(usage: Usage) -> str:
 
 
 def format_stats(stats: Stats) -> str:
-    cap = "no cap" if stats.global_cap is None else f"cap {stats.global_cap}"
-    lines = [
-        f"{stats.day}: {stats.charged} photos charged, {stats.refunded} refunded; "
-        f"recognizer calls {stats.global_calls} ({cap})",
-    ]
-    refusals = ", ".join(f"{reason.lower()} {count}" for reason, count in stats.refusals.items() if count)
-    lines.append(f"refusals: {refusals or 'none'}")
+    """Today's quota statistics as plain text (the CLI and the Telegram /stats command)."""
+    lines = [f"{stats.day}: {stats.totals_text}", f"refusals: {stats.refusals_text}"]
     lines.extend(f"  {user.user}: {user.used}" for user in stats.top_users)
     return "\n".join(lines)
+
+
+def format_queue(stats: QueueStats) -> str:
+    """The queue at a glance (the CLI and the Telegram /stats command)."""
+    oldest = "-" if stats.oldest_queued_age_s is None else f"{stats.oldest_queued_age_s:.0f} s"
+    return (
+        f"{stats.queued} waiting, {stats.in_flight} in progress, {stats.done} done, "
+        f"{stats.dead} failed for good; oldest waiting {oldest}"
+    )
 
 
 async def run_operator_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -73,13 +78,7 @@ async def run_operator_command(args: argparse.Namespace, settings: Settings, out
                 print(format_stats(await service.stats()), file=out)
             return 0
         if args.action == "stats":
-            stats = await stores.queue.stats(time.time())
-            oldest = "-" if stats.oldest_queued_age_s is None else f"{stats.oldest_queued_age_s:.0f} s"
-            print(
-                f"queued {stats.queued}, in flight {stats.in_flight}, done {stats.done}, dead {stats.dead}; "
-                f"oldest waiting {oldest}",
-                file=out,
-            )
+            print(format_queue(await stores.queue.stats(time.time())), file=out)
         else:
             letters = await stores.queue.dead_letters(args.limit)
             if not letters:

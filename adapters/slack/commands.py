@@ -132,13 +132,7 @@ def auto_announcement(user_id: str, choice: bool | None, direct: bool) -> str:
 
 def stats_text(stats: Stats, team_id: str) -> str:
     """Today's numbers for admins."""
-    cap = "no cap" if stats.global_cap is None else f"cap {stats.global_cap}"
-    lines = [
-        f"*{stats.day}*: {stats.charged} photos charged, {stats.refunded} refunded; "
-        f"recognizer calls {stats.global_calls} ({cap})",
-    ]
-    refusals = ", ".join(f"{reason.lower()} {count}" for reason, count in stats.refusals.items() if count)
-    lines.append(f"Refusals: {refusals or 'none'}")
+    lines = [f"*{stats.day}*: {stats.totals_text}", f"Refusals: {stats.refusals_text}"]
     lines.extend(f"• {mention(user.user, team_id)}: {user.used}" for user in stats.top_users)
     return "\n".join(lines)
 

@@ -24,7 +24,7 @@ from telegram.ext import ContextTypes
 
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.intake import chat_key, sender_id, user_key
-from bot.operator_cli import format_stats, format_usage
+from bot.operator_cli import format_queue, format_stats, format_usage
 from bot.queue.base import DEFAULT_RETENTION_S
 from bot.service import PhotoService, describe_reset, photos
 from bot.settings import parse_features
@@ -319,13 +319,8 @@ class Commands:
         if message is None:
             return
         quota = format_stats(await self.service.stats())
-        jobs = await self.service.queue.stats(time.time())
-        oldest = "-" if jobs.oldest_queued_age_s is None else f"{jobs.oldest_queued_age_s:.0f} s"
-        queue = (
-            f"queue: {jobs.queued} waiting, {jobs.in_flight} in progress, {jobs.done} done, "
-            f"{jobs.dead} failed for good; oldest waiting {oldest}"
-        )
-        await message.reply_text(f"{quota}\n{queue}")
+        queue = format_queue(await self.service.queue.stats(time.time()))
+        await message.reply_text(f"{quota}\nqueue: {queue}")
 
     def _target(self, message: Message, args: list[str]) -> tuple[str | None, list[str]]:
         """The user an admin command is about: the author of the replied-to message, or the first argument."""

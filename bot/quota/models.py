@@ -159,3 +159,18 @@ class Stats:
     global_calls: int
     global_cap: int | None
     top_users: tuple[UserCount, ...] = field(default_factory=tuple)
+
+    @property
+    def totals_text(self) -> str:
+        """ "12 photos charged, 1 refunded; recognizer calls 40 (cap 1000)": the first line of every view."""
+        cap = "no cap" if self.global_cap is None else f"cap {self.global_cap}"
+        return (
+            f"{self.charged} photos charged, {self.refunded} refunded; "
+            f"recognizer calls {self.global_calls} ({cap})"
+        )
+
+    @property
+    def refusals_text(self) -> str:
+        """ "daily_limit 3, rate 1", or "none": today's refusals by reason."""
+        counts = [f"{reason.lower()} {count}" for reason, count in self.refusals.items() if count]
+        return ", ".join(counts) or "none"

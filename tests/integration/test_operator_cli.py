@@ -57,7 +57,7 @@ def test_jobs_stats_and_dead_letters(data_dir: Path) -> None:
     asyncio.run(make_dead_job())
     code, stats = run("jobs", "stats")
     assert code == 0
-    assert "queued 1, in flight 0, done 0, dead 1" in stats
+    assert "1 waiting, 0 in progress, 0 done, 1 failed for good" in stats
     code, dead = run("jobs", "dead")
     assert "telegram:7" in dead
     assert "recognizer down" in dead
