@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from multiprocessing import get_context
 from typing import Literal
 
@@ -187,28 +188,34 @@ async def _work(
     metrics: Metrics,
     stop: asyncio.Event,
 ) -> None:
-    """Run the worker with a process pool for image work until `stop`, then drain."""
+    """Run the worker with a process pool for image work until `stop`, then drain.
+
+    The worker gets a factory rather than a pool so it can replace a pool that a killed process
+    broke; the pool it holds at the end is shut down here.
+    """
     processes = settings.worker_processes or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        worker = Worker(
-            queue=stores.queue,
-            quota=stores.quota,
-            recognizer=recognizer,
-            sources={a.name: a.source for a in adapters},
-            replies={a.name: a.replies for a in adapters},
-            limits=settings.image_limits(),
-            config=worker_config(settings),
-            show_location=location_rule(settings),
-            pool=pool,
-            metrics=metrics,
-        )
-        log.info(
-            "worker: recognizer %s, %d jobs at once, %d processes",
-            recognizer.name,
-            settings.worker_concurrency,
-            processes,
-        )
+    worker = Worker(
+        queue=stores.queue,
+        quota=stores.quota,
+        recognizer=recognizer,
+        sources={a.name: a.source for a in adapters},
+        replies={a.name: a.replies for a in adapters},
+        limits=settings.image_limits(),
+        config=worker_config(settings),
+        show_location=location_rule(settings),
+        pool_factory=partial(ProcessPoolExecutor, max_workers=processes, mp_context=get_context("spawn")),
+        metrics=metrics,
+    )
+    log.info(
+        "worker: recognizer %s, %d jobs at once, %d processes",
+        recognizer.name,
+        settings.worker_concurrency,
+        processes,
+    )
+    try:
         await worker.run(stop)
+    finally:
+        await worker.close()
 
 
 async def run_until_signalled(settings: Settings, role: Role = "all") -> None:

@@ -2,6 +2,10 @@
 
 CPU-heavy steps (decode and downsize, drawing) run in a process pool sized to the cores so one
 large photo does not stall the event loop; fetching, recognition and replying stay concurrent.
+A pool process killed by the OS (the OOM killer on a hostile image, a crash in a decoder) breaks
+the whole pool for good, so a worker given a `pool_factory` replaces a broken pool with a fresh
+one and counts the attempt as a transient failure: the job is retried, and a photo that keeps
+killing the pool ends as a dead letter with one failure reply and a refund.
 Each job has a timeout and a lease that a heartbeat keeps alive; a worker that dies (even with
 kill -9) simply stops extending it, and another worker takes the job over when it expires.
 
@@ -18,9 +22,10 @@ import asyncio
 import contextlib
 import enum
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -45,6 +50,7 @@ NOT_CHARGED = "You were not charged."
 TIMED_OUT = f"Sorry, analysing that photo took too long, so I gave up. {NOT_CHARGED}"
 FETCH_FAILED = f"Sorry, I couldn't download that photo. {NOT_CHARGED}"
 INTERNAL_ERROR = f"Sorry, something went wrong while analysing that photo. {NOT_CHARGED}"
+POOL_BROKEN = "an image process died (killed by the OS or crashed)"
 GAVE_UP = f"Sorry, that photo could not be analysed (it failed several times). {NOT_CHARGED}"
 
 
@@ -93,7 +99,12 @@ class _Delivery(enum.Enum):
 
 
 class Worker:
-    """Runs jobs until told to stop; several workers (processes or hosts) can share one queue."""
+    """Runs jobs until told to stop; several workers (processes or hosts) can share one queue.
+
+    CPU steps run in `pool` (an executor the caller owns and shuts down), or in a pool the worker
+    builds with `pool_factory` and rebuilds when a killed process breaks it (call `close` at the
+    end), or, with neither, in a thread.
+    """
 
     def __init__(
         self,
@@ -107,9 +118,12 @@ class Worker:
         config: WorkerConfig,
         show_location: Callable[[PhotoRequest], bool],
         pool: Executor | None = None,
+        pool_factory: Callable[[], Executor] | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
+        if pool is not None and pool_factory is not None:
+            raise ValueError("give a Worker either a pool or a pool_factory, not both")
         self.queue = queue
         self.quota = quota
         self.recognizer = recognizer
@@ -118,7 +132,9 @@ class Worker:
         self.limits = limits
         self.config = config
         self.show_location = show_location
-        self.pool = pool
+        self.pool_factory = pool_factory
+        self.pool = pool_factory() if pool_factory is not None else pool
+        self._pool_lock = threading.Lock()
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -287,7 +303,7 @@ class Worker:
             raise _TransientFailure(
                 f"Sorry, I couldn't analyse that photo: {exc} {NOT_CHARGED}", f"recognizer: {exc}"
             ) from exc
-        except PhotoRejected:
+        except (PhotoRejected, _TransientFailure):
             raise
         except Exception as exc:
             log.exception("job for %s failed unexpectedly", request.idempotency_key)
@@ -338,10 +354,47 @@ class Worker:
         log.info("job %s %s", lease.job_id, result, extra={"fields": fields})
 
     async def _cpu(self, function: Callable[..., T], *args: object) -> T:
-        """Run CPU-bound work in the process pool (or a thread when no pool is configured)."""
-        if self.pool is None:
+        """Run CPU-bound work in the process pool (or a thread when no pool is configured).
+
+        A broken pool fails this attempt as transient (a retry may succeed, and a photo that
+        keeps killing its process is dead-lettered by the queue), and is replaced first when
+        the worker has a factory, so the jobs after it do not all fail until a restart.
+        """
+        pool = self.pool
+        if pool is None:
             return await asyncio.to_thread(function, *args)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+        except BrokenExecutor as exc:
+            self._replace_broken_pool(pool)
+            raise _TransientFailure(INTERNAL_ERROR, f"{POOL_BROKEN}: {exc}") from exc
+
+    def _replace_broken_pool(self, broken: Executor) -> None:
+        """Swap `broken` for a fresh pool, once however many jobs saw it break.
+
+        Every job with work in the pool when its process died gets the error; only the first to
+        get here (the current pool is still `broken`) rebuilds and logs, the others find it done.
+        The broken pool is shut down without waiting: its processes are dead or being terminated.
+        """
+        if self.pool_factory is None:
+            return  # a pool the caller owns: ours to report, not to replace
+        with self._pool_lock:
+            if self.pool is not broken:
+                return
+            log.warning("%s; the process pool is broken, starting a new one", POOL_BROKEN)
+            broken.shutdown(wait=False, cancel_futures=True)
+            self.pool = self.pool_factory()
+
+    async def close(self) -> None:
+        """Shut down the pool built from `pool_factory`, waiting for its processes to exit.
+
+        Call it after `run` returns. Work still queued in the pool belongs to jobs that were
+        cancelled at shutdown (their leases released), so it is dropped rather than run.
+        A `pool` given by the caller is left alone: its owner shuts it down.
+        """
+        if self.pool_factory is None or self.pool is None:
+            return
+        await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
 
     async def _heartbeat(self, lease: Lease) -> None:
         interval = self.config.visibility_timeout_s / 3

@@ -113,7 +113,11 @@ def bot(
         yield process, base
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # SIGTERM: the bot stops its pool's processes too
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.wait(timeout=10)
 
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,7 @@ from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
-from bot.worker import GAVE_UP, Worker, WorkerConfig
+from bot.worker import GAVE_UP, POOL_BROKEN, Worker, WorkerConfig
 from core.limits import ImageLimits
 from core.models import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import RekognitionRecognizer
@@ -81,7 +85,11 @@ class Rig:
     counter: int = 0
 
     def worker(
-        self, pool: Executor | None = None, clock: Callable[[], float] = time.time, **config: Any
+        self,
+        pool: Executor | None = None,
+        clock: Callable[[], float] = time.time,
+        pool_factory: Callable[[], Executor] | None = None,
+        **config: Any,
     ) -> Worker:
         settings: dict[str, Any] = {
             "worker_id": "worker-1",
@@ -102,6 +110,7 @@ class Rig:
             config=WorkerConfig(**settings),
             show_location=lambda request: request.private,
             pool=pool,
+            pool_factory=pool_factory,
             clock=clock,
         )
 
@@ -543,6 +552,56 @@ async def test_the_process_pool_prepares_and_draws_and_survives_rejected_photos(
     assert isinstance(analysed, AnalysisReply)
     assert analysed.annotated_jpeg.startswith(b"\xff\xd8\xff")
     assert spawn_pool.submit(sum, [1, 2]).result(timeout=10) == 3  # the pool is still usable
+
+
+async def test_a_pool_process_killed_mid_job_gets_a_new_pool_and_the_jobs_are_retried_and_answered_once(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The OOM killer taking a pool process must cost one attempt, not every job until a restart."""
+    built: list[ProcessPoolExecutor] = []
+
+    def one_process_pool() -> ProcessPoolExecutor:
+        built.append(ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")))
+        return built[-1]
+
+    worker = rig.worker(pool_factory=one_process_pool, concurrency=2)
+    try:
+        loop = asyncio.get_running_loop()
+        child = await loop.run_in_executor(built[0], os.getpid)  # the pool's one process, started
+        # Keep that process busy, so both jobs' preparation waits in the pool when it is killed.
+        busy: Future[None] = built[0].submit(time.sleep, 60)
+        first = await rig.submit(user="1")
+        second = await rig.submit(user="2")
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        # A job hands its photo to the pool in the same step as its download returns.
+        await eventually(lambda: len(rig.source.fetched) == 2)
+        os.kill(child, signal.SIGKILL)
+        await eventually(lambda: len(rig.replies.delivered) == 2, 20)
+        third = await rig.submit(user="3")  # after the rebuild
+        await eventually(lambda: len(rig.replies.delivered) == 3, 20)
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    finally:
+        await worker.close()
+        for pool in built:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    with pytest.raises(BrokenProcessPool):
+        busy.result(timeout=0)  # the kill really broke the first pool
+    assert len(built) == 2  # both jobs saw it break; it was rebuilt once
+    assert worker.pool is built[1]
+    rebuilt = [r for r in caplog.records if r.levelno == logging.WARNING and "pool is broken" in r.message]
+    assert len(rebuilt) == 1
+    for request in (first, second, third):
+        assert isinstance(only_reply(rig, request), AnalysisReply)
+        assert await rig.used(request) == (1, 0)
+    assert sorted(rig.source.fetched) == ["photo.jpg"] * 5  # the two killed attempts were retried
+    retried = [r for r in caplog.records if "attempt 1 failed (retry)" in r.message]
+    assert len(retried) == 2
+    assert all(POOL_BROKEN in r.message for r in retried)
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.dead, stats.queued, stats.in_flight) == (3, 0, 0, 0)
 
 
 # -- submitting while Redis is down ---------------------------------------------------------------
