@@ -3,7 +3,9 @@
 `submit` answers at once with a verdict the adapter can show ("queued, 2 ahead of you" or why
 not); the work itself happens later in `bot.worker`. The order inside `submit` is what keeps
 "nothing lost, charged twice or answered twice": the charge and the job are both keyed by the
-platform message, so a redelivered message finds the same charge and the same job.
+platform message, so a redelivered message finds the same charge and the same job. A charge that
+was refunded no longer stands: a redelivery is charged again, unless its job already exists, in
+which case that new charge is given back at once (see `PhotoService._submit`).
 """
 
 from __future__ import annotations
@@ -169,6 +171,13 @@ class PhotoService:
         The charge comes first and is keyed by the message, so a crash between charging and
         storing is healed by the platform's redelivery (same key: no second charge); a store
         failure after charging refunds at once.
+
+        A refunded charge does not stand (see `QuotaStore`, Idempotency), so the redelivery of a
+        message refunded here because the queue failed is charged again, and the limits apply to
+        it. But a fresh charge for a job the queue already holds (`created` False: the job ran,
+        failed on our side and was refunded, and the platform redelivers the message later) pays
+        for nothing, since no new work is queued: it is refunded at once, and the verdict is the
+        usual duplicate one.
         """
         if not self.access.permits(request):
             return Refused("not_allowed", "This bot is not enabled here.")
@@ -204,17 +213,25 @@ class PhotoService:
             if not charge.duplicate:
                 await self._refund_quietly(key)
             raise
+        remaining = charge.remaining
+        if not charge.duplicate and not stored.created and await self._refund_quietly(key):
+            # The photo just charged is given back (an admin already past the limit really has 0).
+            remaining = min(charge.remaining + 1, charge.limit)
         return Accepted(
             job_id=stored.job_id,
             ahead=stored.ahead,
             duplicate=charge.duplicate or not stored.created,
-            remaining=charge.remaining,
+            remaining=remaining,
         )
 
-    async def _refund_quietly(self, key: str) -> None:
-        # If even this fails, the slot's lease (policy.max_job_s) frees it; the day's charge stays.
+    async def _refund_quietly(self, key: str) -> bool:
+        """Give a charge back, returning whether it was; a store outage is not the user's problem.
+
+        If even this fails, the slot's lease (policy.max_job_s) frees it; the day's charge stays.
+        """
         with contextlib.suppress(QuotaStoreUnavailable):
-            await self.quota.finish(key, refund=True)
+            return await self.quota.finish(key, refund=True)
+        return False
 
     async def usage(self, user_key: str) -> Usage:
         """What `/quota` shows: used, left, and when it resets."""

@@ -81,14 +81,24 @@ class QuotaStore(ABC):
     5. RATE: sliding window — grants to the user in the last `burst_window_s` seconds
        >= `burst_limit`. Only grants count (not refusals, not duplicates); a refund does not
        remove the photo from the window. `retry_after` is when the oldest one leaves it.
+       A job id holds one place in the window, at its latest grant: a re-charge after a refund
+       (see Idempotency) moves it there rather than adding a second one.
 
     Admins (`admin=True`) skip 2-5 but are still charged and counted (daily usage, global
     calls, stats, a concurrency slot).
     Refusals change nothing but the refusal counters in `stats`.
 
-    Idempotency: a `job_id` that was granted before (and is still remembered, `keep_days`) is
-    answered with the original grant and `duplicate=True`, without charging again, whatever its
-    state. A refused job_id is not remembered: asking again is a fresh check.
+    Idempotency: a `job_id` whose grant still stands (active or finished without refund, and
+    still remembered, `keep_days`) is answered with that grant and `duplicate=True`, without
+    charging again. A refused job_id is not remembered: asking again is a fresh check.
+
+    A refunded job_id is not remembered as granted either: charging it again is a fresh
+    check-and-charge on the day `now` falls in (every limit applies; on refusal the usual
+    refusal, and the job stays refunded). Otherwise a platform redelivering a message whose
+    charge was given back (the queue failed right after charging, or the job failed on our side)
+    would be "granted" for free, past the daily limit and the cost cap. On grant the job is
+    charged anew (`duplicate=False`), counts as a new charge in `stats` (the earlier refund stays
+    counted) and is active again, so the next `finish` settles this new charge once.
 
     Every method takes `now` (aware) from the caller so tests can drive the clock; `finish` needs
     none because a job remembers its day.
@@ -105,8 +115,10 @@ class QuotaStore(ABC):
         """Release the job's concurrency slot; with `refund`, give back its photo and its calls.
 
         Refund when the job failed for a reason that is not the user's (recognizer down).
-        Idempotent: only the first `finish` of a job does anything; returns whether this one did.
-        An unknown (or forgotten) job id returns False.
+        Idempotent: only the first `finish` of a charge does anything; returns whether this one did.
+        An unknown (or forgotten) job id returns False. A refunded job that `try_charge` charged
+        again is a new charge: its first `finish` settles it (refunding that day's photo and
+        calls), later ones return False again.
         """
 
     @abstractmethod

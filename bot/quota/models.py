@@ -76,8 +76,9 @@ class ChargeResult:
     `resets_at` is the next midnight in the policy's zone; `retry_after` (whole seconds, rounded
     up) is set for RATE and CONCURRENCY only — for CONCURRENCY it is the worst case, when the
     oldest running job's lease runs out; usually a slot frees much sooner.
-    `duplicate` is true when this job id had already been granted: nothing was charged again,
-    and the fields repeat the original grant.
+    `duplicate` is true when this job id had already been granted and that grant was not
+    refunded: nothing was charged again, and the fields repeat the standing grant. A refunded
+    job id is charged afresh (`duplicate` false; see `QuotaStore`, Idempotency).
     """
 
     granted: bool

@@ -6,12 +6,13 @@ limit and charging happen as one step even with many bot processes. The clock is
 forgotten jobs and idle users' windows expire by themselves.
 
 Keys (all under `prefix`, which by default contains a `{hash tag}` so they share one cluster slot):
-  job:<job_id>      hash  user, day, calls, state (active|finished|refunded), the original grant
+  job:<job_id>      hash  user, day, calls, state (active|finished|refunded), the standing grant
+                          (rewritten when a refunded job is charged again)
   used:<day>        zset  user -> photos charged that day, net of refunds (also the top-users table)
   extra:<day>       hash  user -> extra photos granted for that day
   day:<day>         hash  calls (net billed calls), charged, refunded, refused:<REASON>
   slots:<user>      zset  job_id -> lease end (epoch s); members past their lease no longer count
-  rate:<user>       zset  job_id -> grant time (epoch s); the sliding window
+  rate:<user>       zset  job_id -> latest grant time (epoch s); the sliding window
   blocked           set   blocked users (no TTL)
 
 When Redis cannot be reached every method raises `QuotaStoreUnavailable` within about
@@ -43,6 +44,7 @@ from bot.quota.base import (
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage, UserCount
 
 DEFAULT_PREFIX = "photodetective:{quota}:"
+_FINISH_TRIES = 5
 
 # KEYS: job, used, extra, day, slots, rate, blocked
 # ARGV: user, job_id, calls, now, daily_limit, max_concurrent, burst_limit, burst_window,
@@ -65,7 +67,9 @@ local admin = ARGV[11] == '1'
 local day, resets_at = ARGV[12], ARGV[13]
 local day_ttl, job_ttl = tonumber(ARGV[14]), tonumber(ARGV[15])
 
-if redis.call('EXISTS', job_key) == 1 then
+-- A standing grant is answered as a duplicate; a refunded job is checked and charged afresh
+-- (on grant its hash is overwritten below, on refusal it stays refunded).
+if redis.call('EXISTS', job_key) == 1 and redis.call('HGET', job_key, 'state') ~= 'refunded' then
   local job = redis.call('HMGET', job_key, 'remaining', 'limit', 'resets_at')
   return {'dup', '', job[1], job[2], job[3], ''}
 end
@@ -127,12 +131,18 @@ redis.call('EXPIRE', job_key, job_ttl)
 return {'ok', '', tostring(remaining), tostring(limit), resets_at, ''}
 """
 
-# KEYS: job, used, day, slots.  ARGV: job_id, refund (1/0), user.
+# KEYS: job, used, day, slots.  ARGV: job_id, refund (1/0), user, day.
 # The day's counters are only touched if they still exist, so a late refund for a day that has
-# already expired cannot recreate its keys without a TTL.
+# already expired cannot recreate its keys without a TTL. The keys were built from the job's user
+# and day read just before; if a refunded job was charged again in between (on another day), they
+# may be the wrong ones: -1 tells the caller to read the job again and retry.
 FINISH_LUA = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'active' then
+local job = redis.call('HMGET', KEYS[1], 'state', 'user', 'day')
+if job[1] ~= 'active' then
   return 0
+end
+if job[2] ~= ARGV[3] or job[3] ~= ARGV[4] then
+  return -1
 end
 redis.call('ZREM', KEYS[4], ARGV[1])
 if ARGV[2] == '1' then
@@ -286,14 +296,24 @@ class RedisQuotaStore(QuotaStore):
         )
 
     async def finish(self, job_id: str, refund: bool) -> bool:
+        """See `QuotaStore.finish`; the job's user and day name the keys, so they are read first.
+
+        The script refuses (-1) when the job was charged again (after a refund) between that read
+        and the script, since its day may have changed; each retry needs another refund and
+        re-charge to race it, so a few suffice.
+        """
         job_key = self._key("job", job_id)
-        user, day = await self._call("finish", self._client.hmget(job_key, ["user", "day"]))
-        if user is None or day is None:
-            return False
-        user, day = _text(user), _text(day)
-        keys = [job_key, self._key("used", day), self._key("day", day), self._key("slots", user)]
-        done = await self._call("finish", self._finish(keys=keys, args=[job_id, 1 if refund else 0, user]))
-        return int(done) == 1
+        for _ in range(_FINISH_TRIES):
+            user, day = await self._call("finish", self._client.hmget(job_key, ["user", "day"]))
+            if user is None or day is None:
+                return False
+            user, day = _text(user), _text(day)
+            keys = [job_key, self._key("used", day), self._key("day", day), self._key("slots", user)]
+            args = [job_id, 1 if refund else 0, user, day]
+            done = int(await self._call("finish", self._finish(keys=keys, args=args)))
+            if done >= 0:
+                return done == 1
+        raise QuotaStoreUnavailable(f"redis finish: job {job_id!r} kept changing under us")
 
     async def usage(self, user: str, now: datetime, policy: QuotaPolicy) -> Usage:
         day, resets_at = quota_day(now, policy)

@@ -223,9 +223,9 @@ class SQLiteQuotaStore(QuotaStore):
         day_key = day.isoformat()
         with self._transaction(write=True) as db:
             previous = db.execute(
-                "SELECT remaining, day_limit, resets_at FROM jobs WHERE job_id = ?", (job_id,)
+                "SELECT remaining, day_limit, resets_at, state FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
-            if previous is not None:
+            if previous is not None and previous[3] != "refunded":
                 return ChargeResult(
                     granted=True,
                     reason=None,
@@ -234,6 +234,7 @@ class SQLiteQuotaStore(QuotaStore):
                     resets_at=datetime.fromtimestamp(previous[2], policy.zone),
                     duplicate=True,
                 )
+            # A refunded job is checked and charged afresh below; on grant its row is replaced.
             self._prune(db, ts, day)
 
             blocked = db.execute("SELECT 1 FROM blocked WHERE user_id = ?", (user,)).fetchone() is not None
@@ -288,7 +289,7 @@ class SQLiteQuotaStore(QuotaStore):
 
             remaining = max(0, limit - used - 1)
             db.execute(
-                "INSERT INTO jobs (job_id, user_id, day, calls, charged_at, lease_until, state,"
+                "INSERT OR REPLACE INTO jobs (job_id, user_id, day, calls, charged_at, lease_until, state,"
                 " remaining, day_limit, resets_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
                 (
                     job_id,

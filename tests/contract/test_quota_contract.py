@@ -284,6 +284,110 @@ async def test_charging_the_same_job_twice_returns_the_original_grant(store: Quo
     assert (stats.charged, stats.global_calls) == (1, 2)
 
 
+async def test_a_refunded_job_charged_again_is_a_fresh_charge_held_to_the_daily_limit(
+    store: QuotaStore,
+) -> None:
+    # A message whose charge was given back (the queue failed, or the job failed on our side) and
+    # that the platform redelivers must not get a free photo past the limit.
+    policy = QuotaPolicy(daily_limit=1, max_concurrent=100, burst_limit=100, global_daily_calls=10)
+    assert (await store.try_charge("alice", "A", 2, T0, policy)).granted
+    assert await store.finish("A", refund=True)
+    other = await store.try_charge("alice", "B", 1, T0, policy)
+    assert (other.granted, other.remaining) == (True, 0)
+
+    redelivered = await store.try_charge("alice", "A", 2, T0 + timedelta(seconds=1), policy)
+    assert not redelivered.granted
+    assert not redelivered.duplicate
+    assert redelivered.reason is Refusal.DAILY_LIMIT
+    assert (redelivered.remaining, redelivered.limit) == (0, 1)
+    assert not await store.finish("A", refund=True)  # refused: still refunded, nothing to settle
+    usage = await store.usage("alice", T0, policy)
+    assert (usage.used, usage.active_jobs) == (1, 1)
+    stats = await store.stats(T0, policy)
+    assert (stats.charged, stats.refunded, stats.global_calls) == (2, 1, 1)
+    assert stats.refusals[Refusal.DAILY_LIMIT] == 1
+
+    # With room again (one extra photo) the same job id is granted and charged like a new one.
+    await store.grant("alice", 1, T0, policy)
+    recharged = await store.try_charge("alice", "A", 2, T0 + timedelta(seconds=2), policy)
+    assert (recharged.granted, recharged.duplicate) == (True, False)
+    assert (recharged.remaining, recharged.limit) == (0, 2)
+    usage = await store.usage("alice", T0, policy)
+    assert (usage.used, usage.active_jobs) == (2, 2)
+    stats = await store.stats(T0, policy)
+    assert (stats.charged, stats.refunded, stats.global_calls) == (3, 1, 3)
+
+    # The new charge stands: a redelivery now is a duplicate of it, and charges nothing.
+    again = await store.try_charge("alice", "A", 2, T0 + timedelta(seconds=3), policy)
+    assert (again.granted, again.duplicate) == (True, True)
+    assert (again.remaining, again.limit, again.resets_at) == (0, 2, recharged.resets_at)
+    assert (await store.usage("alice", T0, policy)).used == 2
+
+    # And it is settled once, like any charge: refunded, then a repeated finish does nothing.
+    assert await store.finish("A", refund=True)
+    assert not await store.finish("A", refund=True)
+    assert not await store.finish("A", refund=False)
+    usage = await store.usage("alice", T0, policy)
+    assert (usage.used, usage.active_jobs) == (1, 1)
+    stats = await store.stats(T0, policy)
+    assert (stats.charged, stats.refunded, stats.global_calls) == (3, 2, 1)
+
+
+async def test_a_refunded_job_charged_again_meets_the_global_cap_and_the_rate(store: QuotaStore) -> None:
+    policy = QuotaPolicy(
+        daily_limit=20, max_concurrent=100, burst_limit=2, burst_window_s=60, global_daily_calls=3
+    )
+    assert (await store.try_charge("alice", "A", 3, T0, policy)).granted
+    assert await store.finish("A", refund=True)
+    assert (await store.try_charge("bob", "B", 3, T0, policy)).granted  # the calls A gave back
+    assert (await store.try_charge("alice", "A", 3, T0, policy)).reason is Refusal.GLOBAL_CAP
+    assert await store.finish("B", refund=True)
+
+    # The refunded grant of A still sits in alice's window, so with one more photo she is at the rate.
+    assert (await store.try_charge("alice", "C", 0, T0 + timedelta(seconds=10), policy)).granted
+    fast = await store.try_charge("alice", "A", 3, T0 + timedelta(seconds=20), policy)
+    assert (fast.reason, fast.retry_after) == (Refusal.RATE, 40)
+    later = await store.try_charge("alice", "A", 3, T0 + timedelta(seconds=60), policy)
+    assert (later.granted, later.duplicate) == (True, False)
+    assert (await store.stats(T0, policy)).global_calls == 3
+
+
+async def test_a_refunded_job_charged_again_on_a_later_day_counts_on_that_day(store: QuotaStore) -> None:
+    policy = QuotaPolicy(daily_limit=5, max_concurrent=1, burst_limit=100, global_daily_calls=10)
+    tomorrow = T0 + timedelta(days=1)
+    assert (await store.try_charge("alice", "A", 2, T0, policy)).granted
+    assert await store.finish("A", refund=True)
+
+    recharged = await store.try_charge("alice", "A", 2, tomorrow, policy)
+    assert (recharged.granted, recharged.duplicate, recharged.remaining) == (True, False, 4)
+    assert recharged.resets_at == datetime(2025, 6, 12, tzinfo=UTC)
+    assert (await store.usage("alice", T0, policy)).used == 0
+    assert (await store.usage("alice", tomorrow, policy)).used == 1
+    # It holds the only concurrency slot again, until finished.
+    assert (await store.try_charge("alice", "other", 0, tomorrow, policy)).reason is Refusal.CONCURRENCY
+
+    # Refunding the new charge gives back tomorrow's photo and calls, not today's once more.
+    assert await store.finish("A", refund=True)
+    today, next_day = await store.stats(T0, policy), await store.stats(tomorrow, policy)
+    assert (today.charged, today.refunded, today.global_calls) == (1, 1, 0)
+    assert (next_day.charged, next_day.refunded, next_day.global_calls) == (1, 1, 0)
+    assert (await store.usage("alice", tomorrow, policy)).used == 0
+    assert (await store.try_charge("alice", "other", 0, tomorrow, policy)).granted
+
+
+async def test_an_admin_job_refunded_then_charged_again_skips_the_limits_but_is_charged(
+    store: QuotaStore,
+) -> None:
+    strict = QuotaPolicy(daily_limit=1, max_concurrent=1, burst_limit=1, global_daily_calls=0)
+    assert (await store.try_charge("root", "A", 2, T0, strict, admin=True)).granted
+    assert await store.finish("A", refund=True)
+    assert (await store.try_charge("root", "B", 2, T0, strict, admin=True)).granted
+    again = await store.try_charge("root", "A", 2, T0, strict, admin=True)
+    assert (again.granted, again.duplicate) == (True, False)
+    assert (await store.usage("root", T0, strict)).used == 2
+    assert (await store.stats(T0, strict)).global_calls == 4
+
+
 async def test_stats_report_the_day(store: QuotaStore) -> None:
     policy = QuotaPolicy(daily_limit=2, max_concurrent=100, burst_limit=100, global_daily_calls=100)
     await charge_many(store, "alice", 3, T0, policy)  # 2 granted, 1 DAILY_LIMIT

@@ -19,6 +19,7 @@ import pytest
 from bot.access import AccessPolicy
 from bot.preferences import SQLitePreferences
 from bot.queue import SqliteJobQueue
+from bot.queue.models import FailOutcome
 from bot.quota import QuotaPolicy, SQLiteQuotaStore
 from bot.requests import FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, billed_calls
@@ -384,6 +385,65 @@ async def test_a_queue_failure_after_the_charge_refunds_it(world: World) -> None
     # The queue is back; a new message goes through and is charged once.
     accepted(await world.service.submit(photo("2")))
     assert (await world.service.usage(request.user_key)).used == 1
+
+
+async def test_the_redelivery_of_a_message_refunded_for_a_queue_failure_is_charged(world: World) -> None:
+    world.rebuild(policy=QuotaPolicy(daily_limit=2, max_concurrent=10, burst_limit=10))
+    accepted(await world.service.submit(photo("0", user="warm-up")))
+    request = photo("1")
+    with write_locked(world.folder / "queue.sqlite3"):
+        assert refused(await world.service.submit(request)).reason == "unavailable"
+    assert (await world.service.usage(request.user_key)).used == 0
+
+    # The platform redelivers the same message and the queue works again: a photo like any other.
+    verdict = accepted(await world.service.submit(request))
+    assert not verdict.duplicate
+    assert verdict.remaining == 1
+    usage = await world.service.usage(request.user_key)
+    assert (usage.used, usage.active_jobs) == (1, 1)
+    stats = await world.service.stats()
+    assert (stats.charged, stats.refunded) == (3, 1)  # warm-up, the refunded charge, the new one
+    assert (await world.queue.stats(START.timestamp())).queued == 2
+
+
+async def test_the_redelivery_of_a_message_refunded_for_a_queue_failure_meets_the_daily_limit(
+    world: World,
+) -> None:
+    world.rebuild(policy=QuotaPolicy(daily_limit=1, max_concurrent=10, burst_limit=10))
+    accepted(await world.service.submit(photo("0", user="warm-up")))
+    request = photo("1")
+    with write_locked(world.folder / "queue.sqlite3"):
+        assert refused(await world.service.submit(request)).reason == "unavailable"
+    accepted(await world.service.submit(photo("2")))  # the day's only photo
+
+    # Not a free photo: the redelivered message is held to the limit like a new one.
+    verdict = refused(await world.service.submit(request))
+    assert verdict.reason == "daily_limit"
+    assert (await world.service.usage(request.user_key)).used == 1
+    assert (await world.queue.stats(START.timestamp())).queued == 2  # warm-up and "2" only
+
+
+async def test_a_job_that_ran_and_was_refunded_is_not_charged_again_when_redelivered(world: World) -> None:
+    request = photo("1")
+    first = accepted(await world.service.submit(request))
+    # What a worker does when the recognizer is down for good: dead-letter the job and refund it.
+    lease = await world.queue.claim("w", START.timestamp() + 1, 60)
+    assert lease is not None
+    assert lease.job_id == first.job_id
+    outcome = await world.queue.fail(lease, "recognizer down", START.timestamp() + 2, retryable=False)
+    assert outcome is FailOutcome.DEAD
+    assert await world.quota.finish(request.idempotency_key, refund=True)
+    world.clock.advance(3600)
+
+    again = accepted(await world.service.submit(request))  # the platform redelivers the message
+
+    assert (again.job_id, again.duplicate, again.ahead) == (first.job_id, True, 0)
+    assert again.remaining == 5
+    usage = await world.service.usage(request.user_key)
+    assert (usage.used, usage.active_jobs) == (0, 0)
+    stats = await world.service.stats()
+    assert (stats.charged, stats.refunded) == (2, 2)  # charged afresh, and given back at once
+    assert (await world.queue.stats(world.clock.now.timestamp())).queued == 0
 
 
 async def test_a_payload_the_queue_cannot_store_is_refunded_and_raised(world: World) -> None:
