@@ -120,6 +120,16 @@ async def wait_reply(fake: FakeTelegram, message: dict[str, Any], *methods: str,
     return replies_to(fake, message, *methods)
 
 
+async def settled_usage(rig: Rig, user: str, used: int) -> int:
+    """The user's usage once the worker settled it: the refund comes right after the reply, not before."""
+    deadline = asyncio.get_running_loop().time() + 15.0
+    while True:
+        current = (await rig.service.usage(user)).used
+        if current == used or asyncio.get_running_loop().time() > deadline:
+            return current
+        await asyncio.sleep(0.05)
+
+
 async def ask(fake: FakeTelegram, chat: dict[str, Any], text: str, **kwargs: Any) -> Any:
     """Send a text (a command) and return the bot's next message in that chat."""
     before = len(fake.sent(chat))
@@ -210,7 +220,7 @@ async def test_non_image_files_are_refused_politely(
     assert "looks like" in answer.visible_text
     assert "PDF" in answer.visible_text
     assert fake.calls_to("sendPhoto") == []
-    assert (await rig.service.usage("telegram:42")).used == 0  # the user's mistake is refunded
+    assert await settled_usage(rig, "telegram:42", 0) == 0  # the user's mistake is refunded
 
 
 async def test_file_over_20_mb_is_refused_before_downloading(
