@@ -22,6 +22,7 @@ from bot.operator_cli import add_operator_commands, run_operator_command
 from bot.queue import QueueError
 from bot.quota import QuotaStoreError
 from bot.runner import run_until_signalled
+from bot.service import too_large_message
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.wiring import build_recognizer
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
@@ -107,10 +108,7 @@ def _read_photo(path: Path, max_bytes: int) -> Photo:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise PhotoRejected(
-                "too_large",
-                f"This file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
-            )
+            raise PhotoRejected("too_large", too_large_message(size, max_bytes))
         return Photo(data=path.read_bytes(), name=path.name)
     except FileNotFoundError:
         raise PhotoRejected("not_found", "No such file.") from None

@@ -17,7 +17,7 @@ from adapters.telegram.feedback import BotProvider
 from adapters.telegram.limits import MAX_DOWNLOAD_BYTES
 from bot.ports import FetchFailed
 from bot.requests import FileRef, PhotoRequest
-from bot.service import megabytes
+from bot.service import megabytes, too_large_message
 from core.errors import PhotoRejected, TooLarge
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,7 @@ def too_large(size: int, limit: int) -> TooLarge:
             f"That file is {megabytes(size)} MB, but Telegram lets bots download at most 20 MB. "
             "Please send a smaller version.",
         )
-    return TooLarge(
-        "too_many_bytes", f"That file is {megabytes(size)} MB; the limit is {megabytes(limit)} MB."
-    )
+    return TooLarge("too_many_bytes", too_large_message(size, limit))
 
 
 class TelegramSource:

@@ -155,13 +155,23 @@ def test_carries_on_past_a_failed_photo_and_exits_non_zero(tmp_path: Path) -> No
     assert (Path("good.annotated.jpg")).exists()
 
 
-def test_oversized_file_is_refused_from_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PHOTODETECTIVE_MAX_INPUT_BYTES", "2000")
+@pytest.mark.parametrize(
+    ("limit", "size", "message"),
+    [
+        (1_000_000, 2_500_000, "That file is 2.5 MB; the limit is 1 MB."),
+        (25_000_000, 25_000_001, "That file is just over the 25 MB limit."),
+    ],
+)
+def test_oversized_file_is_refused_from_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, size: int, message: str
+) -> None:
+    monkeypatch.setenv("PHOTODETECTIVE_MAX_INPUT_BYTES", str(limit))
     big = tmp_path / "big.jpg"
-    big.write_bytes(b"\xff\xd8" + b"\0" * 5000)
+    with big.open("wb") as sparse:  # refused from its size: the (sparse) content is never read
+        sparse.truncate(size)
     code, _, err = run("analyze", str(big), "--features", "none")
     assert code == 1
-    assert "limit is" in err
+    assert err.strip().endswith(message)
 
 
 def test_bad_setting_stops_with_the_variable_named(monkeypatch: pytest.MonkeyPatch) -> None:
