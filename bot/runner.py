@@ -96,10 +96,9 @@ class HealthEndpoints:
                 checks[name] = "ok"
             except Exception as exc:  # any failure means "not ready"; the reason is for the operator
                 checks[name] = f"unavailable: {type(exc).__name__}"
-        checks["recognizer"] = self.recognizer.name if self.recognizer.name != "none" else "none configured"
-        ready = all(value == "ok" for key, value in checks.items() if key != "recognizer") and (
-            self.recognizer.name != "none"
-        )
+        configured = self.recognizer.name != "none"
+        ready = configured and checks["queue"] == checks["quota"] == "ok"
+        checks["recognizer"] = self.recognizer.name if configured else "none configured"
         return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
     async def metrics_page(self, _: web.Request) -> web.Response:
