@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 
 from bot.access import AccessPolicy
 from bot.metrics import Metrics
+from bot.photo_requests import PhotoRequest
 from bot.preferences import PreferencesStore, PreferencesUnavailable
 from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
-from bot.requests import PhotoRequest
 from core.models import Feature
 
 Clock = Callable[[], datetime]

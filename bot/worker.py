@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.metrics import Metrics
+from bot.photo_requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import EXPIRED_ERROR, JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
 from bot.quota.base import QuotaStore, QuotaStoreError
-from bot.requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
 from core.models import Photo

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import escape, render_blocks, render_mrkdwn
-from bot.requests import AnalysisReply, FailureReply, Outcome, ReplyTo
+from bot.photo_requests import AnalysisReply, FailureReply, Outcome, ReplyTo
 from core.summary import build_summary
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.files import SlackFile, describe_type, is_available, is_image
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
 from bot.service import megabytes
 from core.errors import PhotoRejected, TooLarge, UnsupportedFormat
 

@@ -20,7 +20,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from bot.requests import PhotoRequest
+from bot.photo_requests import PhotoRequest
 
 log = logging.getLogger(__name__)
 

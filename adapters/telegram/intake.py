@@ -24,7 +24,7 @@ from adapters.telegram.albums import AskedAlbums, ReplyOrder
 from adapters.telegram.feedback import Feedback, Target
 from adapters.telegram.limits import MAX_DOWNLOAD_BYTES
 from adapters.telegram.source import too_large
-from bot.requests import FileRef, PhotoRequest
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.service import Accepted, PhotoService
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from adapters.telegram.albums import ReplyOrder
 from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_action
 from adapters.telegram.limits import fits_as_photo
 from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_summary, split_plain
-from bot.requests import AnalysisReply, FailureReply, Outcome
+from bot.photo_requests import AnalysisReply, FailureReply, Outcome
 from core.summary import Summary, build_summary, render_text
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from adapters.telegram.feedback import BotProvider
 from adapters.telegram.limits import MAX_DOWNLOAD_BYTES
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
 from bot.service import megabytes, too_large_message
 from core.errors import PhotoRejected, TooLarge
 

@@ -17,9 +17,9 @@ from PIL import Image
 
 from adapters.slack import SlackAdapter, create
 from adapters.slack.replies import REACTION_DONE, REACTION_FAILED, REACTION_WORKING
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.platforms import ENTRY_POINT_GROUP, load_adapters
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
 from bot.wiring import build_service, build_stores
 from core.errors import PhotoRejected, TooLarge
 from core.models import Feature

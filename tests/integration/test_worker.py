@@ -28,11 +28,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.access import AccessPolicy
+from bot.photo_requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.preferences import SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
-from bot.requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
 from bot.worker import GAVE_UP, POOL_BROKEN, Worker, WorkerConfig
 from core.limits import ImageLimits
