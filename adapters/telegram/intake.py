@@ -13,7 +13,7 @@ messages the user sees meanwhile go out in the background (`adapters.telegram.fe
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from telegram import Message, MessageEntity, Update
@@ -215,7 +215,7 @@ class PhotoIntake:
             message_id=str(requester.message_id),
             file=media.ref,
             features=await self.service.features_for(user_key(sender)),
-            reply_to=target.to_reply_to(media.source),
+            reply_to=replace(target, source=media.source).to_reply_to(),
             private=private,
         )
         verdict = await self.service.submit(request)
