@@ -56,6 +56,8 @@ class Style(enum.StrEnum):
     """Coordinates with a map link in `href` (a link on them / the text, a "map" link at the end)."""
     NOTE = "note"
     """Our remark about the analysis rather than the photo (italic / as is)."""
+    USER = "user"
+    """A user key ("slack:T1:U2"); a platform may show its own users as mentions (as is / <@U2>)."""
 
 
 @dataclass(frozen=True, slots=True)

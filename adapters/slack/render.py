@@ -20,7 +20,7 @@ Our own markup (bold titles, bullets, the map link) is added around the escaped 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot import presentation
@@ -63,9 +63,14 @@ def link(url: str, label: str) -> str:
     return f"<{escape_url(url)}|{escape(label)}>"
 
 
-def part_mrkdwn(part: Part) -> str:
-    """The Slack look of one neutral part (see `bot.presentation.Style`); its text escaped."""
+def part_mrkdwn(part: Part, user: Callable[[str], str] = escape) -> str:
+    """The Slack look of one neutral part (see `bot.presentation.Style`); its text escaped.
+
+    `user` shows a USER part (a user key): escaped text, or a mention for this workspace's users.
+    """
     match part.style:
+        case Style.USER:
+            return user(part.text)
         case Style.TITLE:
             return f"*{escape(part.text)}*"
         case Style.BULLET:
@@ -75,13 +80,18 @@ def part_mrkdwn(part: Part) -> str:
     return escape(part.text)
 
 
-def line_mrkdwn(line: Line) -> str:
+def line_mrkdwn(line: Line, user: Callable[[str], str] = escape) -> str:
     """One neutral line; a place's map link goes last, after its details (only links we built)."""
-    text = "".join(part_mrkdwn(part) for part in line)
+    text = "".join(part_mrkdwn(part, user) for part in line)
     for part in line:
         if part.style is Style.PLACE and part.href is not None:
             text += f"{SEPARATOR}{link(part.href, 'map')}"
     return text
+
+
+def lines_mrkdwn(lines: Sequence[Line], user: Callable[[str], str] = escape) -> str:
+    """Neutral lines (a notice or a report from `bot.notices`) as one mrkdwn text."""
+    return "\n".join(line_mrkdwn(line, user) for line in lines)
 
 
 def block_lines(block: Block) -> list[str]:

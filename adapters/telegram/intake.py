@@ -203,7 +203,8 @@ class PhotoIntake:
                 self.feedback.refuse(target, "not_image", NOT_AN_IMAGE)
             return
         if media.ref.size is not None and media.ref.size > MAX_DOWNLOAD_BYTES:
-            self.feedback.refuse(target, "too_large", str(too_large(media.ref.size, MAX_DOWNLOAD_BYTES)))
+            refusal = too_large(media.ref.size, MAX_DOWNLOAD_BYTES)
+            self.feedback.refuse(target, refusal.reason, str(refusal))
             return
         sender = sender_id(requester)
         if sender is None:

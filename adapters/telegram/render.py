@@ -120,7 +120,7 @@ _ICONS = {"warning": "⚠️ "}
 def part_span(part: Part) -> Span:
     """The Telegram look of one neutral part (see `bot.presentation.Style`)."""
     match part.style:
-        case Style.TITLE | Style.TAG:
+        case Style.TITLE | Style.TAG:  # a USER part falls through to plain text
             return bold(part.text)
         case Style.BULLET:
             return text("  ")
