@@ -39,7 +39,7 @@ _GONE_ERRORS = frozenset({"file_not_found", "file_deleted"})
 GONE = "That file was deleted, or I am not allowed to see it."
 LOGIN_PAGE = (
     "Slack answered with its sign-in page instead of the file: the bot token is wrong or lacks the "
-    "files:read scope (reinstall the app from slack/manifest.yml)"
+    "files:read scope (reinstall the app from adapters/slack/manifest.yml)"
 )
 
 
