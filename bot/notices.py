@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from bot.presentation import BULLET, Line, Part, Style, plain, title
 from bot.queue.models import QueueStats
 from bot.quota.models import Stats, Usage
-from core.errors import TooLarge
+from core.errors import PhotoRejected, TooLarge
 
 #: The one reason code for "the file is over the size limit", whichever platform or step noticed.
 TOO_LARGE = "too_large"
@@ -48,6 +48,15 @@ def too_large_message(size: int, limit: int, *, at_least: bool = False) -> str:
     if megabytes(size) == megabytes(limit):
         return f"That file is just over the {megabytes(limit)} MB limit."
     return f"That file is {megabytes(size)} MB; the limit is {megabytes(limit)} MB."
+
+
+#: Core refusal codes that mean the same as TOO_LARGE (core.prepare checks the bytes once more).
+_SAME_AS_TOO_LARGE = frozenset({"too_many_bytes"})
+
+
+def reason_code(refusal: PhotoRejected) -> str:
+    """The application's reason code for a refusal, so metrics and logs use one code per cause."""
+    return TOO_LARGE if refusal.reason in _SAME_AS_TOO_LARGE else refusal.reason
 
 
 def file_too_large(size: int, limit: int, *, at_least: bool = False) -> TooLarge:

@@ -17,6 +17,7 @@ from bot.notices import (
     file_too_large,
     plain_text,
     quota_report,
+    reason_code,
     stats_report,
     usage_line,
 )
@@ -142,3 +143,11 @@ def test_stats_report_plain_and_with_mentions() -> None:
         "• telegram:9: 1",
     ]
     assert usage_line(USAGE).startswith("slack:T1:U2B: 2 of 6 photos used on 2025-06-10 (4 left)")
+
+
+def test_the_cores_byte_limit_has_the_same_code() -> None:
+    from core.errors import TooLarge, TooSmall
+
+    assert reason_code(TooLarge("too_many_bytes", "big")) == TOO_LARGE
+    assert reason_code(TooLarge("too_many_pixels", "wide")) == "too_many_pixels"  # a different cause
+    assert reason_code(TooSmall("too_small", "tiny")) == "too_small"
