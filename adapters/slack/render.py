@@ -1,4 +1,7 @@
-"""Slack rendering of a `core.summary.Summary`: mrkdwn text and Block Kit blocks.
+"""Slack rendering of the neutral reply (`bot.presentation`): mrkdwn text and Block Kit blocks.
+
+The words and their order come from `bot.presentation`; here each part style gets its Slack look
+(titles in bold, bullets, the map link at the end of the location line) and every text is escaped.
 
 Every string that came from the photo (EXIF fields, recognised text, labels, the backend's own
 messages) goes through `escape` before it is placed in mrkdwn. Slack has no backslash escapes, so:

@@ -1,5 +1,8 @@
 """The photo summary as Telegram HTML, split to Telegram's length limits without cutting a tag in half.
 
+The words come from `bot.presentation` (neutral blocks of styled parts); this module only gives
+each part style its Telegram look (`part_span`) and packs the result into messages.
+
 Rendering goes through a tiny markup model instead of string concatenation: a `Line` is a tuple
 of `Span`s, each span is plain text with at most one style (bold, italic, code) and an optional
 link. Only `span_html` turns spans into markup, and it escapes every span, so a string from the
