@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.requests import PhotoRequest
+from bot.photo_requests import PhotoRequest
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from tqdm import tqdm
 
 from bot.analysis_json import analysis_json, error_json
 from bot.logs import configure_logging
+from bot.notices import TOO_LARGE, too_large_message
 from bot.operator_cli import add_operator_commands, run_operator_command
 from bot.queue import QueueError
 from bot.quota import QuotaStoreError
 from bot.runner import run_until_signalled
-from bot.service import too_large_message
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.wiring import build_recognizer
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
@@ -108,7 +108,7 @@ def _read_photo(path: Path, max_bytes: int) -> Photo:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise PhotoRejected("too_large", too_large_message(size, max_bytes))
+            raise PhotoRejected(TOO_LARGE, too_large_message(size, max_bytes))
         return Photo(data=path.read_bytes(), name=path.name)
     except FileNotFoundError:
         raise PhotoRejected("not_found", "No such file.") from None

@@ -10,8 +10,7 @@ import argparse
 import time
 from typing import TextIO
 
-from bot.queue import QueueStats
-from bot.quota import Stats, Usage
+from bot.notices import plain_text, queue_report, stats_report, usage_line
 from bot.settings import Settings
 from bot.wiring import build_service, build_stores
 
@@ -34,30 +33,6 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     dead.add_argument("--limit", type=int, default=20)
 
 
-def format_usage(usage: Usage) -> str:
-    state = "BLOCKED" if usage.blocked else f"{usage.remaining} left"
-    return (
-        f"{usage.user}: {usage.used} of {usage.limit} photos used on {usage.day} ({state}); "
-        f"{usage.active_jobs} in progress; resets {usage.resets_at:%Y-%m-%d %H:%M %Z}"
-    )
-
-
-def format_stats(stats: Stats) -> str:
-    """Today's quota statistics as plain text (the CLI and the Telegram /stats command)."""
-    lines = [f"{stats.day}: {stats.totals_text}", f"refusals: {stats.refusals_text}"]
-    lines.extend(f"  {user.user}: {user.used}" for user in stats.top_users)
-    return "\n".join(lines)
-
-
-def format_queue(stats: QueueStats) -> str:
-    """The queue at a glance (the CLI and the Telegram /stats command)."""
-    oldest = "-" if stats.oldest_queued_age_s is None else f"{stats.oldest_queued_age_s:.0f} s"
-    return (
-        f"{stats.queued} waiting, {stats.in_flight} in progress, {stats.done} done, "
-        f"{stats.dead} failed for good; oldest waiting {oldest}"
-    )
-
-
 async def run_operator_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Carry out one operator command against the configured stores; returns the exit code."""
     stores = build_stores(settings)
@@ -65,9 +40,9 @@ async def run_operator_command(args: argparse.Namespace, settings: Settings, out
         service = build_service(settings, stores, capabilities=frozenset())
         if args.command == "quota":
             if args.action == "show":
-                print(format_usage(await service.usage(args.user)), file=out)
+                print(usage_line(await service.usage(args.user)), file=out)
             elif args.action == "grant":
-                print(format_usage(await service.grant(args.user, args.extra)), file=out)
+                print(usage_line(await service.grant(args.user, args.extra)), file=out)
             elif args.action == "block":
                 changed = await service.block(args.user)
                 print(f"{args.user} {'blocked' if changed else 'was already blocked'}", file=out)
@@ -75,10 +50,10 @@ async def run_operator_command(args: argparse.Namespace, settings: Settings, out
                 changed = await service.unblock(args.user)
                 print(f"{args.user} {'unblocked' if changed else 'was not blocked'}", file=out)
             elif args.action == "stats":
-                print(format_stats(await service.stats()), file=out)
+                print(plain_text(stats_report(await service.stats())), file=out)
             return 0
         if args.action == "stats":
-            print(format_queue(await stores.queue.stats(time.time())), file=out)
+            print(queue_report(await stores.queue.stats(time.time())), file=out)
         else:
             letters = await stores.queue.dead_letters(args.limit)
             if not letters:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.requests import FileRef, Outcome, PhotoRequest
+from bot.photo_requests import FileRef, Outcome, PhotoRequest
 
 
 class FetchFailed(Exception):

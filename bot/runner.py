@@ -23,8 +23,8 @@ from typing import Literal
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE, Metrics
+from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
-from bot.requests import PhotoRequest
 from bot.settings import Settings, SettingsError
 from bot.wiring import Stores, build_recognizer, build_service, build_stores, quota_policy
 from bot.worker import Worker, WorkerConfig

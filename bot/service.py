@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 
 from bot.access import AccessPolicy
 from bot.metrics import Metrics
+from bot.notices import TOO_LARGE, blocked_text, describe_reset, photos, too_large_message
+from bot.photo_requests import PhotoRequest
 from bot.preferences import PreferencesStore, PreferencesUnavailable
 from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
-from bot.requests import PhotoRequest
 from core.models import Feature
 
 Clock = Callable[[], datetime]
@@ -68,31 +69,6 @@ def billed_calls(features: frozenset[Feature], capabilities: frozenset[Feature])
     return len(run) - (1 if {Feature.LABELS, Feature.PROPERTIES} <= run else 0)
 
 
-def describe_reset(resets_at: datetime, now: datetime) -> str:
-    """ "at 00:00 UTC (in 5 h 12 min)": when a daily limit ends, in the quota's zone and as a delay."""
-    seconds = max(int((resets_at - now).total_seconds()), 0)
-    hours, minutes = divmod(seconds // 60, 60)
-    delay = f"{hours} h {minutes} min" if hours else f"{max(minutes, 1)} min"
-    return f"at {resets_at:%H:%M} {resets_at.tzname()} (in {delay})"
-
-
-def photos(count: int) -> str:
-    """ "1 photo", "3 photos": refusal messages are read by people."""
-    return f"{count} photo" if count == 1 else f"{count} photos"
-
-
-def megabytes(size: int) -> str:
-    """Bytes as decimal megabytes with one decimal where it matters: "25", "1.5", "0.3"."""
-    return f"{size / 1_000_000:.1f}".removesuffix(".0")
-
-
-def too_large_message(size: int, limit: int) -> str:
-    """Say how big the file is against the limit, without rounding both to the same number."""
-    if megabytes(size) == megabytes(limit):
-        return f"That file is just over the {megabytes(limit)} MB limit."
-    return f"That file is {megabytes(size)} MB; the limit is {megabytes(limit)} MB."
-
-
 def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) -> str:
     """The sentence shown for a quota refusal: what limit was hit and when it lifts.
 
@@ -102,7 +78,7 @@ def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) ->
     reset = describe_reset(charge.resets_at.astimezone(policy.zone), now)
     match charge.reason:
         case Refusal.BLOCKED:
-            return "You can't use this bot at the moment. Ask its operator if you think this is a mistake."
+            return blocked_text("this bot")
         case Refusal.DAILY_LIMIT:
             return f"You have used all {photos(charge.limit)} for today. Your quota resets {reset}."
         case Refusal.GLOBAL_CAP:
@@ -182,7 +158,7 @@ class PhotoService:
         if not self.access.permits(request):
             return Refused("not_allowed", "This bot is not enabled here.")
         if request.file.size is not None and request.file.size > self.max_bytes:
-            return Refused("too_large", too_large_message(request.file.size, self.max_bytes))
+            return Refused(TOO_LARGE, too_large_message(request.file.size, self.max_bytes))
         now = self.clock()
         key = request.idempotency_key
         try:

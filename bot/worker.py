@@ -30,11 +30,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.metrics import Metrics
+from bot.notices import reason_code
+from bot.photo_requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import EXPIRED_ERROR, JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
 from bot.quota.base import QuotaStore, QuotaStoreError
-from bot.requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
 from core.models import Photo
@@ -240,7 +241,7 @@ class Worker:
         try:
             return await asyncio.wait_for(self._analyse(request, timings), self.config.job_timeout_s)
         except PhotoRejected as exc:
-            return FailureReply(request, exc.reason, str(exc), user_fault=True)
+            return FailureReply(request, reason_code(exc), str(exc), user_fault=True)
         except _TransientFailure as exc:
             return _Failed(exc.detail, FailureReply(request, "unavailable", str(exc), user_fault=False))
         except TimeoutError:

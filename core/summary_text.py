@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from core.summary import (
+from core.summary_types import (
     CameraSection,
     CelebritiesSection,
     FacesSection,

@@ -2,7 +2,7 @@
 
 Registered as the `slack` entry point of `photodetective.adapters` (`adapters.slack:create`); see
 `adapters.slack.adapter` for the transport, `adapters.slack.intake` for acknowledgement and
-de-duplication, and `slack/manifest.yml` for the app's scopes.
+de-duplication, and `adapters/slack/manifest.yml` for the app's scopes.
 """
 
 from adapters.slack.adapter import SlackAdapter, create

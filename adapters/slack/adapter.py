@@ -26,7 +26,6 @@ from adapters.slack.client import build_web_client
 from adapters.slack.intake import ACK_BUDGET_S, PLATFORM, Intake
 from adapters.slack.replies import Reactions, SlackReplies
 from adapters.slack.source import SlackPhotoSource
-from bot.ports import PhotoSource, ReplyPort
 from bot.service import PhotoService
 from bot.settings import Settings
 
@@ -48,8 +47,9 @@ class SlackAdapter:
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
         self.client = build_web_client(token, settings.slack_api_url)
         self.reactions = Reactions(self.client)
-        self._source = SlackPhotoSource(self.client, token, settings.slack_file_hosts)
-        self._replies = SlackReplies(self.client, self.reactions)
+        self.name = PLATFORM
+        self.source = SlackPhotoSource(self.client, token, settings.slack_file_hosts)
+        self.replies = SlackReplies(self.client, self.reactions)
         self.intake = Intake(service, self.reactions, ack_budget_s=ack_budget_s)
         signing_secret = (
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -62,23 +62,11 @@ class SlackAdapter:
             logger=logging.getLogger("adapters.slack.bolt"),
         )
         self.listeners = SlackListeners(
-            service=service, client=self.client, intake=self.intake, source=self._source
+            service=service, client=self.client, intake=self.intake, source=self.source
         )
         self.listeners.register(self.app)
         self._receiving = False
         self._socket: AsyncSocketModeHandler | None = None
-
-    @property
-    def name(self) -> str:
-        return PLATFORM
-
-    @property
-    def source(self) -> PhotoSource:
-        return self._source
-
-    @property
-    def replies(self) -> ReplyPort:
-        return self._replies
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         """POST /slack/events in HTTP mode; nothing in Socket Mode."""
@@ -123,7 +111,7 @@ class SlackAdapter:
 
     async def close(self) -> None:
         await self.intake.drain(DRAIN_TIMEOUT_S)
-        await self._source.close()
+        await self.source.close()
 
 
 def create(settings: Settings, service: PhotoService) -> SlackAdapter | None:

@@ -225,7 +225,14 @@ class SlackListeners:
                 admin = self.service.access.is_admin(key)
                 await ack(text=HELP + (f"\n\n{ADMIN_HELP}" if admin else ""))
             elif word == "quota":
-                await ack(text=usage_text(await self.service.usage(key), self.service.clock()))
+                await ack(
+                    text=usage_text(
+                        await self.service.usage(key),
+                        self.service.clock(),
+                        self.service.policy.zone,
+                        self.service.access.is_admin(key),
+                    )
+                )
             elif word == "features":
                 await ack(text=await self._features(key, rest))
             elif word == "auto":

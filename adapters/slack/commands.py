@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from adapters.slack.render import escape
+from adapters.slack.render import escape, lines_mrkdwn
+from bot.notices import quota_report, stats_report
 from bot.quota.models import Stats, Usage
-from bot.service import describe_reset
 from core.models import Feature
 from core.summary import feature_name
 
@@ -83,16 +84,10 @@ def mention(user_key: str, team_id: str) -> str:
     return escape(user_key)
 
 
-def usage_text(usage: Usage, now: datetime) -> str:
-    """What `/photodetective quota` answers."""
-    if usage.blocked:
-        return "You can't use PhotoDetective at the moment. Ask its operator if you think this is a mistake."
-    extra = f" (including {usage.extra} extra for today)" if usage.extra else ""
-    busy = f" {usage.active_jobs} in progress." if usage.active_jobs else ""
-    reset = describe_reset(usage.resets_at, now)
-    return (
-        f"You have used {usage.used} of {usage.limit} photos today{extra}: *{usage.remaining} left*.{busy} "
-        f"Your quota resets {reset}."
+def usage_text(usage: Usage, now: datetime, zone: ZoneInfo, admin: bool) -> str:
+    """What `/photodetective quota` answers (the words are `bot.notices.quota_report`)."""
+    return lines_mrkdwn(
+        quota_report(usage, now, zone=zone, admin=admin, bot_name="PhotoDetective", compact=True)
     )
 
 
@@ -131,10 +126,8 @@ def auto_announcement(user_id: str, choice: bool | None, direct: bool) -> str:
 
 
 def stats_text(stats: Stats, team_id: str) -> str:
-    """Today's numbers for admins."""
-    lines = [f"*{stats.day}*: {stats.totals_text}", f"Refusals: {stats.refusals_text}"]
-    lines.extend(f"• {mention(user.user, team_id)}: {user.used}" for user in stats.top_users)
-    return "\n".join(lines)
+    """Today's numbers for admins (`bot.notices.stats_report`), this workspace's users as mentions."""
+    return lines_mrkdwn(stats_report(stats), user=lambda key: mention(key, team_id))
 
 
 def grant_text(user_id: str, usage: Usage) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.requests import FileRef
+from bot.photo_requests import FileRef
 from core.summary_text import one_line
 
 SlackFile = Mapping[str, Any]

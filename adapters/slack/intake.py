@@ -27,8 +27,8 @@ from typing import Any
 
 from adapters.slack.files import SlackFile, describe_type, file_ref, is_available, is_image
 from adapters.slack.replies import REACTION_WORKING, Reactions, ReplyTarget
+from bot.photo_requests import PhotoRequest
 from bot.queue.base import QueueError
-from bot.requests import PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, Verdict
 from core.errors import UnsupportedFormat
 from core.models import Feature

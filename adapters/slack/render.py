@@ -1,4 +1,7 @@
-"""Slack rendering of a `core.summary.Summary`: mrkdwn text and Block Kit blocks.
+"""Slack rendering of the neutral reply (`bot.presentation`): mrkdwn text and Block Kit blocks.
+
+The words and their order come from `bot.presentation`; here each part style gets its Slack look
+(titles in bold, bullets, the map link at the end of the location line) and every text is escaped.
 
 Every string that came from the photo (EXIF fields, recognised text, labels, the backend's own
 messages) goes through `escape` before it is placed in mrkdwn. Slack has no backslash escapes, so:
@@ -20,24 +23,13 @@ Our own markup (bold titles, bullets, the map link) is added around the escaped 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.summary import (
-    CameraSection,
-    CelebritiesSection,
-    FacesSection,
-    HiddenLocationSection,
-    LabelsSection,
-    LocationSection,
-    ModerationSection,
-    ObjectsSection,
-    PropertiesSection,
-    RecognizerSection,
-    Section,
-    Summary,
-    TextSection,
-)
+from bot import presentation
+from bot.presentation import Block, Line, Part, Style
 from core.summary_text import one_line
+from core.summary_types import Section, Summary
 
 SEPARATOR = " · "
 BULLET = "•"
@@ -74,88 +66,54 @@ def link(url: str, label: str) -> str:
     return f"<{escape_url(url)}|{escape(label)}>"
 
 
-def _more(count: int) -> str:
-    return f" (+{count} more)" if count > 0 else ""
+def part_mrkdwn(part: Part, user: Callable[[str], str] = escape) -> str:
+    """The Slack look of one neutral part (see `bot.presentation.Style`); its text escaped.
+
+    `user` shows a USER part (a user key): escaped text, or a mention for this workspace's users.
+    """
+    match part.style:
+        case Style.USER:
+            return user(part.text)
+        case Style.TITLE:
+            return f"*{escape(part.text)}*"
+        case Style.BULLET:
+            return f"{BULLET} "
+        case Style.ICON:
+            return f":{escape(part.text)}: "
+    return escape(part.text)
+
+
+def line_mrkdwn(line: Line, user: Callable[[str], str] = escape) -> str:
+    """One neutral line; a place's map link goes last, after its details (only links we built)."""
+    text = "".join(part_mrkdwn(part, user) for part in line)
+    for part in line:
+        if part.style is Style.PLACE and part.href is not None:
+            text += f"{SEPARATOR}{link(part.href, 'map')}"
+    return text
+
+
+def lines_mrkdwn(lines: Sequence[Line], user: Callable[[str], str] = escape) -> str:
+    """Neutral lines (a notice or a report from `bot.notices`) as one mrkdwn text."""
+    return "\n".join(line_mrkdwn(line, user) for line in lines)
+
+
+def block_lines(block: Block) -> list[str]:
+    return [line_mrkdwn(line) for line in block.lines]
 
 
 def section_lines(section: Section) -> list[str]:
     """The mrkdwn lines of one section; values escaped, titles in bold."""
-    match section:
-        case ModerationSection(items=items):
-            listed = ", ".join(f"{escape(i.name)} {i.percent}" for i in items)
-            return [f":warning: *Content warning:* {listed}"]
-        case LabelsSection(items=items, omitted=omitted):
-            listed = ", ".join(f"{escape(i.name)} {i.percent}" for i in items)
-            return [f"*Labels:* {listed}{_more(omitted)}"]
-        case ObjectsSection():
-            return [f"*Objects:* {escape(section.phrase)}"]
-        case FacesSection(faces=faces):
-            noun = "face" if len(faces) == 1 else "faces"
-            lines = [f"*Faces:* {len(faces)} {noun}"]
-            for face in faces:
-                description = escape(face.description)
-                lines.append(f"{BULLET} {face.tag} {description}".rstrip())
-            return lines
-        case CelebritiesSection(items=items):
-            return ["*Celebrities:* " + ", ".join(f"{escape(i.name)} {i.percent}" for i in items)]
-        case TextSection(lines=text_lines, omitted=omitted):
-            total = len(text_lines) + omitted
-            shown = f", first {len(text_lines)} shown" if omitted else ""
-            head = f"*Text* ({total} line{'s' if total != 1 else ''}{shown}):"
-            return [head, *(f"{BULLET} {escape(line)}" for line in text_lines)]
-        case CameraSection():
-            return _camera_lines(section)
-        case LocationSection():
-            details = [section.coordinates]
-            details += [t for t in (section.altitude_text, section.direction_text) if t]
-            where = SEPARATOR.join(escape(d) for d in details)
-            return [f"*Location:* {where}{SEPARATOR}{link(section.map_url, 'map')}"]
-        case HiddenLocationSection(note=note):
-            return [f"*Location:* {escape(note)}"]
-        case PropertiesSection(colors=colors):
-            parts = []
-            if section.words:
-                parts.append(escape(", ".join(section.words)))
-            if colors:
-                parts.append("colours " + ", ".join(f"{escape(c.label)} {c.percent}" for c in colors))
-            return [f"*Image:* {'; '.join(parts)}"]
-        case RecognizerSection():
-            return _recognizer_lines(section)
-
-
-def _camera_lines(section: CameraSection) -> list[str]:
-    lines = []
-    head = [escape(a) for a in (section.camera, *section.settings) if a]
-    if head:
-        lines.append(f"*Camera:* {SEPARATOR.join(head)}")
-    if section.lens:
-        lines.append(f"*Lens:* {escape(section.lens)}")
-    if section.taken_text:
-        lines.append(f"*Taken:* {escape(section.taken_text)}")
-    if section.software:
-        lines.append(f"*Software:* {escape(section.software)}")
-    return lines
-
-
-def _recognizer_lines(section: RecognizerSection) -> list[str]:
-    lines = [f"Recognizer: {escape(section.backend)}"]
-    if section.found_nothing:
-        lines.append("Nothing recognised in this photo.")
-    for failure in section.failed:
-        lines.append(
-            f"Failed: {escape(failure.name)} ({escape(str(failure.kind))}: {escape(failure.message)})"
-        )
-    if section.unsupported:
-        lines.append(f"Not available with this recognizer: {escape(', '.join(section.unsupported_names))}")
-    return lines
+    return block_lines(presentation.section_block(section))
 
 
 def render_mrkdwn(summary: Summary) -> str:
     """The whole summary as one mrkdwn text (the comment on the annotated image)."""
-    lines: list[str] = []
-    for section in summary.sections:
-        lines.extend(section_lines(section))
-    return "\n".join(lines)
+    return answer_mrkdwn(presentation.summary_blocks(summary))
+
+
+def answer_mrkdwn(blocks: Sequence[Block]) -> str:
+    """Neutral blocks as one mrkdwn text."""
+    return "\n".join(line for block in blocks for line in block_lines(block))
 
 
 def _chunks(lines: list[str], limit: int) -> list[str]:
@@ -176,17 +134,22 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
 
 
 def render_blocks(summary: Summary) -> list[dict[str, Any]]:
-    """Block Kit blocks: one section per summary section, the recognizer line as small context.
+    """Block Kit blocks for a summary (see `answer_blocks`)."""
+    return answer_blocks(presentation.summary_blocks(summary))
+
+
+def answer_blocks(neutral: Sequence[Block]) -> list[dict[str, Any]]:
+    """Block Kit blocks: one section per summary section, the recognizer's note as small context.
 
     Used where a message (not a file comment) carries the summary; Slack wants a plain `text`
-    fallback too, which is `render_mrkdwn` of the same summary.
+    fallback too, which is `answer_mrkdwn` of the same blocks.
     """
     blocks: list[dict[str, Any]] = []
-    for section in summary.sections:
-        lines = section_lines(section)
+    for block in neutral:
+        lines = block_lines(block)
         if not lines:
             continue
-        if isinstance(section, RecognizerSection):
+        if block.note:
             for text in _chunks(lines, MAX_SECTION_CHARS):
                 blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]})
             continue

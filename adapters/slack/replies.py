@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.render import escape, render_blocks, render_mrkdwn
-from bot.requests import AnalysisReply, FailureReply, Outcome, ReplyTo
-from core.summary import build_summary
+from adapters.slack.render import answer_blocks, answer_mrkdwn, escape
+from bot.photo_requests import JsonScalar, Outcome, ReplyTo
+from bot.presentation import Notice, PhotoAnswer, present
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ _NO_ACCESS_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archiv
 
 @dataclass(frozen=True)
 class ReplyTarget:
-    """Where a Slack answer goes, as stored in `PhotoRequest.reply_to` (survives a restart).
+    """Where a Slack answer goes (the adapter's `bot.photo_requests.ReplyTarget`), survives a restart.
 
     `thread_ts` is the thread to answer in (None: a new message in the channel), `message_ts`
     the message whose reaction shows progress (None when no message carried the photo).
@@ -50,7 +50,7 @@ class ReplyTarget:
     thread_ts: str | None = None
     message_ts: str | None = None
 
-    def to_reply_to(self) -> dict[str, str | int | None]:
+    def to_reply_to(self) -> dict[str, JsonScalar]:
         return {
             "channel": self.channel,
             "user": self.user,
@@ -118,29 +118,23 @@ class SlackReplies:
         target = ReplyTarget.from_reply_to(outcome.request.reply_to)
         final = REACTION_FAILED
         try:
-            if isinstance(outcome, AnalysisReply):
-                await self._analysis(target, outcome)
+            reply = present(outcome)
+            if isinstance(reply, PhotoAnswer):
+                await self._analysis(target, reply)
                 final = REACTION_DONE
             else:
-                await self._failure(target, outcome)
+                await self._failure(target, reply)
         finally:  # even when nothing could be posted, the photo must not look "in progress" forever
             if target.message_ts:
                 await self.reactions.swap(target.channel, target.message_ts, REACTION_WORKING, final)
 
-    async def _analysis(self, target: ReplyTarget, outcome: AnalysisReply) -> None:
-        summary = build_summary(
-            outcome.analysis,
-            outcome.exif,
-            show_location=outcome.show_location,
-            requested=outcome.request.features,
-            capabilities=outcome.capabilities,
-        )
-        text = render_mrkdwn(summary)
+    async def _analysis(self, target: ReplyTarget, answer: PhotoAnswer) -> None:
+        text = answer_mrkdwn(answer.blocks)
         try:
             await self.client.files_upload_v2(
                 channel=target.channel,
                 thread_ts=target.thread_ts,
-                file=outcome.annotated_jpeg,
+                file=answer.image.jpeg,
                 filename=ANNOTATED_FILENAME,
                 title=ANNOTATED_TITLE,
                 alt_txt=ANNOTATED_ALT,
@@ -156,16 +150,16 @@ class SlackReplies:
         log.warning("uploading the annotated image failed (%s); sending the summary alone", reason)
         note = "I couldn't attach the annotated image this time."
         blocks = [
-            *render_blocks(summary),
+            *answer_blocks(answer.blocks),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
         ]
         await self.client.chat_postMessage(
             channel=target.channel, thread_ts=target.thread_ts, text=f"{text}\n{note}", blocks=blocks
         )
 
-    async def _failure(self, target: ReplyTarget, outcome: FailureReply) -> None:
-        text = escape(outcome.message)
-        if not outcome.request.private and target.user:
+    async def _failure(self, target: ReplyTarget, notice: Notice) -> None:
+        text = escape(notice.text)
+        if not notice.request.private and target.user:
             try:
                 await self.client.chat_postEphemeral(
                     channel=target.channel, user=target.user, text=text, thread_ts=target.thread_ts

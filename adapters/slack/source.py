@@ -24,10 +24,10 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.files import SlackFile, describe_type, is_available, is_image
+from bot.notices import file_too_large
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
-from bot.service import megabytes
-from core.errors import PhotoRejected, TooLarge, UnsupportedFormat
+from core.errors import PhotoRejected, UnsupportedFormat
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,12 @@ _GONE_ERRORS = frozenset({"file_not_found", "file_deleted"})
 GONE = "That file was deleted, or I am not allowed to see it."
 LOGIN_PAGE = (
     "Slack answered with its sign-in page instead of the file: the bot token is wrong or lacks the "
-    "files:read scope (reinstall the app from slack/manifest.yml)"
+    "files:read scope (reinstall the app from adapters/slack/manifest.yml)"
 )
 
 
 class LoginPageError(FetchFailed):
     """Slack sent its HTML sign-in page: our token is not accepted for files (an operator's problem)."""
-
-
-def too_large(size: int, limit: int, *, at_least: bool = False) -> TooLarge:
-    """The refusal for a file over the limit; `at_least` when the download was cut off at `size`."""
-    at_least = at_least or megabytes(size) == megabytes(limit)  # "25 MB; the limit is 25 MB" helps nobody
-    amount = f"more than {megabytes(limit)}" if at_least else megabytes(size)
-    return TooLarge("too_large", f"That file is {amount} MB; the limit is {megabytes(limit)} MB.")
 
 
 def _is_loopback(host: str) -> bool:
@@ -97,7 +90,7 @@ class SlackPhotoSource:
         info = await self.file_info(ref.file_id)
         size = info.get("size")
         if isinstance(size, int) and size > max_bytes:
-            raise too_large(size, max_bytes)
+            raise file_too_large(size, max_bytes)
         if not is_available(info):
             raise PhotoRejected("not_available", GONE)
         if is_image(info) is False:
@@ -152,13 +145,13 @@ class SlackPhotoSource:
             raise LoginPageError(LOGIN_PAGE)
         declared = response.content_length
         if declared is not None and declared > max_bytes:
-            raise too_large(declared, max_bytes)
+            raise file_too_large(declared, max_bytes)
         chunks: list[bytes] = []
         total = 0
         async for chunk in response.content.iter_chunked(CHUNK_BYTES):
             total += len(chunk)
             if total > max_bytes:
-                raise too_large(total, max_bytes, at_least=True)
+                raise file_too_large(total, max_bytes, at_least=True)
             chunks.append(chunk)
         return b"".join(chunks)
 

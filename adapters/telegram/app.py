@@ -82,8 +82,8 @@ class TelegramAdapter:
         self.receiving = False
         self.feedback = Feedback(self.bot, service.queue.reply_started)
         self.order = ReplyOrder()
-        self._source = TelegramSource(self.bot)
-        self._replies = TelegramReplies(self.bot, self.order, self.feedback.activity)
+        self.source = TelegramSource(self.bot)
+        self.replies = TelegramReplies(self.bot, self.order, self.feedback.activity)
         self.intake = PhotoIntake(service, self.feedback, self.order, AskedAlbums[Message]())
         self.commands = Commands(service, config)
         self._poller: Poller | None = None
@@ -95,14 +95,6 @@ class TelegramAdapter:
         self._register_handlers()
 
     # -- PlatformAdapter -------------------------------------------------------------------
-
-    @property
-    def source(self) -> TelegramSource:
-        return self._source
-
-    @property
-    def replies(self) -> TelegramReplies:
-        return self._replies
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         """POST /telegram/webhook in webhook mode; nothing when polling."""

@@ -2,7 +2,7 @@
 
 Every answer is short, and every value that did not come from us (a user's argument) is escaped
 before it goes into HTML. The admin commands only call the application layer (`PhotoService`), the
-same functions the `photodetective quota` CLI uses.
+same functions the `photodetective quota` CLI uses, and their texts come from `bot.notices`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from telegram.ext import ContextTypes
 
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.intake import chat_key, sender_id, user_key
-from bot.operator_cli import format_queue, format_stats, format_usage
+from bot.notices import photos, plain_text, queue_report, quota_report, stats_report, usage_line
 from bot.queue.base import DEFAULT_RETENTION_S
-from bot.service import PhotoService, describe_reset, photos
+from bot.service import PhotoService
 from bot.settings import parse_features
 from core.models import Feature
 from core.summary import feature_name
@@ -105,20 +105,13 @@ class Commands:
             return
         key = user_key(sender)
         usage = await self.service.usage(key)
-        if usage.blocked:
-            await message.reply_text("You can't use this bot at the moment.")
-            return
-        reset = describe_reset(usage.resets_at.astimezone(self.service.policy.zone), self.service.clock())
-        extra = f" (including {usage.extra} extra for today)" if usage.extra else ""
-        lines = [
-            f"You have {photos(usage.remaining)} left today: {usage.used} of {usage.limit} used{extra}.",
-            f"Your quota resets {reset}.",
-        ]
-        if usage.active_jobs:
-            lines.append(f"{photos(usage.active_jobs)} of yours being analysed right now.")
-        if self.service.access.is_admin(key):
-            lines.append("As an admin, the limits don't apply to you.")
-        await message.reply_text("\n".join(lines))
+        report = quota_report(
+            usage,
+            self.service.clock(),
+            zone=self.service.policy.zone,
+            admin=self.service.access.is_admin(key),
+        )
+        await message.reply_text(plain_text(report))
 
     async def privacy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -318,8 +311,8 @@ class Commands:
         message = await self._admin_message(update)
         if message is None:
             return
-        quota = format_stats(await self.service.stats())
-        queue = format_queue(await self.service.queue.stats(time.time()))
+        quota = plain_text(stats_report(await self.service.stats()))
+        queue = queue_report(await self.service.queue.stats(time.time()))
         await message.reply_text(f"{quota}\nqueue: {queue}")
 
     def _target(self, message: Message, args: list[str]) -> tuple[str | None, list[str]]:
@@ -344,7 +337,7 @@ class Commands:
             )
             return
         usage = await self.service.grant(target, extra)
-        await message.reply_text(f"Granted {photos(extra)} for today.\n{format_usage(usage)}")
+        await message.reply_text(f"Granted {photos(extra)} for today.\n{usage_line(usage)}")
 
     async def block(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._blocking(update, context, block=True)

@@ -20,7 +20,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
-from bot.requests import PhotoRequest
+from bot.photo_requests import JsonScalar, PhotoRequest
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,18 @@ BotProvider = Callable[[], Awaitable[Bot]]
 
 @dataclass(frozen=True)
 class Target:
-    """Where an answer goes: the chat, the message it replies to, and the forum topic if any."""
+    """Where a Telegram answer goes (the adapter's `bot.photo_requests.ReplyTarget`).
+
+    The chat, the message it replies to, the forum topic if any, the album it belongs to, and how
+    the photo came (`source`: "photo" when Telegram compressed it, "document" for a file).
+    """
 
     chat_id: int
     message_id: int
     thread_id: int | None = None
     album: str | None = None
     private: bool = True
+    source: str | None = None
 
     @property
     def reply(self) -> ReplyParameters:
@@ -46,29 +51,40 @@ class Target:
     def album_key(self) -> tuple[int, str] | None:
         return None if self.album is None else (self.chat_id, self.album)
 
-    def to_reply_to(self, source: str) -> dict[str, str | int | None]:
-        """The `PhotoRequest.reply_to` mapping (stored in the queue, read back by `from_request`)."""
+    @property
+    def compressed(self) -> bool:
+        """Telegram recompressed the photo (sent as a photo, not a file): its EXIF is gone."""
+        return self.source == "photo"
+
+    def to_reply_to(self) -> dict[str, JsonScalar]:
+        """The `PhotoRequest.reply_to` mapping (stored in the queue, read back by `from_request`).
+
+        `private` is not stored here: the request carries it for every platform.
+        """
         return {
             "chat_id": self.chat_id,
             "message_id": self.message_id,
             "thread_id": self.thread_id,
             "album": self.album,
-            "source": source,
+            "source": self.source,
         }
 
     @classmethod
     def from_request(cls, request: PhotoRequest) -> Target:
+        """Read the target back; older payloads may lack keys, so the request's own ids fill in."""
         reply_to = request.reply_to
         chat = reply_to.get("chat_id")
         message = reply_to.get("message_id")
         thread = reply_to.get("thread_id")
         album = reply_to.get("album")
+        source = reply_to.get("source")
         return cls(
             chat_id=int(chat) if chat is not None else int(request.chat_id),
             message_id=int(message) if message is not None else int(request.message_id),
             thread_id=int(thread) if thread is not None else None,
             album=str(album) if album is not None else None,
             private=request.private,
+            source=str(source) if source is not None else None,
         )
 
 

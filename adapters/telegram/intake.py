@@ -13,7 +13,7 @@ messages the user sees meanwhile go out in the background (`adapters.telegram.fe
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from telegram import Message, MessageEntity, Update
@@ -24,7 +24,7 @@ from adapters.telegram.albums import AskedAlbums, ReplyOrder
 from adapters.telegram.feedback import Feedback, Target
 from adapters.telegram.limits import MAX_DOWNLOAD_BYTES
 from adapters.telegram.source import too_large
-from bot.requests import FileRef, PhotoRequest
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.service import Accepted, PhotoService
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,8 @@ class PhotoIntake:
                 self.feedback.refuse(target, "not_image", NOT_AN_IMAGE)
             return
         if media.ref.size is not None and media.ref.size > MAX_DOWNLOAD_BYTES:
-            self.feedback.refuse(target, "too_large", str(too_large(media.ref.size, MAX_DOWNLOAD_BYTES)))
+            refusal = too_large(media.ref.size, MAX_DOWNLOAD_BYTES)
+            self.feedback.refuse(target, refusal.reason, str(refusal))
             return
         sender = sender_id(requester)
         if sender is None:
@@ -215,7 +216,7 @@ class PhotoIntake:
             message_id=str(requester.message_id),
             file=media.ref,
             features=await self.service.features_for(user_key(sender)),
-            reply_to=target.to_reply_to(media.source),
+            reply_to=replace(target, source=media.source).to_reply_to(),
             private=private,
         )
         verdict = await self.service.submit(request)

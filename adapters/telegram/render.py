@@ -1,5 +1,8 @@
 """The photo summary as Telegram HTML, split to Telegram's length limits without cutting a tag in half.
 
+The words come from `bot.presentation` (neutral blocks of styled parts); this module only gives
+each part style its Telegram look (`part_span`) and packs the result into messages.
+
 Rendering goes through a tiny markup model instead of string concatenation: a `Line` is a tuple
 of `Span`s, each span is plain text with at most one style (bold, italic, code) and an optional
 link. Only `span_html` turns spans into markup, and it escapes every span, so a string from the
@@ -16,29 +19,16 @@ tags repeated on both sides. So every chunk is balanced markup by construction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.summary import (
-    CameraSection,
-    CelebritiesSection,
-    FacesSection,
-    HiddenLocationSection,
-    LabelsSection,
-    LocationSection,
-    ModerationSection,
-    ObjectsSection,
-    PropertiesSection,
-    RecognizerSection,
-    Section,
-    Summary,
-    TextSection,
-)
+from bot import presentation
+from bot.presentation import Part, PhotoAnswer, Style
 from core.summary_text import one_line
+from core.summary_types import Section, Summary
 
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
-SEPARATOR = " · "
 #: Left-over room smaller than this is not worth starting a cut line in; it goes to the next chunk.
 MIN_PIECE = 40
 
@@ -124,125 +114,61 @@ def block_len(block: Block) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Summary -> blocks
+# Neutral blocks (bot.presentation) -> spans
 # ---------------------------------------------------------------------------------------------
 
-
-def _more(count: int) -> str:
-    return f" (+{count} more)" if count > 0 else ""
+_ICONS = {"warning": "⚠️ "}
 
 
-def _joined(items: Iterable[Span], separator: str = ", ") -> list[Span]:
-    out: list[Span] = []
-    for i, item in enumerate(items):
-        if i:
-            out.append(text(separator))
-        out.append(item)
-    return out
+def part_span(part: Part) -> Span:
+    """The Telegram look of one neutral part (see `bot.presentation.Style`)."""
+    match part.style:
+        case Style.TITLE | Style.TAG:  # a USER part falls through to plain text
+            return bold(part.text)
+        case Style.BULLET:
+            return text("  ")
+        case Style.ICON:
+            return text(_ICONS.get(part.text, ""))
+        case Style.QUOTE:
+            return code(part.text)
+        case Style.NOTE:
+            return italic(part.text)
+        case Style.PLACE | Style.PLAIN if part.href is not None:
+            return link(part.text, part.href)
+    return text(part.text)
 
 
-def _is_web_link(url: str) -> bool:
-    """Only plain http(s) links to a host; celebrity URLs come without a scheme ("www.imdb.com/...")."""
-    host = url.split("/", 1)[0]
-    return (
-        "." in host
-        and all(c.isalnum() or c in ".-" for c in host)
-        and not any(c.isspace() or c in "<>\"'" for c in url)
-    )
-
-
-def _celebrity(name: str, percent: str, urls: tuple[str, ...]) -> list[Span]:
-    for url in urls:
-        bare = url.removeprefix("https://").removeprefix("http://")
-        if _is_web_link(bare):
-            return [link(name, "https://" + bare), text(f" {percent}")]
-    return [text(f"{name} {percent}")]
+def neutral_block(block: presentation.Block) -> Block:
+    return tuple(tuple(part_span(part) for part in line) for line in block.lines)
 
 
 def section_block(section: Section) -> Block:
-    """One section of the summary as lines of spans (the HTML twin of core.summary_text)."""
-    match section:
-        case ModerationSection(items=items):
-            listed = _joined(text(f"{i.name} {i.percent}") for i in items)
-            return ((text("⚠️ "), bold("Content warning:"), text(" "), *listed),)
-        case LabelsSection(items=items, omitted=omitted):
-            listed = _joined(text(f"{i.name} {i.percent}") for i in items)
-            return ((bold("Labels:"), text(" "), *listed, text(_more(omitted))),)
-        case ObjectsSection():
-            return ((bold("Objects:"), text(f" {section.phrase}")),)
-        case FacesSection(faces=faces):
-            noun = "face" if len(faces) == 1 else "faces"
-            head: Line = (bold("Faces:"), text(f" {len(faces)} {noun}"))
-            rows = tuple(
-                (text("  "), bold(face.tag), text(f" {face.description}" if face.description else ""))
-                for face in faces
-            )
-            return (head, *rows)
-        case CelebritiesSection(items=items):
-            spans: list[Span] = [bold("Celebrities:"), text(" ")]
-            for i, item in enumerate(items):
-                if i:
-                    spans.append(text(", "))
-                spans.extend(_celebrity(item.name, item.percent, item.urls))
-            return (tuple(spans),)
-        case TextSection(lines=lines, omitted=omitted):
-            total = len(lines) + omitted
-            shown = f", first {len(lines)} shown" if omitted else ""
-            head = (bold("Text"), text(f" ({total} line{'s' if total != 1 else ''}{shown}):"))
-            return (head, *((text("  "), code(line)) for line in lines))
-        case CameraSection():
-            return _camera_block(section)
-        case LocationSection():
-            details = [text(t) for t in (section.altitude_text, section.direction_text) if t]
-            where: list[Span] = [link(section.coordinates, section.map_url)]
-            for detail in details:
-                where += [text(SEPARATOR), detail]
-            return ((bold("Location:"), text(" "), *where),)
-        case HiddenLocationSection(note=note):
-            return ((bold("Location:"), text(f" {note}")),)
-        case PropertiesSection(colors=colors):
-            parts = []
-            if section.words:
-                parts.append(", ".join(section.words))
-            if colors:
-                parts.append("colours " + ", ".join(f"{c.label} {c.percent}" for c in colors))
-            return ((bold("Image:"), text(" " + "; ".join(parts))),)
-        case RecognizerSection():
-            return _recognizer_block(section)
-
-
-def _camera_block(section: CameraSection) -> Block:
-    lines: list[Line] = []
-    head = [a for a in (section.camera, *section.settings) if a]
-    if head:
-        lines.append((bold("Camera:"), text(" " + SEPARATOR.join(head))))
-    if section.lens:
-        lines.append((bold("Lens:"), text(f" {section.lens}")))
-    if section.taken_text:
-        lines.append((bold("Taken:"), text(f" {section.taken_text}")))
-    if section.software:
-        lines.append((bold("Software:"), text(f" {section.software}")))
-    return tuple(lines)
-
-
-def _recognizer_block(section: RecognizerSection) -> Block:
-    lines: list[Line] = [(italic(f"Recognizer: {section.backend}"),)]
-    if section.found_nothing:
-        lines.append((italic("Nothing recognised in this photo."),))
-    for failure in section.failed:
-        lines.append((italic(f"Failed: {failure.name} ({failure.kind}: {failure.message})"),))
-    if section.unsupported:
-        names = ", ".join(section.unsupported_names)
-        lines.append((italic(f"Not available with this recognizer: {names}"),))
-    return tuple(lines)
+    """One section of the summary as lines of spans."""
+    return neutral_block(presentation.section_block(section))
 
 
 def summary_blocks(summary: Summary, *, compressed_tip: bool = False) -> list[Block]:
     """The whole reply text as blocks; `compressed_tip` adds the "send it as a file" advice."""
-    blocks = [block for block in (section_block(s) for s in summary.sections) if block]
+    return answer_blocks(presentation.summary_blocks(summary), compressed_tip=compressed_tip)
+
+
+def answer_blocks(neutral: Sequence[presentation.Block], *, compressed_tip: bool = False) -> list[Block]:
+    """Neutral blocks as span blocks, with the Telegram-only "send it as a file" advice when asked."""
+    blocks = [block for block in (neutral_block(b) for b in neutral) if block]
     if compressed_tip:
         blocks.append(((text("💡 "), italic(COMPRESSED_TIP)),))
     return blocks
+
+
+def render_answer(
+    answer: PhotoAnswer,
+    *,
+    compressed_tip: bool = False,
+    first_limit: int = CAPTION_LIMIT,
+    limit: int = MESSAGE_LIMIT,
+) -> list[str]:
+    """A neutral answer as HTML chunks: the first fits a caption (1024), the rest a message (4096) each."""
+    return split_blocks(answer_blocks(answer.blocks, compressed_tip=compressed_tip), first_limit, limit)
 
 
 def render_summary(

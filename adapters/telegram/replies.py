@@ -12,6 +12,7 @@ image is out, a failed follow-up message is logged, not raised: the user has the
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import Bot, InputFile, Message
 from telegram.constants import ChatAction, ParseMode
@@ -20,9 +21,10 @@ from telegram.error import BadRequest, TelegramError
 from adapters.telegram.albums import ReplyOrder
 from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_action
 from adapters.telegram.limits import fits_as_photo
-from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_summary, split_plain
-from bot.requests import AnalysisReply, FailureReply, Outcome
-from core.summary import Summary, build_summary, render_text
+from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_answer, split_plain
+from bot.photo_requests import Outcome
+from bot.presentation import Notice, PhotoAnswer, present
+from core.summary_text import render_text
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +32,9 @@ FILE_NAME = "photodetective.jpg"
 _PHOTO_REFUSALS = ("photo_invalid_dimensions", "photo_too_big", "image_process_failed", "too big")
 
 
-def summary_for(reply: AnalysisReply) -> Summary:
-    """The platform-neutral summary of a reply, with the location rule the worker already applied."""
-    return build_summary(
-        reply.analysis,
-        reply.exif,
-        show_location=reply.show_location,
-        requested=reply.request.features,
-        capabilities=reply.capabilities,
-    )
-
-
-def wants_file_tip(reply: AnalysisReply) -> bool:
+def wants_file_tip(answer: PhotoAnswer, target: Target) -> bool:
     """A compressed photo with no EXIF left: tell the user a file would keep camera and location."""
-    return reply.request.reply_to.get("source") == "photo" and reply.exif.is_empty
+    return target.compressed and answer.exif_empty
 
 
 class TelegramReplies:
@@ -58,16 +49,17 @@ class TelegramReplies:
         target = Target.from_request(outcome.request)
         try:
             async with self.order.turn(target.album_key, target.message_id):
-                if isinstance(outcome, AnalysisReply):
-                    await self._analysis(outcome, target)
+                reply = present(outcome)
+                if isinstance(reply, PhotoAnswer):
+                    await self._analysis(reply, target)
                 else:
-                    await self._failure(outcome, target)
+                    await self._failure(reply, target)
         finally:
             self.activity.end(target.chat_id, outcome.request.idempotency_key)
 
-    async def _failure(self, outcome: FailureReply, target: Target) -> None:
+    async def _failure(self, notice: Notice, target: Target) -> None:
         bot = await self._bot()
-        for chunk in split_plain(outcome.message):
+        for chunk in split_plain(notice.text):
             await bot.send_message(
                 chat_id=target.chat_id,
                 text=chunk,
@@ -75,11 +67,11 @@ class TelegramReplies:
                 message_thread_id=target.thread_id,
             )
 
-    async def _analysis(self, reply: AnalysisReply, target: Target) -> None:
+    async def _analysis(self, reply: PhotoAnswer, target: Target) -> None:
         bot = await self._bot()
-        summary = summary_for(reply)
-        chunks = render_summary(summary, compressed_tip=wants_file_tip(reply))
-        as_photo = fits_as_photo(len(reply.annotated_jpeg), reply.width, reply.height)
+        chunks = render_answer(reply, compressed_tip=wants_file_tip(reply, target))
+        image = reply.image
+        as_photo = fits_as_photo(len(image.jpeg), image.width, image.height)
         await send_action(
             self._bot, target, ChatAction.UPLOAD_PHOTO if as_photo else ChatAction.UPLOAD_DOCUMENT
         )
@@ -90,10 +82,10 @@ class TelegramReplies:
             if "can't parse entities" not in str(error).lower():
                 raise
             log.error("Telegram refused our HTML (%s); sending the plain-text summary instead", error)
-            chunks = split_plain(render_text(summary), CAPTION_LIMIT, MESSAGE_LIMIT)
+            chunks = split_plain(render_text(reply.summary), CAPTION_LIMIT, MESSAGE_LIMIT)
             parse_mode = None
             sent = await self._image(bot, reply, target, chunks[0], parse_mode, as_photo)
-        follow_up = Target(target.chat_id, sent.message_id, target.thread_id, target.album, target.private)
+        follow_up = replace(target, message_id=sent.message_id)
         for chunk in chunks[1:]:
             try:
                 await bot.send_message(
@@ -110,7 +102,7 @@ class TelegramReplies:
     async def _image(
         self,
         bot: Bot,
-        reply: AnalysisReply,
+        reply: PhotoAnswer,
         target: Target,
         caption: str,
         parse_mode: str | None,
@@ -121,7 +113,7 @@ class TelegramReplies:
             try:
                 return await bot.send_photo(
                     chat_id=target.chat_id,
-                    photo=InputFile(reply.annotated_jpeg, filename=FILE_NAME),
+                    photo=InputFile(reply.image.jpeg, filename=FILE_NAME),
                     caption=caption,
                     parse_mode=parse_mode,
                     reply_parameters=target.reply,
@@ -133,7 +125,7 @@ class TelegramReplies:
                 log.info("Telegram refused the image as a photo (%s); sending it as a file", error)
         return await bot.send_document(
             chat_id=target.chat_id,
-            document=InputFile(reply.annotated_jpeg, filename=FILE_NAME),
+            document=InputFile(reply.image.jpeg, filename=FILE_NAME),
             caption=caption,
             parse_mode=parse_mode,
             reply_parameters=target.reply,

@@ -15,9 +15,9 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from adapters.telegram.feedback import BotProvider
 from adapters.telegram.limits import MAX_DOWNLOAD_BYTES
+from bot.notices import TOO_LARGE, file_too_large, megabytes
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
-from bot.service import megabytes, too_large_message
 from core.errors import PhotoRejected, TooLarge
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,11 @@ def too_large(size: int, limit: int) -> TooLarge:
     """The refusal for a file over `limit` bytes, naming Telegram's own cap when that is the one hit."""
     if limit >= MAX_DOWNLOAD_BYTES:
         return TooLarge(
-            "too_many_bytes",
+            TOO_LARGE,
             f"That file is {megabytes(size)} MB, but Telegram lets bots download at most 20 MB. "
             "Please send a smaller version.",
         )
-    return TooLarge("too_many_bytes", too_large_message(size, limit))
+    return file_too_large(size, limit)
 
 
 class TelegramSource:

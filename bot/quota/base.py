@@ -1,7 +1,8 @@
 """The interface both quota stores implement, their typed errors, and the calendar arithmetic they share.
 
-The semantics live here in prose so the two implementations (SQLite and Redis) can be checked
-against one description and one contract test module (tests/contract/test_quota_contract.py).
+The semantics live here in prose, and as code in `bot.quota.rules` (the pure charge decision both
+stores persist), so the two implementations (SQLite and Redis) are checked against one
+description and one contract test module (tests/contract/test_quota_contract.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ limit and charging happen as one step even with many bot processes. The clock is
 (passed as an argument, never Redis TIME), so tests can drive it. Keys carry TTLs so old days,
 forgotten jobs and idle users' windows expire by themselves.
 
+The charge decision itself is `bot.quota.rules.decide_charge`; `CHARGE_LUA` is its transcription
+into Lua (a script cannot call Python), read its counters the way `StoredCounts` describes them.
+The contract tests run both over the same scenarios and require identical answers.
+
 Keys (all under `prefix`, which by default contains a `{hash tag}` so they share one cluster slot):
   job:<job_id>      hash  user, day, calls, state (active|finished|refunded), the standing grant
                           (rewritten when a refunded job is charged again)
@@ -152,7 +156,8 @@ if ARGV[2] == '1' then
     if tonumber(left) < 0 then redis.call('ZADD', KEYS[2], 0, ARGV[3]) end
   end
   if redis.call('EXISTS', KEYS[3]) == 1 then
-    local left = redis.call('HINCRBY', KEYS[3], 'calls', -calls)
+    -- 0 - calls, not -calls: Lua's -0 reaches Redis as "-0", which HINCRBY refuses (a free job).
+    local left = redis.call('HINCRBY', KEYS[3], 'calls', 0 - calls)
     if left < 0 then redis.call('HSET', KEYS[3], 'calls', 0) end
     redis.call('HINCRBY', KEYS[3], 'refunded', 1)
   end

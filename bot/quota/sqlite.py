@@ -30,12 +30,12 @@ from typing import TypeVar
 from bot.quota.base import (
     QuotaStore,
     QuotaStoreUnavailable,
-    ceil_seconds,
     check_charge_args,
     quota_day,
     require_aware,
 )
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage, UserCount
+from bot.quota.rules import JobState, StoredCounts, StoredJob, decide_charge, settle
 
 T = TypeVar("T")
 
@@ -203,9 +203,9 @@ class SQLiteQuotaStore(QuotaStore):
         self, user: str, job_id: str, calls: int, now: datetime, policy: QuotaPolicy, admin: bool = False
     ) -> ChargeResult:
         check_charge_args(user, job_id, calls)
-        day, resets_at = quota_day(now, policy)
+        day, _ = quota_day(now, policy)
         return await self._run(
-            functools.partial(self._try_charge, user, job_id, calls, now, policy, admin, day, resets_at)
+            functools.partial(self._try_charge, user, job_id, calls, now, policy, admin, day)
         )
 
     def _try_charge(
@@ -217,105 +217,116 @@ class SQLiteQuotaStore(QuotaStore):
         policy: QuotaPolicy,
         admin: bool,
         day: date,
-        resets_at: datetime,
     ) -> ChargeResult:
+        """Read the facts, let `decide_charge` decide, persist its decision: one write transaction."""
         ts = now.timestamp()
         day_key = day.isoformat()
         with self._transaction(write=True) as db:
-            previous = db.execute(
-                "SELECT remaining, day_limit, resets_at, state FROM jobs WHERE job_id = ?", (job_id,)
-            ).fetchone()
-            if previous is not None and previous[3] != "refunded":
-                return ChargeResult(
-                    granted=True,
-                    reason=None,
-                    remaining=previous[0],
-                    limit=previous[1],
-                    resets_at=datetime.fromtimestamp(previous[2], policy.zone),
-                    duplicate=True,
-                )
-            # A refunded job is checked and charged afresh below; on grant its row is replaced.
-            self._prune(db, ts, day)
-
-            blocked = db.execute("SELECT 1 FROM blocked WHERE user_id = ?", (user,)).fetchone() is not None
-            row = db.execute(
-                "SELECT used, extra FROM daily WHERE user_id = ? AND day = ?", (user, day_key)
-            ).fetchone()
-            used, extra = (row[0], row[1]) if row is not None else (0, 0)
-            limit = policy.daily_limit + extra
-            row = db.execute("SELECT calls FROM totals WHERE day = ?", (day_key,)).fetchone()
-            global_calls = row[0] if row is not None else 0
-            active, first_lease_end = db.execute(
-                "SELECT COUNT(*), MIN(lease_until) FROM jobs"
-                " WHERE user_id = ? AND state = 'active' AND lease_until > ?",
-                (user, ts),
-            ).fetchone()
-            recent, first_recent = db.execute(
-                "SELECT COUNT(*), MIN(charged_at) FROM jobs WHERE user_id = ? AND charged_at > ?",
-                (user, ts - policy.burst_window_s),
-            ).fetchone()
-
-            reason: Refusal | None = None
-            retry_after: int | None = None
-            if blocked:
-                reason = Refusal.BLOCKED
-            elif admin:
-                pass  # admins skip every limit below; they are still charged and counted
-            elif used + 1 > limit:
-                reason = Refusal.DAILY_LIMIT
-            elif policy.global_daily_calls is not None and global_calls + calls > policy.global_daily_calls:
-                reason = Refusal.GLOBAL_CAP
-            elif active >= policy.max_concurrent:
-                reason = Refusal.CONCURRENCY
-                retry_after = ceil_seconds(first_lease_end - ts) if active else 1
-            elif recent >= policy.burst_limit:
-                reason = Refusal.RATE
-                retry_after = ceil_seconds(first_recent + policy.burst_window_s - ts) if recent else 1
-
-            if reason is not None:
+            job = self._stored_job(db, job_id, policy)
+            if job is None or job.state is JobState.REFUNDED:
+                self._prune(db, ts, day)  # a standing grant needs no counters, and keeps its row
+            decision = decide_charge(
+                job,
+                self._stored_counts(db, user, day_key, ts, policy),
+                calls=calls,
+                now=now,
+                policy=policy,
+                admin=admin,
+            )
+            result = decision.result
+            if decision.refusal is not None:
                 db.execute(
                     "INSERT INTO refusals (day, reason, n) VALUES (?, ?, 1)"
                     " ON CONFLICT (day, reason) DO UPDATE SET n = n + 1",
-                    (day_key, reason.value),
+                    (day_key, decision.refusal.value),
                 )
-                return ChargeResult(
-                    granted=False,
-                    reason=reason,
-                    remaining=max(0, limit - used),
-                    limit=limit,
-                    resets_at=resets_at,
-                    retry_after=retry_after,
-                )
+            elif decision.charge:
+                self._persist_charge(db, user, job_id, calls, ts, policy, day_key, result)
+            return result
 
-            remaining = max(0, limit - used - 1)
-            db.execute(
-                "INSERT OR REPLACE INTO jobs (job_id, user_id, day, calls, charged_at, lease_until, state,"
-                " remaining, day_limit, resets_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
-                (
-                    job_id,
-                    user,
-                    day_key,
-                    calls,
-                    ts,
-                    ts + policy.max_job_s,
-                    remaining,
-                    limit,
-                    resets_at.timestamp(),
-                ),
-            )
-            db.execute(
-                "INSERT INTO daily (user_id, day, used) VALUES (?, ?, 1)"
-                " ON CONFLICT (user_id, day) DO UPDATE SET used = used + 1",
-                (user, day_key),
-            )
-            db.execute(
-                "INSERT INTO totals (day, calls, charged) VALUES (?, ?, 1)"
-                " ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls, charged = charged + 1",
-                (day_key, calls),
-            )
-            return ChargeResult(
-                granted=True, reason=None, remaining=remaining, limit=limit, resets_at=resets_at
-            )
+    @staticmethod
+    def _stored_job(db: sqlite3.Connection, job_id: str, policy: QuotaPolicy) -> StoredJob | None:
+        row = db.execute(
+            "SELECT remaining, day_limit, resets_at, state FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredJob(
+            state=JobState(row[3]),
+            remaining=row[0],
+            limit=row[1],
+            resets_at=datetime.fromtimestamp(row[2], policy.zone),
+        )
+
+    @staticmethod
+    def _stored_counts(
+        db: sqlite3.Connection, user: str, day_key: str, ts: float, policy: QuotaPolicy
+    ) -> StoredCounts:
+        blocked = db.execute("SELECT 1 FROM blocked WHERE user_id = ?", (user,)).fetchone() is not None
+        row = db.execute(
+            "SELECT used, extra FROM daily WHERE user_id = ? AND day = ?", (user, day_key)
+        ).fetchone()
+        used, extra = (row[0], row[1]) if row is not None else (0, 0)
+        row = db.execute("SELECT calls FROM totals WHERE day = ?", (day_key,)).fetchone()
+        global_calls = row[0] if row is not None else 0
+        active, first_lease_end = db.execute(
+            "SELECT COUNT(*), MIN(lease_until) FROM jobs"
+            " WHERE user_id = ? AND state = 'active' AND lease_until > ?",
+            (user, ts),
+        ).fetchone()
+        recent, first_recent = db.execute(
+            "SELECT COUNT(*), MIN(charged_at) FROM jobs WHERE user_id = ? AND charged_at > ?",
+            (user, ts - policy.burst_window_s),
+        ).fetchone()
+        return StoredCounts(
+            blocked=blocked,
+            used=used,
+            extra=extra,
+            global_calls=global_calls,
+            active=active,
+            first_lease_end=first_lease_end,
+            recent=recent,
+            first_recent=first_recent,
+        )
+
+    @staticmethod
+    def _persist_charge(
+        db: sqlite3.Connection,
+        user: str,
+        job_id: str,
+        calls: int,
+        ts: float,
+        policy: QuotaPolicy,
+        day_key: str,
+        result: ChargeResult,
+    ) -> None:
+        """Write a new grant: the job (replacing a refunded row), the user's day and the day's totals."""
+        db.execute(
+            "INSERT OR REPLACE INTO jobs (job_id, user_id, day, calls, charged_at, lease_until, state,"
+            " remaining, day_limit, resets_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id,
+                user,
+                day_key,
+                calls,
+                ts,
+                ts + policy.max_job_s,
+                JobState.ACTIVE.value,
+                result.remaining,
+                result.limit,
+                result.resets_at.timestamp(),
+            ),
+        )
+        db.execute(
+            "INSERT INTO daily (user_id, day, used) VALUES (?, ?, 1)"
+            " ON CONFLICT (user_id, day) DO UPDATE SET used = used + 1",
+            (user, day_key),
+        )
+        db.execute(
+            "INSERT INTO totals (day, calls, charged) VALUES (?, ?, 1)"
+            " ON CONFLICT (day) DO UPDATE SET calls = calls + excluded.calls, charged = charged + 1",
+            (day_key, calls),
+        )
 
     def _prune(self, db: sqlite3.Connection, ts: float, day: date) -> None:
         """Forget jobs and counters older than `keep_days`, so the file does not grow forever."""
@@ -330,15 +341,14 @@ class SQLiteQuotaStore(QuotaStore):
     def _finish(self, job_id: str, refund: bool) -> bool:
         with self._transaction(write=True) as db:
             row = db.execute(
-                "SELECT user_id, day, calls FROM jobs WHERE job_id = ? AND state = 'active'", (job_id,)
+                "SELECT user_id, day, calls, state FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
-            if row is None:
+            new_state = settle(JobState(row[3]) if row is not None else None, refund=refund)
+            if row is None or new_state is None:
                 return False
-            user, day_key, calls = row
-            db.execute(
-                "UPDATE jobs SET state = ? WHERE job_id = ?", ("refunded" if refund else "finished", job_id)
-            )
-            if refund:
+            user, day_key, calls, _ = row
+            db.execute("UPDATE jobs SET state = ? WHERE job_id = ?", (new_state.value, job_id))
+            if new_state is JobState.REFUNDED:
                 db.execute(
                     "UPDATE daily SET used = MAX(0, used - 1) WHERE user_id = ? AND day = ?", (user, day_key)
                 )

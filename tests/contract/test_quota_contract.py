@@ -6,7 +6,9 @@ not by sleeping.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,8 +22,11 @@ from bot.quota import (
     RedisQuotaStore,
     Refusal,
     SQLiteQuotaStore,
+    Usage,
     UserCount,
+    quota_day,
 )
+from bot.quota.rules import JobState, StoredCounts, StoredJob, decide_charge, settle
 
 T0 = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -262,6 +267,15 @@ async def test_refund_restores_the_photo_and_finish_is_idempotent(store: QuotaSt
     assert not await store.finish("never-charged", refund=True)
 
 
+async def test_a_free_job_can_be_refunded(store: QuotaStore) -> None:
+    # An offline recognizer bills no calls; its refund once made Redis refuse "-0" as an increment.
+    policy = QuotaPolicy(daily_limit=2)
+    assert (await store.try_charge("alice", "free", 0, T0, policy)).granted
+    assert await store.finish("free", refund=True)
+    assert (await store.usage("alice", T0, policy)).used == 0
+    assert (await store.stats(T0, policy)).refunded == 1
+
+
 async def test_charging_the_same_job_twice_returns_the_original_grant(store: QuotaStore) -> None:
     policy = QuotaPolicy(daily_limit=20, max_concurrent=1, burst_limit=100, global_daily_calls=10)
     first = await store.try_charge("alice", "tg:1:42", 2, T0, policy)
@@ -442,3 +456,230 @@ def test_policy_rejects_unknown_zones_and_negative_limits() -> None:
     with pytest.raises(ValueError, match="daily_limit"):
         QuotaPolicy(daily_limit=-1)
     assert QuotaPolicy().timezone == "UTC"
+
+
+# ---------------------------------------------------------------------------------------------
+# The stores against the pure rules (bot.quota.rules): the same scenarios, the same answers.
+# SQLite calls `decide_charge` itself; Redis runs its Lua transcription of it. The reference
+# below keeps its state in dicts and decides with `decide_charge` too, so any drift of the Lua
+# script (or of what SQLite reads) from the rules shows up as a differing answer.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    user: str
+    day: date
+    calls: int
+    charged_at: float
+    lease_until: float
+    stored: StoredJob
+
+
+@dataclass
+class RulesReference:
+    """`decide_charge` and `settle` over the plainest possible persistence."""
+
+    jobs: dict[str, _Job] = field(default_factory=dict)
+    used: dict[tuple[str, date], int] = field(default_factory=dict)
+    extra: dict[tuple[str, date], int] = field(default_factory=dict)
+    calls: dict[date, int] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+
+    def counts(self, user: str, now: datetime, policy: QuotaPolicy) -> StoredCounts:
+        day, _ = quota_day(now, policy)
+        ts = now.timestamp()
+        mine = [job for job in self.jobs.values() if job.user == user]
+        leases = [j.lease_until for j in mine if j.stored.state is JobState.ACTIVE and j.lease_until > ts]
+        recent = [j.charged_at for j in mine if j.charged_at > ts - policy.burst_window_s]
+        return StoredCounts(
+            blocked=user in self.blocked,
+            used=self.used.get((user, day), 0),
+            extra=self.extra.get((user, day), 0),
+            global_calls=self.calls.get(day, 0),
+            active=len(leases),
+            first_lease_end=min(leases, default=None),
+            recent=len(recent),
+            first_recent=min(recent, default=None),
+        )
+
+    def try_charge(
+        self, user: str, job_id: str, calls: int, now: datetime, policy: QuotaPolicy, admin: bool
+    ) -> ChargeResult:
+        known = self.jobs.get(job_id)
+        decision = decide_charge(
+            known.stored if known else None,
+            self.counts(user, now, policy),
+            calls=calls,
+            now=now,
+            policy=policy,
+            admin=admin,
+        )
+        if decision.charge:
+            day, _ = quota_day(now, policy)
+            result = decision.result
+            ts = now.timestamp()
+            stored = StoredJob(JobState.ACTIVE, result.remaining, result.limit, result.resets_at)
+            self.jobs[job_id] = _Job(user, day, calls, ts, ts + policy.max_job_s, stored)
+            self.used[(user, day)] = self.used.get((user, day), 0) + 1
+            self.calls[day] = self.calls.get(day, 0) + calls
+        return decision.result
+
+    def finish(self, job_id: str, refund: bool) -> bool:
+        job = self.jobs.get(job_id)
+        new_state = settle(job.stored.state if job else None, refund=refund)
+        if job is None or new_state is None:
+            return False
+        s = job.stored
+        job.stored = StoredJob(new_state, s.remaining, s.limit, s.resets_at)
+        if new_state is JobState.REFUNDED:
+            key = (job.user, job.day)
+            self.used[key] = max(0, self.used.get(key, 0) - 1)
+            self.calls[job.day] = max(0, self.calls.get(job.day, 0) - job.calls)
+        return True
+
+    def usage(self, user: str, now: datetime, policy: QuotaPolicy) -> Usage:
+        day, resets_at = quota_day(now, policy)
+        counts = self.counts(user, now, policy)
+        return Usage.from_counts(
+            user,
+            day,
+            resets_at,
+            policy,
+            used=counts.used,
+            extra=counts.extra,
+            blocked=counts.blocked,
+            active_jobs=counts.active,
+        )
+
+
+SCENARIO_POLICY = QuotaPolicy(
+    daily_limit=3,
+    max_concurrent=1,
+    burst_limit=2,
+    burst_window_s=600.0,
+    global_daily_calls=10,
+    timezone="Europe/Berlin",
+    max_job_s=120.0,
+)
+
+
+@dataclass(frozen=True)
+class Charge:
+    user: str
+    job: str
+    calls: int
+    now: datetime
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Finish:
+    job: str
+    refund: bool
+
+
+@dataclass(frozen=True)
+class Grant:
+    user: str
+    extra: int
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Block:
+    user: str
+    block: bool
+
+
+@dataclass(frozen=True)
+class Look:
+    user: str
+    now: datetime
+
+
+Step = Charge | Finish | Grant | Block | Look
+
+
+def scenario(seed: int, steps: int = 70) -> list[Step]:
+    """A reproducible mix of charges (fresh, redelivered, after refunds), finishes, grants and blocks.
+
+    Time moves forward in steps of seconds to hours, so leases, the burst window and midnight (in
+    Berlin, on the night it moves to summer time) are all crossed; job ids come from a small pool
+    so duplicates and re-charges after refunds happen. Every step is followed by a usage look.
+    """
+    rng = random.Random(seed)
+    now = datetime(2025, 3, 29, 20, 0, tzinfo=UTC)
+    ops: list[Step] = []
+    for _ in range(steps):
+        now += timedelta(seconds=rng.choice([0, 0, 1, 5, 30, 200, 700, 3600, 4 * 3600]))
+        user = rng.choice(["ann", "bob"])
+        job = f"job{rng.randrange(12)}"
+        roll = rng.random()
+        if roll < 0.55:
+            ops.append(Charge(user, job, rng.choice([0, 1, 2, 3]), now, rng.random() < 0.1))
+        elif roll < 0.85:
+            ops.append(Finish(job, rng.random() < 0.4))
+        elif roll < 0.92:
+            ops.append(Grant(user, rng.choice([1, 2]), now))
+        else:
+            ops.append(Block(user, rng.random() < 0.5))
+        ops.append(Look(user, now))
+    return ops
+
+
+def apply_to_reference(reference: RulesReference, step: Step, policy: QuotaPolicy) -> object:
+    """What the rules answer to one step (and the state they move to)."""
+    match step:
+        case Charge(user, job, calls, now, admin):
+            return reference.try_charge(user, job, calls, now, policy, admin)
+        case Finish(job, refund):
+            return reference.finish(job, refund)
+        case Grant(user, extra, now):
+            key = (user, quota_day(now, policy)[0])
+            reference.extra[key] = reference.extra.get(key, 0) + extra
+            return reference.usage(user, now, policy)
+        case Block(user, block):
+            changed = (user not in reference.blocked) if block else (user in reference.blocked)
+            (reference.blocked.add if block else reference.blocked.discard)(user)
+            return changed
+        case Look(user, now):
+            return reference.usage(user, now, policy)
+
+
+async def apply_to_store(store: QuotaStore, step: Step, policy: QuotaPolicy) -> object:
+    match step:
+        case Charge(user, job, calls, now, admin):
+            return await store.try_charge(user, job, calls, now, policy, admin=admin)
+        case Finish(job, refund):
+            return await store.finish(job, refund)
+        case Grant(user, extra, now):
+            return await store.grant(user, extra, now, policy)
+        case Block(user, block):
+            return await (store.block(user) if block else store.unblock(user))
+        case Look(user, now):
+            return await store.usage(user, now, policy)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_the_store_answers_exactly_as_the_pure_rules(store: QuotaStore, seed: int) -> None:
+    reference = RulesReference()
+    for index, step in enumerate(scenario(seed)):
+        expected = apply_to_reference(reference, step, SCENARIO_POLICY)
+        got = await apply_to_store(store, step, SCENARIO_POLICY)
+        assert got == expected, f"step {index}: {step}"
+
+
+def test_the_scenarios_cover_every_rule_between_them() -> None:
+    """Across the seeds, the rules meet every refusal, duplicates and re-charges after refunds."""
+    seen: set[str] = set()
+    for seed in range(6):
+        reference = RulesReference()
+        for step in scenario(seed):
+            before = reference.jobs.get(step.job) if isinstance(step, Charge) else None
+            result = apply_to_reference(reference, step, SCENARIO_POLICY)
+            if isinstance(result, ChargeResult):
+                seen.add("duplicate" if result.duplicate else str(result.reason or "granted"))
+                if before is not None and before.stored.state is JobState.REFUNDED and result.granted:
+                    seen.add("recharged after refund")
+    assert seen >= {"granted", "duplicate", "recharged after refund", *(str(r) for r in Refusal)}, seen

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bot.photo_requests import AnalysisReply, FileRef, Outcome, PhotoRequest
 from bot.ports import FetchFailed
-from bot.requests import AnalysisReply, FileRef, Outcome, PhotoRequest
 from core.errors import TooLarge
 
 

@@ -23,9 +23,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.access import AccessPolicy
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.preferences import SQLitePreferences
 from bot.quota import QuotaPolicy
-from bot.requests import FileRef, PhotoRequest
 from bot.service import Accepted, PhotoService
 from core.models import DEFAULT_FEATURES, Feature
 from tests.fakes.chat import read_lines

@@ -17,9 +17,9 @@ from PIL import Image
 
 from adapters.slack import SlackAdapter, create
 from adapters.slack.replies import REACTION_DONE, REACTION_FAILED, REACTION_WORKING
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.platforms import ENTRY_POINT_GROUP, load_adapters
 from bot.ports import FetchFailed
-from bot.requests import FileRef, PhotoRequest
 from bot.wiring import build_service, build_stores
 from core.errors import PhotoRejected, TooLarge
 from core.models import Feature
@@ -602,8 +602,10 @@ async def test_create_needs_the_right_secrets(
 
 
 async def test_entry_point_loads_the_adapter(tmp_path: Path) -> None:
-    if not any(e.name == "slack" for e in entry_points(group=ENTRY_POINT_GROUP)):
-        pytest.skip("the slack entry point is not installed yet (pip install -e .)")
+    # A packaging mistake must fail here, not skip: without the entry point `photodetective run`
+    # silently starts no Slack at all.
+    installed = {e.name: e.value for e in entry_points(group=ENTRY_POINT_GROUP)}
+    assert installed.get("slack") == "adapters.slack:create", installed
     settings = make_settings(data_dir=tmp_path, slack_bot_token="xoxb-1", slack_signing_secret="s")
     stores = build_stores(settings)
     try:

@@ -672,8 +672,10 @@ async def test_no_token_means_no_adapter(
 
 
 async def test_entry_point_builds_the_adapter(tmp_path: Path, fake: FakeTelegram) -> None:
-    if not any(e.name == "telegram" for e in entry_points(group=ENTRY_POINT_GROUP)):
-        pytest.skip("the photodetective.adapters entry point 'telegram' is not installed yet")
+    # A packaging mistake must fail here, not skip: without the entry point `photodetective run`
+    # silently starts no Telegram at all.
+    installed = {e.name: e.value for e in entry_points(group=ENTRY_POINT_GROUP)}
+    assert installed.get("telegram") == "adapters.telegram:create", installed
     settings = bot_settings(tmp_path, fake.url)
     stores = build_stores(settings)
     try:

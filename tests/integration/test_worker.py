@@ -28,11 +28,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.access import AccessPolicy
+from bot.photo_requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.preferences import SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
-from bot.requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
 from bot.worker import GAVE_UP, POOL_BROKEN, Worker, WorkerConfig
 from core.limits import ImageLimits
@@ -360,12 +360,13 @@ async def test_a_reply_the_platform_refuses_is_not_sent_again_and_is_refunded(ri
 async def test_a_redelivered_job_whose_reply_already_started_is_completed_without_answering(rig: Rig) -> None:
     request = await rig.submit()
     # An earlier worker took the job, answered, and died before completing it.
-    first = await rig.queue.claim("dead-worker", time.time(), 0.2)
+    start = time.time()
+    first = await rig.queue.claim("dead-worker", start, 0.2)
     assert first is not None
     assert await rig.queue.mark_reply_started(first.job_id)
-    await asyncio.sleep(0.25)
 
-    second = await rig.queue.claim("worker-1", time.time(), 5)
+    # The queue takes its clock from the caller: a claim 1 s later is past the dead worker's lease.
+    second = await rig.queue.claim("worker-1", start + 1, 5)
     assert second is not None
     assert (second.job_id, second.attempt) == (first.job_id, 2)
     await rig.worker().process(second)
@@ -430,10 +431,10 @@ async def test_two_workers_on_one_job_answer_once(rig: Rig) -> None:
     """A worker that stalled past its lease and the one that took the job over both finish it."""
     rig.fake.set_delay(0.6, operation="DetectLabels")
     request = await rig.submit()
-    stalled = await rig.queue.claim("stalled", time.time(), 0.2)
+    start = time.time()
+    stalled = await rig.queue.claim("stalled", start, 0.2)
     assert stalled is not None
-    await asyncio.sleep(0.25)
-    taker = await rig.queue.claim("taker", time.time(), 5)
+    taker = await rig.queue.claim("taker", start + 1, 5)  # past the stalled worker's lease
     assert taker is not None
 
     await asyncio.gather(rig.worker(worker_id="stalled").process(stalled), rig.worker().process(taker))

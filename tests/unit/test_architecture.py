@@ -48,6 +48,45 @@ def test_layer_imports_point_inwards(layer: str) -> None:
     assert offenders == {}, f"{layer}/ must not import these: {offenders}"
 
 
+def imported_module_paths(path: Path) -> set[str]:
+    """Full dotted names of every module a file imports from ("bot.cli", "bot.notices")."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+#: Entry points for people (the `photodetective` command); adapters take texts from bot.notices.
+ENTRY_POINT_MODULES = ("bot.cli", "bot.operator_cli")
+
+
+def test_adapters_import_nothing_from_the_command_line() -> None:
+    files = sorted((ROOT / "adapters").rglob("*.py"))
+    assert files
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name
+            for name in imported_module_paths(path)
+            if any(name == m or name.startswith(m + ".") for m in ENTRY_POINT_MODULES)
+        )
+        for path in files
+    }
+    assert {path: bad for path, bad in offenders.items() if bad} == {}
+
+
+def test_entry_point_checker_sees_every_form(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from bot import cli\nimport bot.operator_cli\ndef f():\n    from bot.cli import main\n"
+    )
+    assert {"bot.cli", "bot.operator_cli", "bot.cli.main"} <= imported_module_paths(sample)
+
+
 def test_checker_sees_nested_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    import redis.asyncio\n    from bot.cli import main\n")

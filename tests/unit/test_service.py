@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from bot.access import AccessPolicy
+from bot.photo_requests import FileRef, PhotoRequest
 from bot.preferences import SQLitePreferences
 from bot.queue import SqliteJobQueue
 from bot.queue.models import FailOutcome
 from bot.quota import QuotaPolicy, SQLiteQuotaStore
-from bot.requests import FileRef, PhotoRequest
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, billed_calls
 from core.models import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import BASE_CAPABILITIES

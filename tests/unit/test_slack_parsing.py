@@ -170,7 +170,7 @@ def manifest_list(text: str, key: str) -> list[str]:
 
 
 def test_manifest_asks_exactly_for_the_scopes_the_code_uses() -> None:
-    manifest = (ROOT / "slack" / "manifest.yml").read_text(encoding="utf-8")
+    manifest = (ROOT / "adapters" / "slack" / "manifest.yml").read_text(encoding="utf-8")
     source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "adapters" / "slack").glob("*.py"))
     called = set(re.findall(r"client\.([a-z]+_[A-Za-z0-9_]+)\(", source))
     assert called == set(METHOD_SCOPES)  # a new call needs its scope added here and in the manifest
@@ -181,7 +181,7 @@ def test_manifest_asks_exactly_for_the_scopes_the_code_uses() -> None:
 
 
 def test_manifest_matches_the_listeners() -> None:
-    manifest = (ROOT / "slack" / "manifest.yml").read_text(encoding="utf-8")
+    manifest = (ROOT / "adapters" / "slack" / "manifest.yml").read_text(encoding="utf-8")
     assert f"callback_id: {SHORTCUT_CALLBACK_ID}" in manifest
     assert f"command: {COMMAND}" in manifest
     assert "should_escape: true" in manifest  # parse_user needs <@U…> mentions

@@ -26,7 +26,7 @@ from adapters.telegram.render import (
     split_plain,
     text,
 )
-from bot.requests import FileRef, PhotoRequest
+from bot.photo_requests import FileRef, PhotoRequest
 from core.models import (
     Analysis,
     Box,

@@ -2,7 +2,9 @@
 
 A request must survive a restart inside the durable queue, so it holds no callables: the photo is
 named by a `FileRef` that the platform's `PhotoSource` can fetch later, and the reply goes to a
-`reply_to` mapping only that platform's `ReplyPort` interprets.
+`reply_to` mapping only that platform's `ReplyPort` interprets. Each adapter owns a frozen type
+for its reply target (a `ReplyTarget`) and serialises it at the edge: `to_reply_to()` when it
+builds the request, its own `from_reply_to` when it delivers. Nothing else reads the keys.
 """
 
 from __future__ import annotations
@@ -10,11 +12,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from core.models import Analysis, ExifData, Feature
 
-ReplyTo = Mapping[str, str | int | None]
+JsonScalar = str | int | float | bool | None
+#: A reply target as stored in the queue: the serialised form of an adapter's `ReplyTarget`.
+ReplyTo = Mapping[str, JsonScalar]
+
+
+class ReplyTarget(Protocol):
+    """Where a platform's answer goes: an adapter's own frozen type, serialised for the queue.
+
+    Its reading counterpart is the adapter's `from_reply_to` classmethod, which must accept every
+    version of the mapping ever written (jobs outlive upgrades in the queue).
+    """
+
+    def to_reply_to(self) -> dict[str, JsonScalar]: ...
 
 
 @dataclass(frozen=True)
