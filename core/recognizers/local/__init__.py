@@ -39,9 +39,9 @@ from core.models import (
 from core.recognizers.local.classifier import classify
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.labels import detect_people, include_faces, summarise_labels
-from core.recognizers.local.models import ALL_MODELS, ModelStore, default_models_dir, missing_models
+from core.recognizers.local.model_files import ALL_MODELS, ModelStore, default_models_dir, missing_models
 from core.recognizers.local.moderation import moderate
-from core.recognizers.local.text import read_text
+from core.recognizers.local.ocr import read_text
 
 __all__ = ["LIMITATIONS", "LocalRecognizer", "default_models_dir", "local_models_installed"]
 

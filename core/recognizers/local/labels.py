@@ -17,7 +17,7 @@ from PIL import Image
 
 from core.models import Box, DetectedObject, Face, Label, TextLine
 from core.recognizers.local import ssd
-from core.recognizers.local.models import POSE_DETECTOR, ModelStore
+from core.recognizers.local.model_files import POSE_DETECTOR, ModelStore
 
 PERSON_MIN_SCORE = 0.5
 PERSON_IOU = 0.3
