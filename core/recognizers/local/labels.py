@@ -1,5 +1,7 @@
 """Whole-photo labels and people with boxes, from what the bundled models can actually see.
 
+(Other things get boxes in `objects`; scene labels come from `scenes`.)
+
 "Person" comes with one box per body from MediaPipe's BlazePose detector (which finds people by
 their face and torso, so also people seen from a distance or partly), "Face" when faces were
 found, "Text" when the text reader found lines; everything else (objects, animals, food,
@@ -101,12 +103,15 @@ def summarise_labels(
     faces: tuple[Face, ...],
     text: tuple[TextLine, ...],
     classified: tuple[Label, ...] = (),
+    scenes: tuple[Label, ...] = (),
 ) -> tuple[Label, ...]:
     """Whole-photo labels, most confident first, with Rekognition's names and parents.
 
     `classified` (the classifier's labels, already in their own order, which puts a subject
     before a slightly more confident ancestor) is merged in without reordering it; a name both
-    sources give is kept once, from the detectors.
+    sources give is kept once, from the detectors. `scenes` (from `scenes.scene_labels`) are
+    merged by confidence too, but never ahead of the first subject: "Outdoors" or "Sky" says
+    where, the photo's subject says what, and the subject leads as it does with Rekognition.
     """
     labels: list[Label] = []
     person = max([p.confidence for p in people] + [f.confidence for f in faces], default=0.0)
@@ -129,4 +134,15 @@ def summarise_labels(
             merged.append(detected.pop(0))
         else:
             merged.append(others.pop(0))
-    return tuple(merged)
+    taken = {label.name for label in merged}
+    places = [label for label in scenes if label.name not in taken]
+    if not places:
+        return tuple(merged)
+    out: list[Label] = merged[:1]
+    rest = merged[1:]
+    while rest or places:
+        if rest and (not places or rest[0].confidence >= places[0].confidence):
+            out.append(rest.pop(0))
+        else:
+            out.append(places.pop(0))
+    return tuple(out)
