@@ -133,12 +133,11 @@ def test_things_are_boxed_where_they_are_and_never_as_people(
         assert not any(o.name == "Person" for o in analysis.objects)
         box = things[0].box
         assert 0.05 <= box.width * box.height <= 0.9, (name, box)
-    for name, (_, analysis) in results.items():
+    for name, (expected, analysis) in results.items():
         people = [o for o in analysis.objects if o.name == "Person"]
-        others = [o for o in analysis.objects if o.name != "Person"]
         if name.startswith("face_recognition/"):
-            assert people, name
-            assert not others, (name, analysis.objects)  # suits and ties are not boxed
+            # BlazePose and the detector both see each person: one box each, never two.
+            assert 1 <= len(people) <= expected["faces"][1], (name, analysis.objects)
 
 
 def test_every_face_is_inside_a_person_box_of_sensible_width(

@@ -38,6 +38,7 @@ from core.models import (
     TextLine,
 )
 from core.recognizers.local.classifier import classify
+from core.recognizers.local.detector import detect_objects, merge_people
 from core.recognizers.local.effnet import from_npz
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.labels import detect_people, include_faces, summarise_labels
@@ -167,12 +168,14 @@ class LocalRecognizer:
                 seen = (
                     faces if Feature.FACES in wanted else detect_faces(image, self._store, attributes=False)
                 )
-                people = include_faces(detect_people(image, self._store), seen)
+                detected = detect_objects(image, self._store)
+                people = merge_people(include_faces(detect_people(image, self._store), seen), detected)
                 classified = classify(image, self._store)
-                # Never a person: BlazePose boxes people, so no person is boxed twice.
-                things = find_objects(image, self._store.load(CLASSIFIER, from_npz), classified)
+                things = tuple(o for o in detected if o.name != "Person")
+                # Kinds COCO lacks (rocket, guitar...), located by the classifier; never people.
+                things += find_objects(image, self._store.load(CLASSIFIER, from_npz), classified)
                 scenes = scene_labels(image, classified, people, seen)
-                labels = summarise_labels(people, seen, text, classified, scenes)
+                labels = summarise_labels(people, seen, text, classified, scenes, things)
                 return people + things, labels
 
             nothing: tuple[tuple[DetectedObject, ...], tuple[Label, ...]] = ((), ())

@@ -13,13 +13,16 @@ both backends alike.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from core.models import Box, DetectedObject, Face, Label, TextLine
 from core.recognizers.local import ssd
+from core.recognizers.local.classifier import CATEGORY
 from core.recognizers.local.model_files import POSE_DETECTOR, ModelStore
+from core.recognizers.local.taxonomy import PARENTS, ancestors
 
 PERSON_MIN_SCORE = 0.5
 PERSON_IOU = 0.3
@@ -104,6 +107,7 @@ def summarise_labels(
     text: tuple[TextLine, ...],
     classified: tuple[Label, ...] = (),
     scenes: tuple[Label, ...] = (),
+    things: tuple[DetectedObject, ...] = (),
 ) -> tuple[Label, ...]:
     """Whole-photo labels, most confident first, with Rekognition's names and parents.
 
@@ -125,6 +129,17 @@ def summarise_labels(
     if text:
         best = max(t.confidence for t in text)
         labels.append(Label("Text", round(best, 4), categories=("Text and Documents",)))
+    best: dict[str, float] = {}
+    for thing in things:  # each boxed kind is a label too, with its parents when the taxonomy knows it
+        best[thing.name] = max(best.get(thing.name, 0.0), thing.confidence)
+    known = {label.name: label for label in classified}
+    for name, confidence in best.items():
+        if name in known:  # the classifier's label (placed before its parents) is kept, as sure as either
+            boost = max(known[name].confidence, round(confidence, 4))
+            classified = tuple(replace(c, confidence=boost) if c.name == name else c for c in classified)
+            continue
+        parents = tuple(n for n, _ in ancestors(PARENTS.get(name, ())))
+        labels.append(Label(name, round(confidence, 4), parents=parents, categories=(CATEGORY,)))
     detected = sorted(labels, key=lambda label: label.confidence, reverse=True)
     names = {label.name for label in detected}
     others = [label for label in classified if label.name not in names]

@@ -1,8 +1,8 @@
-"""Boxes for the animals and things the classifier names, from where in the photo it sees them.
+"""Boxes for kinds the COCO detector has no class for (a rocket, a guitar, a butterfly), by the classifier.
 
-No object detector with boxes ships under a permissive licence in a package these machines can
-install (see the README's model table for what was checked), so objects are located with the
-ImageNet classifier itself, as class activation maps: EfficientNet-Lite0 is convolutional up to
+The object detector (`detector`) knows COCO's 80 kinds. For the other boxable kinds the photo's
+labels name, objects are located with the ImageNet classifier itself, as class activation maps:
+EfficientNet-Lite0 is convolutional up to
 its pooling, so run on the whole photo (long side `MAP_SIDE`) it gives a grid of cells, each of
 which the classifier's own linear layer reads as 1000 class scores. For every label the photo as
 a whole was given (by `classifier.classify`) that names a boxable thing (`BOXABLE`: animals,
@@ -10,7 +10,8 @@ vehicles, cups, bottles, furniture, instruments... the kinds Rekognition boxes; 
 clothing or people, which BlazePose boxes), the cells where that label's classes hold most of
 the probability form connected regions, and each region becomes one instance with its box.
 
-It is coarser than a detector: a cell is 1/10 of the long side, touching objects of one kind
+Kinds COCO covers (`COCO_COVERED`) are left to the detector, so nothing is boxed twice. It is
+coarser than a detector: a cell is 1/10 of the long side, touching objects of one kind
 merge into one box, and only kinds the photo-level labels already name are looked for.
 """
 
@@ -27,7 +28,7 @@ from core.models import Box, DetectedObject, Label
 from core.recognizers.local.effnet import EfficientNetLite0
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
-__all__ = ["BOXABLE", "MAP_SIDE", "find_objects", "regions"]
+__all__ = ["BOXABLE", "COCO_COVERED", "MAP_SIDE", "find_objects", "regions"]
 
 MAP_SIDE = 320  # 10 cells on the long side: about 50-90 ms of numpy on this machine
 # The general names an instance is called by (as Rekognition's instances: "Dog", not "Beagle").
@@ -40,6 +41,12 @@ BOXABLE: tuple[str, ...] = (
     "Ball", "Helmet", "Hat", "Shoe", "Umbrella", "Tool", "Weapon", "Fruit", "Vegetable",
     "Dessert", "Flower", "Fungus",
 )  # fmt: skip
+# Boxable kinds the COCO detector finds itself (dog, car, cup, chair, banana...): not searched here.
+COCO_COVERED = frozenset({
+    "Dog", "Cat", "Bird", "Bear", "Elephant", "Livestock", "Car", "Truck", "Bus", "Motorcycle",
+    "Bicycle", "Train", "Boat", "Airplane", "Cup", "Bottle", "Wine", "Beer", "Chair", "Couch",
+    "Bed", "Table", "Phone", "Computer", "Screen", "Clock", "Umbrella", "Ball", "Fruit", "Vegetable",
+})  # fmt: skip
 MIN_LABEL_CONFIDENCE = 0.3  # the photo-level label a search starts from
 MIN_PEAK = 0.35  # a region's best cell must give the label at least this share
 REGION_SHARE = 0.5  # a cell belongs to a region when it holds half the peak or more
@@ -124,7 +131,7 @@ def find_objects(
     wanted: dict[str, float] = {}
     for label in labels:
         name = _instance_name(label.name)
-        if name is not None and label.confidence >= MIN_LABEL_CONFIDENCE:
+        if name is not None and name not in COCO_COVERED and label.confidence >= MIN_LABEL_CONFIDENCE:
             wanted[name] = max(wanted.get(name, 0.0), label.confidence)
     if not wanted:
         return ()

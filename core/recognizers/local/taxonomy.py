@@ -233,7 +233,7 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("analog clock|digital clock|wall clock|digital watch|stopwatch|sundial|hourglass", ("Clock",)),
     # Drinks, tableware and food
-    ("espresso", ("Coffee", "Cup")),  # ImageNet's espresso photos are cups of it
+    ("espresso", ("Coffee",)),
     ("coffee mug", ("Cup", "Coffee")),
     ("cup", ("Tableware",)),
     ("red wine", ("Wine",)),
