@@ -29,7 +29,7 @@ from core.recognizers.local.ssd import iou
 __all__ = ["MIN_SCORE", "detect_objects", "merge_people", "object_names"]
 
 INPUT_SIZE = 300
-MIN_SCORE = 0.5  # the detector's scores are calibrated loosely: below this, ties and cups appear on walls
+MIN_SCORE = 0.55  # as Rekognition's default MinConfidence; at 0.5 a drawn red disc is a "frisbee"
 SAME_OBJECT_IOU = 0.6  # two boxes of one name overlapping this much are one object
 PERSON_SAME_IOU = 0.3  # a detector person this close to a BlazePose person is that person
 MIN_AREA = 0.0004  # boxes smaller than 0.04% of the photo (about 38x21 px at 1920 px) are noise

@@ -129,11 +129,11 @@ def summarise_labels(
     if text:
         best = max(t.confidence for t in text)
         labels.append(Label("Text", round(best, 4), categories=("Text and Documents",)))
-    best: dict[str, float] = {}
+    strongest: dict[str, float] = {}
     for thing in things:  # each boxed kind is a label too, with its parents when the taxonomy knows it
-        best[thing.name] = max(best.get(thing.name, 0.0), thing.confidence)
+        strongest[thing.name] = max(strongest.get(thing.name, 0.0), thing.confidence)
     known = {label.name: label for label in classified}
-    for name, confidence in best.items():
+    for name, confidence in strongest.items():
         if name in known:  # the classifier's label (placed before its parents) is kept, as sure as either
             boost = max(known[name].confidence, round(confidence, 4))
             classified = tuple(replace(c, confidence=boost) if c.name == name else c for c in classified)

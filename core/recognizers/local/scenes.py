@@ -61,7 +61,7 @@ def colour_cues(image: Image.Image) -> dict[str, float]:
         "snow": float(white[lower].mean()),
         "top_brightness": float(val[top].mean()),
         "brightness": float(val.mean()),
-        "lights": float((val >= 0.8).mean()),
+        "lights": float((val >= 0.6).mean()),
     }
 
 
@@ -83,7 +83,7 @@ def scene_labels(
     sky = cues["sky"] >= SKY_SHARE
     if sky:
         add("Sky", _grade(cues["sky"], SKY_SHARE, 0.9), ("Outdoors", "Nature"))
-    night = cues["top_brightness"] <= 0.18 and cues["brightness"] <= 0.25 and 0.002 <= cues["lights"] <= 0.15
+    night = cues["top_brightness"] <= 0.18 and cues["brightness"] <= 0.25 and 0.001 <= cues["lights"] <= 0.15
     if night:
         add("Night", _grade(0.18 - cues["top_brightness"], 0.0, 0.12), ("Outdoors",))
     winter = bool(names & WINTER)
