@@ -28,7 +28,7 @@ from core.models import Feature
 from core.recognizers.local import LocalRecognizer
 from core.recognizers.local.classifier import classify
 from core.recognizers.local.labels import detect_people
-from core.recognizers.local.models import ModelStore
+from core.recognizers.local.model_files import ModelStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 SIDE = 1920

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.settings import ENV_PREFIX, Settings
-from core.recognizers.local.models import models_table
+from core.recognizers.local.model_files import models_table
 
 BEGIN = "<!-- settings-table:begin -->"
 END = "<!-- settings-table:end -->"

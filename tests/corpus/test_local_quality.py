@@ -108,15 +108,36 @@ def test_the_main_subject_is_among_the_top_labels(
     assert len(found) >= 5, missed
 
 
-def test_object_labels_come_without_boxes_and_with_parents(
+def test_object_labels_come_with_a_box_and_with_parents(
     results: dict[str, tuple[dict[str, typing.Any], Analysis]],
 ) -> None:
     _, cat = results["skimage/chelsea.png"]
-    assert cat.objects == ()  # only people are boxed
+    assert [o.name for o in cat.objects] == ["Cat"]  # boxed once, and no person
+    box = cat.objects[0].box
+    assert box.width * box.height >= 0.3  # the cat fills most of the photo
     labels = {label.name: label for label in cat.labels}
     assert {"Animal", "Mammal", "Pet"} <= set(labels["Cat"].parents)
     assert labels["Animal"].confidence >= labels["Cat"].confidence
     assert all(0 < label.confidence <= 1 for label in cat.labels)
+
+
+def test_things_are_boxed_where_they_are_and_never_as_people(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    """The cup, the motorcycle and the rocket get one box each, on the thing, not the whole frame."""
+    for name, kind in (("skimage/coffee.png", "Cup"), ("skimage/motorcycle_left.png", "Motorcycle"),
+                       ("skimage/rocket.jpg", "Rocket")):  # fmt: skip
+        _, analysis = results[name]
+        things = [o for o in analysis.objects if o.name == kind]
+        assert len(things) == 1, (name, analysis.objects)
+        assert not any(o.name == "Person" for o in analysis.objects)
+        box = things[0].box
+        assert 0.05 <= box.width * box.height <= 0.9, (name, box)
+    for name, (expected, analysis) in results.items():
+        people = [o for o in analysis.objects if o.name == "Person"]
+        if name.startswith("face_recognition/"):
+            # BlazePose and the detector both see each person: one box each, never two.
+            assert 1 <= len(people) <= expected["faces"][1], (name, analysis.objects)
 
 
 def test_every_face_is_inside_a_person_box_of_sensible_width(

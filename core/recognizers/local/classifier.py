@@ -23,7 +23,7 @@ from PIL import Image
 
 from core.models import Label
 from core.recognizers.local.effnet import INPUT_SIZE, from_npz
-from core.recognizers.local.models import CLASSIFIER, ModelStore
+from core.recognizers.local.model_files import CLASSIFIER, ModelStore
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 __all__ = ["CROP_SHARE", "MIN_CONFIDENCE", "classify", "labels_from_probabilities", "model_input"]

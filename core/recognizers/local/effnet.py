@@ -220,13 +220,27 @@ class EfficientNetLite0:
         """Raw class scores (1000,) for an (224, 224, 3) float32 input in [-1, 1]."""
         if pixels.shape != (INPUT_SIZE, INPUT_SIZE, 3):
             raise ValueError(f"the classifier takes {INPUT_SIZE}x{INPUT_SIZE}x3, not {pixels.shape}")
+        pooled = self.features(pixels).reshape(-1, HEAD_CHANNELS).mean(axis=0)
+        return _f32(pooled @ self._w["fc.w"] + self._w["fc.b"])
+
+    def features(self, pixels: FloatArray) -> FloatArray:
+        """The head's feature map (H/32, W/32, 1280) for an (H, W, 3) input in [-1, 1].
+
+        Every layer before the pooling is a convolution, so any size works; the objects finder
+        (`objects`) runs it on the whole photo and reads each cell through the classifier's own
+        linear layer (`cell_logits`), which is where in the photo each class is seen.
+        """
+        if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) < 32:
+            raise ValueError(f"the classifier takes (H, W, 3) with H, W >= 32, not {pixels.shape}")
         w = self._w
         x = _f32(pixels)
-        top, bottom = _same_padding(INPUT_SIZE, 3, 2)
-        padded = np.pad(x, ((top, bottom), (top, bottom), (0, 0)))
-        half = INPUT_SIZE // 2
+        height, width = x.shape[:2]
+        top, bottom = _same_padding(height, 3, 2)
+        left, right = _same_padding(width, 3, 2)
+        padded = np.pad(x, ((top, bottom), (left, right), (0, 0)))
+        out_h, out_w = -(-height // 2), -(-width // 2)
         patches = np.concatenate(
-            [padded[r : r + 2 * half : 2, c : c + 2 * half : 2] for r in range(3) for c in range(3)],
+            [padded[r : r + 2 * out_h : 2, c : c + 2 * out_w : 2] for r in range(3) for c in range(3)],
             axis=2,
         )
         x = _relu6(_pointwise(patches, w["stem.w"], w["stem.b"]))
@@ -239,9 +253,11 @@ class EfficientNetLite0:
             if block.residual:
                 h += x
             x = h
-        x = _relu6(_pointwise(x, w["head.w"], w["head.b"]))
-        pooled = x.reshape(-1, HEAD_CHANNELS).mean(axis=0)
-        return _f32(pooled @ w["fc.w"] + w["fc.b"])
+        return _relu6(_pointwise(x, w["head.w"], w["head.b"]))
+
+    def cell_logits(self, features: FloatArray) -> FloatArray:
+        """Class scores (H, W, 1000) of each cell of a feature map, through the final linear layer."""
+        return _f32(features @ self._w["fc.w"] + self._w["fc.b"])
 
     def probabilities(self, pixels: FloatArray) -> FloatArray:
         """Softmax over the 1000 ImageNet classes (sums to 1)."""

@@ -20,7 +20,7 @@ from PIL import Image
 
 from core.models import Box, Emotion, Face, FaceAttributes, Landmark, Pose
 from core.recognizers.local import ssd
-from core.recognizers.local.models import (
+from core.recognizers.local.model_files import (
     EMOTION,
     FACE_DETECTOR_FULL,
     FACE_DETECTOR_SHORT,

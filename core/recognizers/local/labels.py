@@ -1,5 +1,7 @@
 """Whole-photo labels and people with boxes, from what the bundled models can actually see.
 
+(Other things get boxes in `objects`; scene labels come from `scenes`.)
+
 "Person" comes with one box per body from MediaPipe's BlazePose detector (which finds people by
 their face and torso, so also people seen from a distance or partly), "Face" when faces were
 found, "Text" when the text reader found lines; everything else (objects, animals, food,
@@ -11,13 +13,16 @@ both backends alike.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
 from core.models import Box, DetectedObject, Face, Label, TextLine
 from core.recognizers.local import ssd
-from core.recognizers.local.models import POSE_DETECTOR, ModelStore
+from core.recognizers.local.classifier import CATEGORY
+from core.recognizers.local.model_files import POSE_DETECTOR, ModelStore
+from core.recognizers.local.taxonomy import PARENTS, ancestors
 
 PERSON_MIN_SCORE = 0.5
 PERSON_IOU = 0.3
@@ -101,12 +106,16 @@ def summarise_labels(
     faces: tuple[Face, ...],
     text: tuple[TextLine, ...],
     classified: tuple[Label, ...] = (),
+    scenes: tuple[Label, ...] = (),
+    things: tuple[DetectedObject, ...] = (),
 ) -> tuple[Label, ...]:
     """Whole-photo labels, most confident first, with Rekognition's names and parents.
 
     `classified` (the classifier's labels, already in their own order, which puts a subject
     before a slightly more confident ancestor) is merged in without reordering it; a name both
-    sources give is kept once, from the detectors.
+    sources give is kept once, from the detectors. `scenes` (from `scenes.scene_labels`) are
+    merged by confidence too, but never ahead of the first subject: "Outdoors" or "Sky" says
+    where, the photo's subject says what, and the subject leads as it does with Rekognition.
     """
     labels: list[Label] = []
     person = max([p.confidence for p in people] + [f.confidence for f in faces], default=0.0)
@@ -120,6 +129,17 @@ def summarise_labels(
     if text:
         best = max(t.confidence for t in text)
         labels.append(Label("Text", round(best, 4), categories=("Text and Documents",)))
+    strongest: dict[str, float] = {}
+    for thing in things:  # each boxed kind is a label too, with its parents when the taxonomy knows it
+        strongest[thing.name] = max(strongest.get(thing.name, 0.0), thing.confidence)
+    known = {label.name: label for label in classified}
+    for name, confidence in strongest.items():
+        if name in known:  # the classifier's label (placed before its parents) is kept, as sure as either
+            boost = max(known[name].confidence, round(confidence, 4))
+            classified = tuple(replace(c, confidence=boost) if c.name == name else c for c in classified)
+            continue
+        parents = tuple(n for n, _ in ancestors(PARENTS.get(name, ())))
+        labels.append(Label(name, round(confidence, 4), parents=parents, categories=(CATEGORY,)))
     detected = sorted(labels, key=lambda label: label.confidence, reverse=True)
     names = {label.name for label in detected}
     others = [label for label in classified if label.name not in names]
@@ -129,4 +149,15 @@ def summarise_labels(
             merged.append(detected.pop(0))
         else:
             merged.append(others.pop(0))
-    return tuple(merged)
+    taken = {label.name for label in merged}
+    places = [label for label in scenes if label.name not in taken]
+    if not places:
+        return tuple(merged)
+    out: list[Label] = merged[:1]
+    rest = merged[1:]
+    while rest or places:
+        if rest and (not places or rest[0].confidence >= places[0].confidence):
+            out.append(rest.pop(0))
+        else:
+            out.append(places.pop(0))
+    return tuple(out)

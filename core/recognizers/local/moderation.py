@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from core.models import ModerationLabel
-from core.recognizers.local.models import NSFW, ModelStore
+from core.recognizers.local.model_files import NSFW, ModelStore
 
 THRESHOLD = 0.5
 _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)

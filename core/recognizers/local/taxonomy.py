@@ -131,6 +131,20 @@ PARENTS: dict[str, tuple[str, ...]] = {
     "Tool": (),
     "Document": (),
     "Clock": (),
+    # Scenes: what ImageNet classes say about where the photo was taken (see also `scenes`).
+    "Indoors": (),
+    "Room": ("Indoors",),
+    "Kitchen": ("Room", "Indoors"),
+    "Appliance": (),
+    "City": ("Outdoors",),
+    "Road": ("Outdoors",),
+    "Street": ("City", "Road", "Outdoors"),
+    "Coast": ("Water", "Outdoors"),
+    "Beach": ("Coast", "Outdoors", "Nature"),
+    "Snow": ("Outdoors", "Nature"),
+    "Skiing": ("Sport", "Snow"),
+    "Amusement Park": ("Outdoors",),
+    "Meal": ("Food",),
 }
 
 _CLASS_PARENTS: dict[str, tuple[str, ...]] = {}  # filled below: class name or index -> parents
@@ -188,9 +202,10 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "fire engine|garbage truck|moving van|pickup|tow truck|trailer truck|tractor|forklift|"
-        "snowplow|half track|harvester|thresher",
+        "half track|harvester|thresher",
         ("Truck",),
     ),
+    ("snowplow", ("Truck", "Snow")),
     ("minibus|school bus|trolleybus|recreational vehicle", ("Bus",)),
     ("moped|motor scooter", ("Motorcycle",)),
     ("bicycle-built-for-two|mountain bike|tricycle|unicycle", ("Bicycle",)),
@@ -226,10 +241,17 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
     ("eggnog", ("Beverage",)),
     ("wine bottle|water bottle|pop bottle|pill bottle|whiskey jug", ("Bottle",)),
     (
-        "plate|soup bowl|mixing bowl|goblet|teapot|coffeepot|pitcher|water jug|tray|wok|"
+        "soup bowl|mixing bowl|goblet|teapot|coffeepot|pitcher|water jug|tray|wok|"
         "frying pan|ladle|wooden spoon|spatula|measuring cup",
         ("Tableware",),
     ),
+    ("plate", ("Tableware", "Meal")),  # ImageNet's plates are plates of food
+    (
+        "refrigerator|microwave|stove|dishwasher|toaster|espresso maker|Dutch oven|Crock Pot|"
+        "rotisserie|waffle iron|caldron",
+        ("Appliance", "Kitchen"),
+    ),
+    ("street sign|traffic light|parking meter", ("Street",)),
     (
         "guacamole|consomme|hot pot|cheeseburger|hotdog|mashed potato|carbonara|meat loaf|pizza|"
         "potpie|burrito|French loaf|bagel|pretzel|dough|chocolate sauce",
@@ -283,10 +305,12 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
         ("Ball",),
     ),
     (
-        "balance beam|barbell|dumbbell|horizontal bar|parallel bars|punching bag|racket|ski|"
-        "bobsled|snowmobile",
+        "balance beam|barbell|dumbbell|horizontal bar|parallel bars|punching bag|racket",
         ("Sport",),
     ),
+    ("ski|ski mask", ("Skiing",)),
+    ("bobsled|snowmobile|dogsled", ("Sport", "Snow")),
+    ("carousel", ("Amusement Park",)),
     # Buildings and places
     (
         "bakery|barbershop|bookshop|butcher shop|confectionery|grocery store|shoe shop|tobacco shop|toyshop",
@@ -300,9 +324,11 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
         ("Building",),
     ),
     ("steel arch bridge|suspension bridge|viaduct", ("Bridge",)),
-    ("alp|volcano", ("Mountain",)),
+    ("alp", ("Mountain", "Snow")),
+    ("volcano", ("Mountain",)),
     ("cliff|valley|promontory|geyser", ("Landscape",)),
-    ("lakeside|seashore|sandbar|coral reef|breakwater|dam", ("Water", "Outdoors")),
+    ("seashore|sandbar", ("Beach",)),
+    ("lakeside|coral reef|breakwater|dam", ("Water", "Outdoors")),
     ("daisy|yellow lady's slipper", ("Flower",)),
     ("rapeseed|hay|buckeye|acorn|hip", ("Plant",)),
     ("mushroom|coral fungus|agaric|gyromitra|stinkhorn|earthstar|hen-of-the-woods|bolete", ("Fungus",)),

