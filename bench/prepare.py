@@ -48,7 +48,7 @@ import io, json, resource, sys, time
 sys.path.insert(0, sys.argv[3])
 import pyvips
 from PIL import Image, ImageOps
-from core.models import Photo
+from core.analysis_types import Photo
 from core.prepare import prepare_photo
 
 variant, path = sys.argv[1], sys.argv[2]

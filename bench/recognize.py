@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.models import Feature
+from core.analysis_types import Feature
 from core.recognizers.local import LocalRecognizer
 from core.recognizers.local.classifier import classify
 from core.recognizers.local.labels import detect_people

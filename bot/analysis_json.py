@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.models import Analysis, Box, ExifData, FaceAttributes, ImageProperties, PreparedPhoto
+from core.analysis_types import Analysis, Box, ExifData, FaceAttributes, ImageProperties, PreparedPhoto
 
 JSON_VERSION = 1
 

@@ -25,8 +25,8 @@ from bot.quota import QuotaStoreError
 from bot.runner import run_until_signalled
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.wiring import build_recognizer
+from core.analysis_types import Feature, Photo
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
-from core.models import Feature, Photo
 from core.pipeline import PhotoResult, analyze_photo
 from core.recognizers.base import Recognizer
 from core.summary import build_summary, render_text

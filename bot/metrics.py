@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.queue.models import QueueStats
-from core.models import Feature
+from core.analysis_types import Feature
 
 STAGES = ("download", "prepare", "recognize", "annotate", "reply")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.models import Analysis, ExifData, Feature
+from core.analysis_types import Analysis, ExifData, Feature
 
 JsonScalar = str | int | float | bool | None
 #: A reply target as stored in the queue: the serialised form of an adapter's `ReplyTarget`.

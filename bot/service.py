@@ -23,7 +23,7 @@ from bot.preferences import PreferencesStore, PreferencesUnavailable
 from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
-from core.models import Feature
+from core.analysis_types import Feature
 
 Clock = Callable[[], datetime]
 

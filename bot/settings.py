@@ -19,8 +19,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from core.analysis_types import DEFAULT_FEATURES, Feature
 from core.limits import ImageLimits
-from core.models import DEFAULT_FEATURES, Feature
 
 ENV_PREFIX = "PHOTODETECTIVE_"
 

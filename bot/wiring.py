@@ -15,7 +15,7 @@ from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.service import PhotoService
 from bot.settings import BackendChoice, Settings
-from core.models import Feature
+from core.analysis_types import Feature
 from core.recognizers.base import NullRecognizer, Recognizer
 from core.recognizers.local import LocalRecognizer, local_models_installed
 from core.recognizers.rekognition import RekognitionRecognizer, aws_credentials_available

@@ -36,9 +36,9 @@ from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import EXPIRED_ERROR, JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
 from bot.quota.base import QuotaStore, QuotaStoreError
+from core.analysis_types import Photo
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
-from core.models import Photo
 from core.pipeline import render
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from core.analysis_types import Analysis, Box
 from core.colors import CELEBRITY_COLOR, TEXT_COLOR, Rgb, color_for_label, face_color, text_color_on
-from core.models import Analysis, Box
 from core.summary import face_items, format_percent, ordered_faces
 
 ELLIPSIS = "…"

@@ -2,7 +2,7 @@
 
 The reader runs on the freshly opened, not yet decoded image, never raises and never decodes
 pixels. EXIF is attacker controlled, so every field is read on its own: a broken field becomes
-None while the others are still reported, and every string is cleaned by `core.text`.
+None while the others are still reported, and every string is cleaned by `core.untrusted_text`.
 Values follow what exiftool reports (`exiftool -n`), which the corpus test checks. A value may be
 stated in several places (EXIF, the maker's MakerNote, XMP, proprietary JPEG segments, IPTC);
 they are gathered in file order and exiftool's precedence picks one (`core.exif_found`).
@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from PIL import ExifTags, Image
 
+from core.analysis_types import ExifData, GpsPosition
 from core.exif_found import Found, resolve
 from core.exif_makernotes import read_maker_note
 from core.exif_segments import Segments, iptc_datetime, read_segments
@@ -33,8 +34,7 @@ from core.exif_values import (
     gps_position,
     parse_datetime,
 )
-from core.models import ExifData, GpsPosition
-from core.text import clean_text
+from core.untrusted_text import clean_text
 
 logger = logging.getLogger(__name__)
 

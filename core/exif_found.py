@@ -22,7 +22,7 @@ T = TypeVar("T")
 class Found:
     """Values read from one source; `preferred` is False for sources that only fill gaps.
 
-    Strings are already cleaned (core.text) and numbers validated by the source's reader.
+    Strings are already cleaned (core.untrusted_text) and numbers validated by the source's reader.
     """
 
     preferred: bool = True

@@ -13,8 +13,8 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from numbers import Rational, Real
 
-from core.models import GpsPosition
-from core.text import clean_text
+from core.analysis_types import GpsPosition
+from core.untrusted_text import clean_text
 
 _DATETIME = re.compile(
     r"\s*(\d{4})[:\-/.](\d{1,2})[:\-/.](\d{1,2})[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d*)?(.*)"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from core.analysis_types import Analysis, Feature, Photo, PreparedPhoto
 from core.annotate import annotate, encode_annotated
 from core.limits import ImageLimits
-from core.models import Analysis, Feature, Photo, PreparedPhoto
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer
 

@@ -43,10 +43,10 @@ from PIL import (
 )
 
 from core import sniff
+from core.analysis_types import ExifData, Photo, PreparedPhoto
 from core.errors import CorruptImage, TooLarge, TooSmall
 from core.exif import read_exif
 from core.limits import ImageLimits
-from core.models import ExifData, Photo, PreparedPhoto
 from core.srgb import resampleable, to_srgb
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from core.models import (
+from core.analysis_types import (
     Analysis,
     ExifData,
     Face,

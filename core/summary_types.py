@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from core.exif import format_exposure
-from core.models import (
+from core.analysis_types import (
     ErrorKind,
     Face,
     FaceAttributes,
     Feature,
 )
+from core.exif import format_exposure
 
 # ---------------------------------------------------------------------------------------------
 # Wording shared by every renderer

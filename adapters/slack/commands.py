@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from adapters.slack.render import escape, lines_mrkdwn
 from bot.notices import quota_report, stats_report
 from bot.quota.models import Stats, Usage
-from core.models import Feature
+from core.analysis_types import Feature
 from core.summary import feature_name
 
 COMMAND = "/photodetective"

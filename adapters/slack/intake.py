@@ -30,8 +30,8 @@ from adapters.slack.replies import REACTION_WORKING, Reactions, ReplyTarget
 from bot.photo_requests import PhotoRequest
 from bot.queue.base import QueueError
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, Verdict
+from core.analysis_types import Feature
 from core.errors import UnsupportedFormat
-from core.models import Feature
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from bot.notices import photos, plain_text, queue_report, quota_report, stats_re
 from bot.queue.base import DEFAULT_RETENTION_S
 from bot.service import PhotoService
 from bot.settings import parse_features
-from core.models import Feature
+from core.analysis_types import Feature
 from core.summary import feature_name
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.settings import ENV_PREFIX, Settings, SettingsError
-from core.models import Feature
+from core.analysis_types import Feature
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from core.models import Analysis, Feature, PreparedPhoto
+from core.analysis_types import Analysis, Feature, PreparedPhoto
 
 
 @runtime_checkable

@@ -25,8 +25,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from core.errors import RecognizerError, RecognizerUnavailable, TooLarge, TooSmall
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Celebrity,
     DetectedObject,
@@ -40,6 +39,7 @@ from core.models import (
     PreparedPhoto,
     TextLine,
 )
+from core.errors import RecognizerError, RecognizerUnavailable, TooLarge, TooSmall
 from core.recognizers import rekognition_parse as parse
 from core.recognizers.rekognition_errors import backend_failure, classify, error_code, http_status
 

@@ -24,6 +24,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from core.analysis_types import ErrorKind, Feature, FeatureError
 from core.errors import (
     PhotoDetectiveError,
     PhotoRejected,
@@ -31,7 +32,6 @@ from core.errors import (
     RecognizerThrottled,
     RecognizerUnavailable,
 )
-from core.models import ErrorKind, Feature, FeatureError
 
 SERVICE = "Amazon Rekognition"
 

@@ -1,10 +1,10 @@
-"""Amazon Rekognition responses turned into the backend-neutral models of `core.models`.
+"""Amazon Rekognition responses turned into the backend-neutral models of `core.analysis_types`.
 
 Rekognition speaks percent (0..100) and may return boxes that spill over the image edge; the rest
 of the program expects confidences and boxes as ratios in 0..1, so every value is converted here,
 once. Responses are read defensively (every key may be missing) because a partial answer should
 still give whatever it does contain. OCR lines and celebrity names come from the photo (anyone can
-put text in front of a camera), so they go through `core.text.clean_text` like EXIF strings do.
+put text in front of a camera), so they go through `core.untrusted_text.clean_text` like EXIF strings do.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.models import (
+from core.analysis_types import (
     Box,
     Celebrity,
     Color,
@@ -28,7 +28,7 @@ from core.models import (
     Pose,
     TextLine,
 )
-from core.text import clean_text
+from core.untrusted_text import clean_text
 
 Json = Mapping[str, Any]
 

@@ -135,9 +135,9 @@ REFUSED: dict[str, tuple[str, str, str]] = {
 def prepare_in_child(path: str, min_side: int, connection: Connection) -> None:
     """Runs in the child: limit memory, prepare the file, report what happened."""
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    from core.analysis_types import Photo
     from core.errors import PhotoRejected  # imported after the limit applies
     from core.limits import ImageLimits
-    from core.models import Photo
     from core.prepare import prepare_photo
 
     outcome: dict[str, Any]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from core.analysis_types import ExifData
 from core.exif import read_exif, read_exif_bytes, register_heif_opener
-from core.models import ExifData
 
 pytestmark = pytest.mark.corpus
 

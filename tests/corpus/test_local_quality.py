@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.models import Analysis, Feature, Photo
+from core.analysis_types import Analysis, Feature, Photo
 from core.prepare import prepare_photo
 from core.recognizers.local import LocalRecognizer, local_models_installed
 

@@ -27,7 +27,7 @@ from bot.photo_requests import FileRef, PhotoRequest
 from bot.preferences import SQLitePreferences
 from bot.quota import QuotaPolicy
 from bot.service import Accepted, PhotoService
-from core.models import DEFAULT_FEATURES, Feature
+from core.analysis_types import DEFAULT_FEATURES, Feature
 from tests.fakes.chat import read_lines
 from tests.fakes.rekognition import FakeRekognition
 from tests.integration.pipeline_worker_proc import open_stores

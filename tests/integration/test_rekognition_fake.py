@@ -21,8 +21,8 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from core.analysis_types import Box, ErrorKind, ExifData, Feature, PreparedPhoto
 from core.errors import PhotoRejected, RecognizerError, RecognizerThrottled, RecognizerUnavailable, TooLarge
-from core.models import Box, ErrorKind, ExifData, Feature, PreparedPhoto
 from core.recognizers.rekognition import MAX_IMAGE_BYTES, RekognitionRecognizer
 from tests.fakes.aws_env import use_dummy_credentials
 from tests.fakes.rekognition import FACE_BOX, PERSON_BOX, TEXT_LINE, FakeRekognition

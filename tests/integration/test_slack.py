@@ -21,8 +21,8 @@ from bot.photo_requests import FileRef, PhotoRequest
 from bot.platforms import ENTRY_POINT_GROUP, load_adapters
 from bot.ports import FetchFailed
 from bot.wiring import build_service, build_stores
+from core.analysis_types import Feature
 from core.errors import PhotoRejected, TooLarge
-from core.models import Feature
 from core.recognizers.rekognition import RekognitionRecognizer
 from tests.fakes.rekognition import FakeRekognition
 from tests.fakes.slack_api import FakeSlack, events_api_envelope

@@ -32,7 +32,7 @@ from adapters.telegram.config import SECRET_HEADER, WEBHOOK_PATH
 from bot.platforms import ENTRY_POINT_GROUP, load_adapters
 from bot.settings import SettingsError
 from bot.wiring import build_rekognition, build_service, build_stores
-from core.models import Feature
+from core.analysis_types import Feature
 from core.recognizers.rekognition import RekognitionRecognizer
 from tests.fakes.rekognition import FakeRekognition
 from tests.fakes.telegram_api import BOT_USERNAME, MAX_CAPTION, MAX_TEXT, FakeTelegram, utf16_len

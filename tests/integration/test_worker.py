@@ -35,8 +35,8 @@ from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
 from bot.worker import GAVE_UP, POOL_BROKEN, Worker, WorkerConfig
+from core.analysis_types import DEFAULT_FEATURES, Feature
 from core.limits import ImageLimits
-from core.models import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import RekognitionRecognizer
 from tests.conftest import RedisServer
 from tests.fakes.aws_env import use_dummy_credentials

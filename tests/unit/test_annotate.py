@@ -12,17 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
-from core.annotate import annotate, encode_annotated, plan_annotations, style_for
-from core.colors import (
-    CELEBRITY_COLOR,
-    FACE_PALETTE,
-    OBJECT_PALETTE,
-    TEXT_COLOR,
-    color_for_label,
-    relative_luminance,
-    text_color_on,
-)
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Box,
     Celebrity,
@@ -32,6 +22,16 @@ from core.models import (
     FaceAttributes,
     Feature,
     TextLine,
+)
+from core.annotate import annotate, encode_annotated, plan_annotations, style_for
+from core.colors import (
+    CELEBRITY_COLOR,
+    FACE_PALETTE,
+    OBJECT_PALETTE,
+    TEXT_COLOR,
+    color_for_label,
+    relative_luminance,
+    text_color_on,
 )
 
 PROJECT = Path(__file__).resolve().parents[2]

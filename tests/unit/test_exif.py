@@ -17,9 +17,9 @@ import piexif
 import pytest
 from PIL import Image, PngImagePlugin
 
+from core.analysis_types import ExifData, GpsPosition
 from core.exif import format_exposure, orientation_to_apply, read_exif, read_exif_bytes, register_heif_opener
 from core.exif_values import describe_flash
-from core.models import ExifData, GpsPosition
 
 # --- building images ----------------------------------------------------------------------------
 

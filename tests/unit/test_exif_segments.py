@@ -17,9 +17,9 @@ import piexif
 import pytest
 from PIL import Image
 
+from core.analysis_types import ExifData
 from core.exif import read_exif, read_exif_bytes
 from core.exif_segments import MAX_CIFF_ENTRIES, MAX_SEGMENTS, read_segments
-from core.models import ExifData
 
 # --- building JPEGs -------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from core.models import Box, DetectedObject, Label
+from core.analysis_types import Box, DetectedObject, Label
 from core.recognizers.local import effnet
 from core.recognizers.local.classifier import MIN_CONFIDENCE, labels_from_probabilities
 from core.recognizers.local.imagenet import CLASS_NAMES

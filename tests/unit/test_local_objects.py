@@ -12,7 +12,17 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.analysis_json import analysis_json
-from core.models import Analysis, Box, DetectedObject, ExifData, Face, FaceAttributes, Feature, Label, Photo
+from core.analysis_types import (
+    Analysis,
+    Box,
+    DetectedObject,
+    ExifData,
+    Face,
+    FaceAttributes,
+    Feature,
+    Label,
+    Photo,
+)
 from core.prepare import prepare_photo
 from core.recognizers.local import LIMITATIONS, LocalRecognizer, local_models_installed
 from core.recognizers.local.detector import detect_objects, merge_people, object_names

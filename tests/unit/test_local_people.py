@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.models import Box, DetectedObject, Face
+from core.analysis_types import Box, DetectedObject, Face
 from core.recognizers.local import ssd
 from core.recognizers.local.labels import BODY_WIDTH_IN_FACES, body_box, include_faces
 

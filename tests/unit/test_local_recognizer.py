@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
+from core.analysis_types import Feature, Photo, PreparedPhoto
 from core.errors import RecognizerUnavailable
-from core.models import Feature, Photo, PreparedPhoto
 from core.prepare import prepare_photo
 from core.recognizers.base import Recognizer
 from core.recognizers.local import LocalRecognizer, local_models_installed, ssd

@@ -14,8 +14,8 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageOps
 
+from core.analysis_types import Box, Photo, PreparedPhoto
 from core.limits import ImageLimits
-from core.models import Box, Photo, PreparedPhoto
 from core.prepare import prepare_photo
 
 pillow_heif.register_heif_opener()

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageStat
 
 import core.prepare
+from core.analysis_types import ExifData, Photo, PreparedPhoto
 from core.errors import CorruptImage, TooLarge, TooSmall, UnsupportedFormat
 from core.limits import ImageLimits
-from core.models import ExifData, Photo, PreparedPhoto
 from core.prepare import prepare_photo
 
 pillow_heif.register_heif_opener()

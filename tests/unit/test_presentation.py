@@ -24,7 +24,7 @@ from bot.notices import (
 from bot.photo_requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
 from bot.presentation import Notice, PhotoAnswer, Style, present, section_block
 from bot.quota.models import Refusal, Stats, Usage, UserCount
-from core.models import Feature
+from core.analysis_types import Feature
 from core.summary import HiddenLocationSection, LocationSection
 from tests.unit.test_slack_render import EXIF, rich
 

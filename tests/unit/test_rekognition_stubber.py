@@ -24,15 +24,7 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError, Rea
 from botocore.stub import Stubber
 from PIL import Image
 
-from core.errors import (
-    PhotoRejected,
-    RecognizerError,
-    RecognizerThrottled,
-    RecognizerUnavailable,
-    TooLarge,
-    TooSmall,
-)
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Box,
     Celebrity,
@@ -52,6 +44,14 @@ from core.models import (
     Pose,
     PreparedPhoto,
     TextLine,
+)
+from core.errors import (
+    PhotoRejected,
+    RecognizerError,
+    RecognizerThrottled,
+    RecognizerUnavailable,
+    TooLarge,
+    TooSmall,
 )
 from core.recognizers.base import Recognizer
 from core.recognizers.rekognition import (

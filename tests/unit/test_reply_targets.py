@@ -10,7 +10,7 @@ import pytest
 from adapters.slack.replies import ReplyTarget
 from adapters.telegram.feedback import Target
 from bot.photo_requests import FileRef, PhotoRequest
-from core.models import Feature
+from core.analysis_types import Feature
 
 
 def request(reply_to: dict[str, object], *, private: bool = True) -> PhotoRequest:

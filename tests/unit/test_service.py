@@ -23,7 +23,7 @@ from bot.queue import SqliteJobQueue
 from bot.queue.models import FailOutcome
 from bot.quota import QuotaPolicy, SQLiteQuotaStore
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, billed_calls
-from core.models import DEFAULT_FEATURES, Feature
+from core.analysis_types import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import BASE_CAPABILITIES
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

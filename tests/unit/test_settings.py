@@ -8,7 +8,7 @@ import pytest
 
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.settings_doc import BEGIN, END, env_example, models_block, settings_block
-from core.models import DEFAULT_FEATURES, Feature
+from core.analysis_types import DEFAULT_FEATURES, Feature
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -15,7 +15,7 @@ from adapters.slack.render import (
     render_mrkdwn,
     section_lines,
 )
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Box,
     DetectedObject,

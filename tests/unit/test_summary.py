@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Box,
     Celebrity,

@@ -27,7 +27,7 @@ from adapters.telegram.render import (
     text,
 )
 from bot.photo_requests import FileRef, PhotoRequest
-from core.models import (
+from core.analysis_types import (
     Analysis,
     Box,
     DetectedObject,

@@ -24,8 +24,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from core.errors import RecognizerError, RecognizerUnavailable
-from core.models import (
+from core.analysis_types import (
     Analysis,
     DetectedObject,
     ErrorKind,
@@ -37,6 +36,7 @@ from core.models import (
     PreparedPhoto,
     TextLine,
 )
+from core.errors import RecognizerError, RecognizerUnavailable
 from core.recognizers.local.classifier import classify
 from core.recognizers.local.detector import detect_objects, merge_people
 from core.recognizers.local.effnet import from_npz

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from core.models import Label
+from core.analysis_types import Label
 from core.recognizers.local.effnet import INPUT_SIZE, from_npz
 from core.recognizers.local.model_files import CLASSIFIER, ModelStore
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.models import Box, DetectedObject
+from core.analysis_types import Box, DetectedObject
 from core.recognizers.local.model_files import OBJECT_DETECTOR, ModelStore
 from core.recognizers.local.ssd import iou
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.models import Box, Emotion, Face, FaceAttributes, Landmark, Pose
+from core.analysis_types import Box, Emotion, Face, FaceAttributes, Landmark, Pose
 from core.recognizers.local import ssd
 from core.recognizers.local.model_files import (
     EMOTION,

@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from core.models import Box, DetectedObject, Face, Label, TextLine
+from core.analysis_types import Box, DetectedObject, Face, Label, TextLine
 from core.recognizers.local import ssd
 from core.recognizers.local.classifier import CATEGORY
 from core.recognizers.local.model_files import POSE_DETECTOR, ModelStore

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.models import ModerationLabel
+from core.analysis_types import ModerationLabel
 from core.recognizers.local.model_files import NSFW, ModelStore
 
 THRESHOLD = 0.5

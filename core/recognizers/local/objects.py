@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from core.models import Box, DetectedObject, Label
+from core.analysis_types import Box, DetectedObject, Label
 from core.recognizers.local.effnet import EfficientNetLite0
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.models import Box, TextLine
+from core.analysis_types import Box, TextLine
 from core.recognizers.local.model_files import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER, ModelStore
-from core.text import clean_text
+from core.untrusted_text import clean_text
 
 MIN_CONFIDENCE = 0.5
 MIN_CHARACTERS = 2  # single letters and digits read off textures were the only false lines seen

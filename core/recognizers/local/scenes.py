@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from core.models import DetectedObject, Face, Label
+from core.analysis_types import DetectedObject, Face, Label
 
 __all__ = ["scene_labels"]
 

@@ -224,7 +224,7 @@ class GpsPosition:
 
 @dataclass(frozen=True, slots=True)
 class ExifData:
-    """Camera metadata read from the original file. Every string is already cleaned (see core.text)."""
+    """Camera metadata read from the original file; every string already cleaned (core.untrusted_text)."""
 
     make: str | None = None
     model: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.text import ELLIPSIS, clean_text, decode_text
+from core.untrusted_text import ELLIPSIS, clean_text, decode_text
 
 
 @pytest.mark.parametrize(
