@@ -11,11 +11,13 @@ the parts that need them; nothing deep in the code reads settings on its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -24,11 +26,37 @@ from core.limits import ImageLimits
 
 ENV_PREFIX = "PHOTODETECTIVE_"
 
+B = TypeVar("B", bound=BaseSettings)
 BackendChoice = Literal["auto", "rekognition", "local", "none"]
 
 
 class SettingsError(Exception):
     """A setting is wrong; the message names the environment variable so the operator can fix it."""
+
+
+class SettingsSection(BaseSettings):
+    """Base of a platform adapter's own settings (`PHOTODETECTIVE_<PLATFORM>_...`).
+
+    Each adapter declares its variables in its own package and registers the class under the
+    `photodetective.settings` entry-point group, so adding a platform adds its settings without
+    touching bot/; `load_settings` validates them all at start and the README table lists them.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+
+S = TypeVar("S", bound=SettingsSection)
+SECTIONS_ENTRY_POINT_GROUP = "photodetective.settings"
+
+
+def installed_sections() -> list[type[SettingsSection]]:
+    """Every settings section an installed adapter registers, in a stable (name) order."""
+    found: list[type[SettingsSection]] = []
+    for entry in sorted(entry_points(group=SECTIONS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        kind = entry.load()
+        if isinstance(kind, type) and issubclass(kind, SettingsSection):
+            found.append(kind)
+    return found
 
 
 class Settings(BaseSettings):
@@ -95,30 +123,6 @@ class Settings(BaseSettings):
         description="Address of the HTTP server (webhooks, Slack events, health); 0.0.0.0 in a container.",
     )
     http_port: int = Field(8080, ge=1, le=65535, description="Port of that HTTP server.")
-    telegram_token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
-    telegram_mode: Literal["polling", "webhook"] = Field("polling", description="How updates arrive.")
-    telegram_webhook_url: str | None = Field(
-        None,
-        description="Public HTTPS URL Telegram posts updates to (webhook mode), ending in /telegram/webhook.",
-    )
-    telegram_webhook_secret: SecretStr | None = Field(
-        None, description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode; required)."
-    )
-    telegram_api_url: str = Field(
-        "https://api.telegram.org", description="Bot API server (a local Bot API server, or a test fake)."
-    )
-    slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-...); enables Slack.")
-    slack_signing_secret: SecretStr | None = Field(None, description="Slack signing secret (HTTP mode).")
-    slack_app_token: SecretStr | None = Field(
-        None, description="Slack app-level token (xapp-..., Socket Mode)."
-    )
-    slack_mode: Literal["http", "socket"] = Field("http", description="Events over HTTP or Socket Mode.")
-    slack_api_url: str = Field(
-        "https://slack.com/api/", description="Slack Web API base URL (tests use a fake)."
-    )
-    slack_file_hosts: Annotated[
-        frozenset[str], NoDecode, Field(description="Hosts the bot token may be sent to for file downloads.")
-    ] = frozenset({"files.slack.com"})
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged."
@@ -161,6 +165,26 @@ class Settings(BaseSettings):
     worker_processes: int = Field(0, ge=0, description="Processes for image work; 0 = one per CPU core.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time in-flight jobs get to finish on shutdown.")
 
+    _sections: dict[type[SettingsSection], SettingsSection] = PrivateAttr(default_factory=dict)
+
+    def with_sections(self, *sections: SettingsSection) -> Settings:
+        """A copy that also carries these platforms' own settings (what `load_settings` does from the env)."""
+        copy = self.model_copy()
+        copy._sections = {**self._sections, **{type(section): section for section in sections}}
+        return copy
+
+    def section(self, kind: type[S]) -> S:
+        """A platform's own settings, loaded with these at start; its defaults (platform off) if none were.
+
+        Adapters own their settings classes, so bot/ never names a platform's variables; the
+        composition root loads every installed section once, next to the application's own.
+        """
+        found = self._sections.get(kind)
+        if found is None:
+            return kind.model_construct()
+        assert isinstance(found, kind)
+        return found
+
     @field_validator("features", mode="before")
     @classmethod
     def _parse_features(cls, value: object) -> object:
@@ -169,7 +193,7 @@ class Settings(BaseSettings):
             return parse_features(value)
         return value
 
-    @field_validator("admins", "allowed_chats", "blocked_chats", "slack_file_hosts", mode="before")
+    @field_validator("admins", "allowed_chats", "blocked_chats", mode="before")
     @classmethod
     def _parse_names(cls, value: object) -> object:
         """Accept "telegram:1, slack:T2" from the environment as well as a list."""
@@ -216,18 +240,34 @@ def parse_features(text: str) -> frozenset[Feature]:
     return frozenset(Feature(w) for w in words)
 
 
-def load_settings(env_file: Path | None = Path(".env")) -> Settings:
-    """Read and validate the settings once at start; a bad value raises SettingsError naming its variable."""
+def load_settings(
+    env_file: Path | None = Path(".env"), sections: Sequence[type[SettingsSection]] | None = None
+) -> Settings:
+    """Read and validate every setting once at start; bad values raise SettingsError naming each variable.
+
+    `sections` defaults to every installed adapter's settings; all problems are reported together.
+    """
+    problems: list[str] = []
+    settings = _validated(Settings, env_file, problems)
+    loaded = [
+        _validated(kind, env_file, problems)
+        for kind in (installed_sections() if sections is None else sections)
+    ]
+    if problems or settings is None:
+        raise SettingsError("Invalid setting(s):\n  " + "\n  ".join(problems))
+    return settings.with_sections(*(section for section in loaded if section is not None))
+
+
+def _validated(kind: type[B], env_file: Path | None, problems: list[str]) -> B | None:
+    prefix = str(kind.model_config.get("env_prefix", ""))
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return kind(_env_file=env_file)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
-            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            name = prefix + "_".join(str(part) for part in error["loc"]).upper()
             problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("Invalid setting(s):\n  " + "\n  ".join(problems)) from None
     except SourceError as exc:
         # pydantic-settings could not even parse a value; its message names the field, not the variable.
         match = re.search(r'field "(\w+)"', str(exc))
-        name = ENV_PREFIX + match.group(1).upper() if match else "a setting"
-        raise SettingsError(f"Invalid setting(s):\n  {name}: could not be parsed") from None
+        problems.append(f"{prefix + match.group(1).upper() if match else 'a setting'}: could not be parsed")
+    return None

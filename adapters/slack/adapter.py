@@ -23,11 +23,12 @@ from slack_bolt.async_app import AsyncApp
 
 from adapters.slack.app import SlackListeners
 from adapters.slack.client import build_web_client
+from adapters.slack.config import SlackSettings
 from adapters.slack.intake import ACK_BUDGET_S, PLATFORM, Intake
 from adapters.slack.replies import Reactions, SlackReplies
 from adapters.slack.source import SlackPhotoSource
 from bot.service import PhotoService
-from bot.settings import Settings
+from bot.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,19 @@ class SlackAdapter:
     """`bot.platforms.PlatformAdapter` for Slack."""
 
     def __init__(self, settings: Settings, service: PhotoService, *, ack_budget_s: float = ACK_BUDGET_S):
-        if settings.slack_bot_token is None:
-            raise ValueError("the Slack adapter needs slack_bot_token")
-        token = settings.slack_bot_token.get_secret_value()
-        self.mode = settings.slack_mode
-        self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
-        self.client = build_web_client(token, settings.slack_api_url)
+        slack = settings.section(SlackSettings)
+        if slack.bot_token is None:
+            raise ValueError(f"the Slack adapter needs {ENV_PREFIX}SLACK_BOT_TOKEN")
+        token = slack.bot_token.get_secret_value()
+        self.mode = slack.mode
+        self._app_token = slack.app_token.get_secret_value() if slack.app_token else None
+        self.client = build_web_client(token, slack.api_url)
         self.reactions = Reactions(self.client)
         self.name = PLATFORM
-        self.source = SlackPhotoSource(self.client, token, settings.slack_file_hosts)
+        self.source = SlackPhotoSource(self.client, token, slack.file_hosts)
         self.replies = SlackReplies(self.client, self.reactions)
         self.intake = Intake(service, self.reactions, ack_budget_s=ack_budget_s)
-        signing_secret = (
-            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-        )
+        signing_secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         self.app = AsyncApp(
             client=self.client,
             signing_secret=signing_secret,
@@ -116,13 +116,14 @@ class SlackAdapter:
 
 def create(settings: Settings, service: PhotoService) -> SlackAdapter | None:
     """The entry-point factory: a SlackAdapter when Slack is configured, else None after one log line."""
-    if settings.slack_bot_token is None:
+    slack = settings.section(SlackSettings)
+    if slack.bot_token is None:
         log.info("Slack is not configured (PHOTODETECTIVE_SLACK_BOT_TOKEN is not set)")
         return None
-    if settings.slack_mode == "http" and settings.slack_signing_secret is None:
+    if slack.mode == "http" and slack.signing_secret is None:
         log.warning("Slack is not started: HTTP mode needs PHOTODETECTIVE_SLACK_SIGNING_SECRET")
         return None
-    if settings.slack_mode == "socket" and settings.slack_app_token is None:
+    if slack.mode == "socket" and slack.app_token is None:
         log.warning("Slack is not started: Socket Mode needs PHOTODETECTIVE_SLACK_APP_TOKEN")
         return None
     return SlackAdapter(settings, service)

@@ -2,7 +2,7 @@
 
 Three rules keep this safe:
 
-- The bot token is sent only to hosts listed in `slack_file_hosts` (default `files.slack.com`),
+- The bot token is sent only to hosts listed in `PHOTODETECTIVE_SLACK_FILE_HOSTS` (default `files.slack.com`),
   over HTTPS (plain HTTP only to a loopback address, for local fakes). Redirects are followed by
   hand, under the same rule, so the token never travels to a host we did not choose.
 - files.info tells the size before anything is downloaded; the download is cut off as soon as it
@@ -122,7 +122,9 @@ class SlackPhotoSource:
         for _ in range(MAX_REDIRECTS + 1):
             if not token_may_go_to(url, self.file_hosts):
                 host = urlsplit(url).netloc or url[:40]
-                raise FetchFailed(f"not sending the bot token to {host!r}: not in slack_file_hosts")
+                raise FetchFailed(
+                    f"not sending the bot token to {host!r}: not in PHOTODETECTIVE_SLACK_FILE_HOSTS"
+                )
             try:
                 async with session.get(
                     url, headers={"Authorization": f"Bearer {self._token}"}, allow_redirects=False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from adapters.telegram.app import TelegramAdapter
-from adapters.telegram.config import TelegramConfig
+from adapters.telegram.config import TelegramConfig, TelegramSettings
 from bot.service import PhotoService
 from bot.settings import ENV_PREFIX, Settings
 
@@ -21,7 +21,7 @@ __all__ = ["TelegramAdapter", "TelegramConfig", "create"]
 
 def create(settings: Settings, service: PhotoService) -> TelegramAdapter | None:
     """The Telegram adapter for these settings, or None when Telegram is not configured."""
-    if settings.telegram_token is None:
+    if settings.section(TelegramSettings).token is None:
         log.info("Telegram is off: set %sTELEGRAM_TOKEN (from @BotFather) to enable it", ENV_PREFIX)
         return None
     return TelegramAdapter(

@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.settings import ENV_PREFIX, Settings, SettingsError
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from bot.settings import ENV_PREFIX, Settings, SettingsError, SettingsSection
 from core.analysis_types import Feature
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,25 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, not a secret)
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class TelegramSettings(SettingsSection):
+    """The `PHOTODETECTIVE_TELEGRAM_*` variables, registered under `photodetective.settings`."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}TELEGRAM_")
+
+    token: SecretStr | None = Field(None, description="Bot token from @BotFather; enables Telegram.")
+    mode: Literal["polling", "webhook"] = Field("polling", description="How updates arrive.")
+    webhook_url: str | None = Field(
+        None,
+        description="Public HTTPS URL Telegram posts updates to (webhook mode), ending in /telegram/webhook.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode; required)."
+    )
+    api_url: str = Field(
+        "https://api.telegram.org", description="Bot API server (a local Bot API server, or a test fake)."
+    )
 
 
 @dataclass(frozen=True)
@@ -78,14 +100,15 @@ class TelegramConfig:
         cls, settings: Settings, capabilities: frozenset[Feature], backend: str = "none"
     ) -> TelegramConfig:
         """Read the Telegram settings; raises SettingsError naming the variable when they don't fit."""
-        if settings.telegram_token is None:
+        telegram = settings.section(TelegramSettings)
+        if telegram.token is None:
             raise SettingsError(f"{ENV_PREFIX}TELEGRAM_TOKEN is not set")
-        secret = settings.telegram_webhook_secret
+        secret = telegram.webhook_secret
         return cls(
-            token=settings.telegram_token.get_secret_value(),
-            api_url=settings.telegram_api_url,
-            mode=settings.telegram_mode,
-            webhook_url=settings.telegram_webhook_url,
+            token=telegram.token.get_secret_value(),
+            api_url=telegram.api_url,
+            mode=telegram.mode,
+            webhook_url=telegram.webhook_url,
             webhook_secret=secret.get_secret_value() if secret is not None else None,
             backend=describe_backend(backend, capabilities),
             backend_is_cloud=bool(capabilities) and backend == "rekognition",

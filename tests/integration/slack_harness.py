@@ -36,6 +36,7 @@ from bot.wiring import Stores, build_service, build_stores
 from bot.worker import Worker, WorkerConfig
 from core.recognizers.base import NullRecognizer, Recognizer
 from tests.fakes.slack_api import FakeSlack
+from tests.settings_helpers import settings_from
 
 SIGNING_SECRET = "fake-signing-secret-0123456789"
 ALICE = "U0ALICE"
@@ -97,7 +98,7 @@ async def eventually(check: Callable[[], Any], what: str = "condition", within_s
 
 def make_settings(**values: Any) -> Settings:
     """Settings from explicit values only (no .env file), as pydantic validates them."""
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return settings_from(**values)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from bot.worker import Worker, WorkerConfig
 from core.limits import ImageLimits
 from core.recognizers.base import NullRecognizer, Recognizer
 from tests.fakes.telegram_api import TOKEN
+from tests.settings_helpers import settings_from
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAFAKETELEGRAMTEST",
@@ -110,7 +111,7 @@ def bot_settings(data_dir: Path, api_url: str, token: str = TOKEN, **overrides: 
         "backend": "none",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return settings_from(**values)
 
 
 def worker_config(**overrides: Any) -> WorkerConfig:

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, load_settings, parse_features
+from adapters.slack.config import SlackSettings
+from adapters.telegram.config import TelegramSettings
+from bot.settings import Settings, SettingsError, installed_sections, load_settings, parse_features
 from bot.settings_doc import BEGIN, END, env_example, models_block, settings_block
 from core.analysis_types import DEFAULT_FEATURES, Feature
 
@@ -26,7 +28,8 @@ def test_defaults_need_no_configuration() -> None:
     assert settings.backend == "auto"
     assert settings.features == DEFAULT_FEATURES
     assert settings.image_limits().max_side == 1920
-    assert settings.telegram_token is None
+    assert settings.section(TelegramSettings).token is None
+    assert settings.section(SlackSettings).bot_token is None
 
 
 def test_environment_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -69,9 +72,11 @@ def test_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable:
 def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHOTODETECTIVE_TELEGRAM_TOKEN", "123:very-secret-token")
     settings = load_settings(None)
+    telegram = settings.section(TelegramSettings)
     assert "very-secret-token" not in repr(settings)
-    assert settings.telegram_token is not None
-    assert settings.telegram_token.get_secret_value() == "123:very-secret-token"
+    assert "very-secret-token" not in repr(telegram)
+    assert telegram.token is not None
+    assert telegram.token.get_secret_value() == "123:very-secret-token"
 
 
 def test_feature_words() -> None:
@@ -86,7 +91,11 @@ def test_readme_settings_table_is_current() -> None:
     assert BEGIN in text, "README lacks the settings table; paste `python -m bot.settings_doc`"
     current = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert current == settings_block(), "README settings table is stale: paste `python -m bot.settings_doc`"
-    assert len(Settings.model_fields) == current.count("| `PHOTODETECTIVE_")
+    sections = installed_sections()
+    assert {kind.__name__ for kind in sections} >= {"TelegramSettings", "SlackSettings"}
+    every = len(Settings.model_fields) + sum(len(kind.model_fields) for kind in sections)
+    assert every == current.count("| `PHOTODETECTIVE_")
+    assert "| `PHOTODETECTIVE_TELEGRAM_TOKEN` |" in current
 
 
 def test_env_example_is_current() -> None:
@@ -100,3 +109,31 @@ def test_readme_models_table_is_current() -> None:
     assert models_block() in README.read_text(encoding="utf-8"), (
         "README model table is stale: run `python -m bot.settings_doc --write README.md`"
     )
+
+
+def test_platform_sections_load_with_the_application_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTODETECTIVE_SLACK_FILE_HOSTS", "files.slack.com, files-edu.slack.com")
+    monkeypatch.setenv("PHOTODETECTIVE_TELEGRAM_MODE", "webhook")
+    settings = load_settings(None)
+    assert settings.section(SlackSettings).file_hosts == {"files.slack.com", "files-edu.slack.com"}
+    assert settings.section(TelegramSettings).mode == "webhook"
+
+
+def test_every_bad_value_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTODETECTIVE_MAX_SIDE", "10")
+    monkeypatch.setenv("PHOTODETECTIVE_SLACK_MODE", "smoke-signals")
+    with pytest.raises(SettingsError) as error:
+        load_settings(None)
+    assert "PHOTODETECTIVE_MAX_SIDE" in str(error.value)
+    assert "PHOTODETECTIVE_SLACK_MODE" in str(error.value)
+
+
+def test_settings_built_in_code_have_every_platform_off() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.section(TelegramSettings).token is None
+    assert settings.section(SlackSettings).bot_token is None
+    given = settings.with_sections(TelegramSettings(_env_file=None, token="1:abc"))  # type: ignore[call-arg]
+    token = given.section(TelegramSettings).token
+    assert token is not None
+    assert token.get_secret_value() == "1:abc"
+    assert settings.section(TelegramSettings).token is None  # the original is unchanged
