@@ -30,6 +30,27 @@ class Recognizer(Protocol):
         ...
 
 
+class CallGate(Protocol):
+    """Admits a cloud call when the account's rate limit allows it; shared by every replica.
+
+    An account's quota (calls per second per API) is shared by every process using it, so the
+    gate lives outside the recognizer (in Redis or a SQLite file, built by the application) and
+    the recognizer only waits its turn before each call instead of retrying into throttling.
+    """
+
+    def wait_turn(self, operation: str) -> None:
+        """Block until `operation` may be called; raise `core.errors.RecognizerThrottled` rather
+        than wait longer than the gate's bound (the job is retried later)."""
+        ...
+
+
+class OpenGate:
+    """Admits every call at once: no shared limit configured (or a test that wants none)."""
+
+    def wait_turn(self, operation: str) -> None:
+        """Return immediately."""
+
+
 class NullRecognizer:
     """Runs nothing: for `--features none`, and when no backend is configured at all."""
 

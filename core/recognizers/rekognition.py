@@ -39,8 +39,9 @@ from core.analysis_types import (
     PreparedPhoto,
     TextLine,
 )
-from core.errors import RecognizerError, RecognizerUnavailable, TooLarge, TooSmall
+from core.errors import RecognizerError, RecognizerThrottled, RecognizerUnavailable, TooLarge, TooSmall
 from core.recognizers import rekognition_parse as parse
+from core.recognizers.base import CallGate, OpenGate
 from core.recognizers.rekognition_errors import backend_failure, classify, error_code, http_status
 
 if TYPE_CHECKING:
@@ -133,6 +134,8 @@ class RekognitionRecognizer:
     `endpoint_url=None` use the standard AWS chain and endpoint. `min_confidence` (percent, like
     Rekognition) and `max_labels` limit DetectLabels. `concurrent_photos` sizes the thread pool and
     HTTP connection pool so that many photos analysed at once never queue for a connection.
+    `gate` is the account-wide rate limit every call waits for (`core.recognizers.base.CallGate`;
+    default: none), so many workers together stay under the account's TPS quota.
     `client` replaces the boto3 client (tests pass one wrapped in a botocore Stubber); the timeout
     and retry arguments then do not apply, since they configure the client this class builds.
     """
@@ -151,6 +154,7 @@ class RekognitionRecognizer:
         max_labels: int = DEFAULT_MAX_LABELS,
         celebrities: bool = False,
         concurrent_photos: int = 4,
+        gate: CallGate | None = None,
         client: RekognitionClient | None = None,
     ) -> None:
         if max_attempts < 1:
@@ -183,6 +187,7 @@ class RekognitionRecognizer:
                 ),
             )
         self._client = client
+        self._gate: CallGate = gate or OpenGate()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rekognition")
         self._closed = False
 
@@ -253,6 +258,14 @@ class RekognitionRecognizer:
         """Make one call in a worker thread and turn its answer (or its failure) into findings."""
         found = _Findings()
         method = getattr(self._client, _METHODS[call.operation])
+        try:
+            self._gate.wait_turn(call.operation)
+        except RecognizerThrottled as error:
+            logger.warning("Rekognition %s not called: %s", call.operation, error)
+            found.errors.extend(
+                FeatureError(f, ErrorKind.THROTTLED, str(error)) for f in _ordered(call.features)
+            )
+            return found
         try:
             response: Mapping[str, Any] = method(Image={"Bytes": jpeg}, **call.params)
         except Exception as error:  # a failed call must not take the other features down with it

@@ -5,7 +5,10 @@ It speaks the service's JSON 1.1 protocol on 127.0.0.1 (`POST /`, the operation 
 `application/x-amz-json-1.1`, errors as `{"__type": ..., "message": ...}`), so retries, signing,
 timeouts and connection pooling are exercised for real. It refuses what the real service refuses
 where it matters to us (over 5 MB, not JPEG/PNG, under 80 px), records every request, and can be
-scripted to fail or to answer slowly.
+scripted to fail or to answer slowly. Like an AWS account it can also enforce a TPS limit per
+operation (`limit_tps`: calls past it in any one-second window get ThrottlingException, as the
+service answers when an account exceeds its quota) and answer after a random, realistic latency
+(`set_latency`), so load tests see the throttling and overlap a real account would give.
 
 The server runs on its own event loop in a background thread (`tests.fakes.background`), so sync tests,
 async tests and subprocess-based CLI tests can all use it the same way:
@@ -26,9 +29,11 @@ import binascii
 import copy
 import io
 import json
+import random
 import threading
 import time
 import uuid
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -93,6 +98,9 @@ class _Script:
     failures: list[_Failure] = field(default_factory=list)
     delays: dict[str | None, float] = field(default_factory=dict)
     responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: tuple[float, float] | None = None
+    tps: dict[str | None, float] = field(default_factory=dict)
+    admitted: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
 
 class FakeRekognition(BackgroundServer):
@@ -106,6 +114,7 @@ class FakeRekognition(BackgroundServer):
         self._script = _Script()
         self._requests: list[RecordedRequest] = []
         self._stopping: asyncio.Event | None = None
+        self._random = random.Random(0)
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -138,6 +147,47 @@ class FakeRekognition(BackgroundServer):
         """Wait this long before answering (one operation, or every operation when None)."""
         with self._lock:
             self._script.delays[operation] = seconds
+
+    def set_latency(self, low: float, high: float, *, seed: int = 0) -> None:
+        """Answer every call after a uniform random delay in [low, high] seconds (calls overlap)."""
+        if not 0 <= low <= high:
+            raise ValueError("need 0 <= low <= high")
+        with self._lock:
+            self._script.latency = (low, high)
+            self._random = random.Random(seed)
+
+    def limit_tps(self, tps: float, *, operation: str | None = None) -> None:
+        """Throttle like an account quota: at most `tps` calls of an operation in any one second.
+
+        `operation=None` sets the limit of every operation (each still counted on its own, as
+        AWS counts quotas per API). A throttled call is not admitted, so it does not use the quota.
+        """
+        if tps <= 0:
+            raise ValueError("tps must be positive")
+        if operation is not None and operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation}")
+        with self._lock:
+            self._script.tps[operation] = tps
+
+    def throttled(self, operation: str | None = None) -> int:
+        """How many calls (of one operation, or of all) were answered ThrottlingException."""
+        return sum(
+            1
+            for r in self.requests
+            if r.error_type == "ThrottlingException" and operation in (None, r.operation)
+        )
+
+    def max_rate(self, operation: str) -> int:
+        """The most admitted calls of `operation` that arrived within any one second."""
+        times = sorted(
+            r.started for r in self.requests_for(operation) if r.error_type != "ThrottlingException"
+        )
+        most, first = 0, 0
+        for last, arrived in enumerate(times):
+            while arrived - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def set_response(self, operation: str, body: dict[str, Any]) -> None:
         """Answer `operation` with this JSON body instead of the canned one."""
@@ -197,6 +247,7 @@ class FakeRekognition(BackgroundServer):
                 raise _ServiceError("SerializationException", "Body is not a JSON object")
             body = parsed
             image = _image_bytes(body)
+            self._admit(operation, started)
             await self._wait(operation)
             self._scripted_failure(operation, authorization)
             _check_image(image)
@@ -224,9 +275,24 @@ class FakeRekognition(BackgroundServer):
             headers={"Content-Type": CONTENT_TYPE, "x-amzn-RequestId": str(uuid.uuid4())},
         )
 
+    def _admit(self, operation: str, arrived: float) -> None:
+        """Refuse a call past the operation's TPS limit over the last second (sliding window)."""
+        with self._lock:
+            tps = self._script.tps.get(operation, self._script.tps.get(None))
+            if tps is None:
+                return
+            window = self._script.admitted[operation]
+            while window and arrived - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= tps:
+                raise _ServiceError("ThrottlingException", "Rate exceeded")
+            window.append(arrived)
+
     async def _wait(self, operation: str) -> None:
         with self._lock:
             delay = self._script.delays.get(operation, self._script.delays.get(None, 0.0))
+            if self._script.latency is not None:
+                delay += self._random.uniform(*self._script.latency)
         if delay > 0 and self._stopping is not None:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)

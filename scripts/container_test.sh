@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Build the real Dockerfile with podman and start the image, where no image registry can be reached.
+#
+# The Dockerfile says FROM python:3.11-slim-bookworm. No registry is reachable here, but Debian's
+# packages are, so this script makes a stand-in for that base with debootstrap (bookworm ships
+# Python 3.11), tags it with the same name in podman's local storage, and builds the unmodified
+# Dockerfile with --isolation=chroot. Then it checks what a self-hoster relies on: the image size,
+# a non-root user, the models inside the image, `photodetective analyze` with no network, and
+# /healthz and /readyz from `photodetective run`.
+#
+# Test-only: the Dockerfile stays the standard one. Needs root (apt-get, debootstrap); prints
+# "container test skipped: ..." and exits 0 where podman or debootstrap cannot be had.
+# CONTAINER_TEST=skip skips it on purpose. The stand-in base is cached in $CACHE_DIR.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+CACHE_DIR=${CONTAINER_CACHE_DIR:-/var/cache/photodetective}
+BASE_TAG=docker.io/library/python:3.11-slim-bookworm
+IMAGE=localhost/photodetective:test
+MAX_IMAGE_MB=${MAX_IMAGE_MB:-700}
+PORT=${CONTAINER_TEST_PORT:-18080}
+STORAGE=(--storage-driver vfs)  # overlay needs kernel support this sandbox may lack; vfs always works
+
+skip() { echo "container test skipped: $*"; exit 0; }
+step() { echo "== $*"; }
+
+[ "${CONTAINER_TEST:-}" = skip ] && skip "CONTAINER_TEST=skip"
+
+if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
+  [ "$(id -u)" = 0 ] || skip "podman/debootstrap missing and not root (apt-get install podman debootstrap)"
+  step "installing podman and debootstrap"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman debootstrap) >/dev/null 2>&1 \
+    || skip "apt-get could not install podman and debootstrap"
+fi
+[ "$(id -u)" = 0 ] || skip "debootstrap needs root"
+
+# Rootful podman inside a sandbox: no systemd, maybe no cgroup controllers, no default ulimits.
+CONF_DIR=$(mktemp -d)
+trap 'rm -rf "$CONF_DIR"' EXIT
+cat >"$CONF_DIR/containers.conf" <<'EOF'
+[containers]
+default_ulimits = []
+cgroups = "disabled"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+export CONTAINERS_CONF="$CONF_DIR/containers.conf"
+pod() { podman "${STORAGE[@]}" "$@"; }
+
+# --- the stand-in base image -------------------------------------------------------------------
+make_base() {
+  local root="$CACHE_DIR/bookworm-root"
+  step "debootstrap bookworm (cold: a few minutes; cached in $CACHE_DIR)"
+  rm -rf "$root" && mkdir -p "$root"
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
+    bookworm "$root" http://deb.debian.org/debian >"$CACHE_DIR/debootstrap.log" 2>&1 \
+    || { tail -20 "$CACHE_DIR/debootstrap.log"; return 1; }
+  # pip in the build reaches PyPI through the same CA bundle as this machine (it may add a proxy's CA).
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  # What the official image provides and Dockerfiles rely on: python/pip on PATH under /usr/local/bin.
+  ln -sf /usr/bin/python3 "$root/usr/local/bin/python3"
+  ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
+  chroot "$root" apt-get clean
+  rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/usr/share/doc" "$root/usr/share/man"
+  tar -C "$root" -c . | gzip -1 >"$CACHE_DIR/bookworm-python.tar.gz.tmp"
+  mv "$CACHE_DIR/bookworm-python.tar.gz.tmp" "$CACHE_DIR/bookworm-python.tar.gz"
+  rm -rf "$root"
+}
+
+mkdir -p "$CACHE_DIR"
+if ! pod image exists "$BASE_TAG"; then
+  [ -s "$CACHE_DIR/bookworm-python.tar.gz" ] || make_base || skip "debootstrap failed (see $CACHE_DIR/debootstrap.log)"
+  step "importing the stand-in as $BASE_TAG"
+  pod import --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
+    "$CACHE_DIR/bookworm-python.tar.gz" "$BASE_TAG" >/dev/null
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+step "podman build --isolation=chroot"
+started=$(date +%s)
+pod build --isolation=chroot --pull=never --network=host -t "$IMAGE" . >"$CACHE_DIR/build.log" 2>&1 \
+  || { tail -40 "$CACHE_DIR/build.log"; echo "container test FAILED: the image did not build"; exit 1; }
+echo "built in $(($(date +%s) - started)) s"
+
+size_mb=$(($(pod image inspect "$IMAGE" --format '{{.Size}}') / 1000000))
+echo "image size: ${size_mb} MB (limit ${MAX_IMAGE_MB} MB)"
+[ "$size_mb" -le "$MAX_IMAGE_MB" ] || { echo "container test FAILED: image larger than ${MAX_IMAGE_MB} MB"; exit 1; }
+
+user=$(pod image inspect "$IMAGE" --format '{{.Config.User}}')
+[ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ] \
+  || { echo "container test FAILED: the image runs as root (User=$user)"; exit 1; }
+echo "runs as user $user"
+
+# --- run -----------------------------------------------------------------------------------------
+RUN=(run --rm --cgroups=disabled --ulimit host)
+if ! pod "${RUN[@]}" --network=none --entrypoint python "$IMAGE" -c 'print("ok")' >"$CACHE_DIR/run.log" 2>&1; then
+  echo "container could not be started in this sandbox (the build checks passed):"
+  tail -5 "$CACHE_DIR/run.log"
+  exit 0
+fi
+
+step "models inside the image, uid, analyze with no network"
+pod "${RUN[@]}" --network=none --entrypoint python "$IMAGE" - <<'EOF'
+import io, json, os, subprocess
+from PIL import Image, ImageDraw
+
+from core.recognizers.local import default_models_dir, local_models_installed
+
+assert os.getuid() != 0, "running as root"
+assert local_models_installed(default_models_dir()), f"models missing in {default_models_dir()}"
+image = Image.new("RGB", (800, 600), (120, 170, 220))
+ImageDraw.Draw(image).rectangle((100, 350, 700, 560), fill=(60, 140, 60))
+image.save("/tmp/sample.jpg", quality=90)
+out = subprocess.run(
+    ["photodetective", "analyze", "/tmp/sample.jpg", "--json", "--backend", "local", "--out", "/tmp/out"],
+    capture_output=True, text=True, timeout=300, check=True,
+).stdout
+document = json.loads(out.splitlines()[0])
+assert document["backend"] == "local", document.get("backend")
+print("analyze ok: backend", document["backend"], "labels", [l["name"] for l in document.get("labels", [])][:5])
+EOF
+
+step "photodetective run: /healthz and /readyz"
+name=photodetective-test-$$
+pod "${RUN[@]}" -d --name "$name" --network=host -e PHOTODETECTIVE_HTTP_HOST=127.0.0.1 \
+  -e PHOTODETECTIVE_HTTP_PORT="$PORT" -e PHOTODETECTIVE_DATA_DIR=/tmp/data "$IMAGE" run >/dev/null
+cleanup_run() { pod rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$CONF_DIR"; }
+trap cleanup_run EXIT
+for path in healthz readyz; do
+  ok=
+  for _ in $(seq 60); do
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/$path', timeout=2)" 2>/dev/null; then
+      ok=yes; break
+    fi
+    sleep 1
+  done
+  [ -n "$ok" ] || { pod logs "$name" | tail -20; echo "container test FAILED: /$path did not answer"; exit 1; }
+  echo "/$path answered"
+done
+echo "container test passed"
