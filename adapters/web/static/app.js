@@ -1,0 +1,1 @@
+// Placeholder: the front-end (adapters/web/static) is built on branch issue11f.
