@@ -137,7 +137,13 @@ class WebPages:
             web.get("/signin/{token}", g(self.signin)),
             web.post("/signout", g(self.signout)),
             web.get("/static/{name}", g(self.static)),
+            # Anything else under our prefixes is our 404, with our headers.
+            web.get("/results/{rest:.*}", g(self.not_found)),
+            web.get("/static/{rest:.*}", g(self.not_found)),
         ]
+
+    async def not_found(self, request: web.Request) -> web.StreamResponse:
+        raise WebError(404, "not_found", "There is no such page.")
 
     def _guarded(self, handler: Handler) -> Handler:
         """Security headers on every answer, and a `WebError` turned into its page or JSON."""

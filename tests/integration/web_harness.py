@@ -9,9 +9,10 @@ one-time link and sends forms the way a browser does (CSRF token, Origin header)
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,22 @@ __all__ = ["WebHarness", "eventually", "jpeg", "running_web"]
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A response read whole at once (aiohttp drops an unread body when the next request goes out)."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 @dataclass
 class WebHarness:
     settings: Settings
@@ -49,17 +66,28 @@ class WebHarness:
     def origin(self) -> str:
         return str(self.client.make_url("/")).rstrip("/")
 
+    async def get(self, path: str, **options: Any) -> Answer:
+        return await self.fetch("GET", path, **options)
+
+    async def post(self, path: str, **options: Any) -> Answer:
+        return await self.fetch("POST", path, **options)
+
+    async def fetch(self, method: str, path: str, **options: Any) -> Answer:
+        options.setdefault("allow_redirects", False)
+        async with self.client.request(method, path, **options) as response:
+            return Answer(response.status, await response.read(), dict(response.headers))
+
     async def sign_in(self, name: str = "alice") -> str:
         """Create the account and follow its one-time link, as the browser would; returns the link."""
         _, url = await issue_link(self.adapter.store, self.settings, name, time.time())
         path = url[url.index("/signin/") :]
-        response = await self.client.get(path, allow_redirects=False)
-        assert response.status == 303, await response.text()
+        response = await self.get(path)
+        assert response.status == 303, response.text
         return path
 
     async def csrf(self, path: str = "/") -> str:
-        page = await self.client.get(path)
-        found = CSRF.search(await page.text())
+        page = await self.get(path)
+        found = CSRF.search(page.text)
         assert found, f"no CSRF token on {path}"
         return found.group(1)
 
@@ -71,30 +99,51 @@ class WebHarness:
             data.add_field("photo", content, filename=name, content_type="image/jpeg")
         return data
 
+    async def upload_raw(self, filename: str, photo: bytes) -> Answer:
+        """POST /upload with the multipart body written by hand, the file name as a browser sends it.
+
+        (aiohttp's client percent-encodes file names; browsers send `<` and `>` as they are.)
+        """
+        boundary = "----photodetective-test"
+        token = await self.csrf()
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="{filename}"\r\n'
+                "Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + photo
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {
+            "Origin": self.origin,
+            "Accept": "application/json",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
+        return await self.post("/upload", data=body, headers=headers)
+
     async def upload(
         self,
         *photos: tuple[str, bytes],
         json: bool = True,
         token: str | None = None,
         headers: dict[str, str] | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> Answer:
         """POST /upload as the page's form does (token from the page unless given)."""
         token = token if token is not None else await self.csrf()
         all_headers = {"Origin": self.origin, **({"Accept": "application/json"} if json else {})}
         all_headers.update(headers or {})
-        return await self.client.post(
-            "/upload", data=self.form(*photos, token=token), headers=all_headers, allow_redirects=False
-        )
+        return await self.post("/upload", data=self.form(*photos, token=token), headers=all_headers)
 
     async def uploaded_id(self, photo: bytes | None = None, name: str = "photo.jpg") -> str:
-        response = await self.upload((name, photo or jpeg()))
-        assert response.status == 202, await response.text()
-        return str((await response.json())["results"][0]["id"])
+        response = await self.upload((name, jpeg() if photo is None else photo))
+        assert response.status == 202, response.text
+        return str(response.json()["results"][0]["id"])
 
     async def status(self, result_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/results/{result_id}.json")
-        assert response.status == 200, await response.text()
-        return dict(await response.json())
+        response = await self.get(f"/results/{result_id}.json")
+        assert response.status == 200, response.text
+        return dict(response.json())
 
     async def finished(self, result_id: str) -> dict[str, Any]:
         """The status document once the result is done or failed."""
@@ -121,10 +170,7 @@ async def running_web(
     recognizer = recognizer or NullRecognizer()
     stores = build_stores(settings)
     service = build_service(settings, stores, recognizer.capabilities, backend=recognizer.name)
-    if clock is None:
-        adapter = create(settings, service)
-    else:
-        adapter = WebAdapter(settings, service, clock=clock)
+    adapter = create(settings, service) if clock is None else WebAdapter(settings, service, clock=clock)
     assert isinstance(adapter, WebAdapter)
     app = web.Application()
     app.add_routes(list(adapter.routes()))
