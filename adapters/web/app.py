@@ -13,8 +13,9 @@ import json
 import logging
 import math
 import secrets
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import jinja2
 from aiohttp import BodyPartReader, web
+from redis.exceptions import RedisError
 
 from adapters.web.config import WebSettings
 from adapters.web.replies import PLATFORM, WebTarget
@@ -37,7 +39,8 @@ from adapters.web.security import (
 from adapters.web.store import WebResult, WebStore, new_result_id
 from bot.notices import TOO_LARGE, describe_reset, megabytes, photos, too_large_message
 from bot.photo_requests import FileRef, PhotoRequest
-from bot.service import Accepted, PhotoService
+from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService
+from core.analysis_types import Feature
 from core.untrusted_text import clean_text
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,9 @@ SHORT_STATUS = {"queued": "queued", "analysing": "analysing", "done": "done", "f
 LAYERS = (("face", "Faces"), ("object", "Objects"), ("text", "Text"))
 REFUSAL_STATUS = {TOO_LARGE: 413, "not_allowed": 403, "blocked": 403, "unavailable": 503}
 
+#: The result store could not be reached (SQLite locked or gone, Redis down): answered 503.
+STORE_ERRORS = (sqlite3.Error, RedisError, OSError)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -78,6 +84,15 @@ class WebError(Exception):
         self.code = code
         self.message = message
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One photo of an upload form: its (cleaned) file name, declared type and bytes."""
+
+    name: str
+    mime: str | None
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,9 @@ class WebPages:
                 response = await handler(request)
             except WebError as error:
                 response = await self._error(request, error)
+            except STORE_ERRORS as error:
+                log.warning("web store unavailable: %s: %s", type(error).__name__, error)
+                response = await self._error(request, WebError(503, "unavailable", TRY_AGAIN_SHORTLY, 5))
             except web.HTTPException as error:
                 if error.status >= 400:
                     response = await self._error(request, WebError(error.status, "http", error.reason))
@@ -465,8 +483,7 @@ class WebPages:
                         retry_after=5,
                     )
                 taken.append(key)
-            files = await self._read_photos(request, visitor, limit)
-            return await self._submit_all(request, visitor, ip, files)
+            return await self._receive(request, visitor, ip)
         finally:
             for key in taken:
                 await self.store.release_slot(key, slot)
@@ -499,10 +516,12 @@ class WebPages:
         midnight = datetime(now.year, now.month, now.day, tzinfo=zone) + timedelta(days=1)
         return now.date().isoformat(), midnight
 
-    async def _read_photos(
-        self, request: web.Request, visitor: Visitor, limit: int
-    ) -> list[tuple[str, str | None, bytes]]:
-        """The photos of the form, each read with a cap; the CSRF token must come before them."""
+    async def _photos(self, request: web.Request, visitor: Visitor, limit: int) -> AsyncIterator[Upload]:
+        """The form's photos one at a time, each read with a cap; the CSRF token must come first.
+
+        One photo is in memory at a time: it is stored and queued before the next is read. Only
+        the page's two fields are accepted, so no other part can make us read an unbounded body.
+        """
         signer = await self.signer()
         token_ok = signer.csrf_ok(visitor.session, request.headers.get("X-CSRF-Token"))
         if not request.content_type.startswith("multipart/"):
@@ -511,7 +530,7 @@ class WebPages:
             reader = await request.multipart()
         except (AssertionError, ValueError) as exc:
             raise WebError(400, "bad_form", "That upload could not be read.") from exc
-        files: list[tuple[str, str | None, bytes]] = []
+        count = 0
         while True:
             try:
                 part = await reader.next()
@@ -519,78 +538,53 @@ class WebPages:
                 raise WebError(400, "bad_form", "That upload could not be read.") from exc
             if part is None:
                 break
-            if not isinstance(part, BodyPartReader):
-                await part.release()
+            if not isinstance(part, BodyPartReader) or part.name not in ("csrf_token", "photo"):
+                raise WebError(400, "bad_form", "That upload holds something other than photos.")
+            if part.name == "csrf_token":
+                token = (await _read_capped(part, 512, field=True)).decode("utf-8", "replace")
+                token_ok = token_ok or signer.csrf_ok(visitor.session, token)
                 continue
-            if part.name == "csrf_token" and not token_ok:
-                token = (await part.read_chunk(512)).decode("utf-8", "replace")
-                token_ok = signer.csrf_ok(visitor.session, token)
-            elif part.name == "photo":
-                if not token_ok:
-                    raise WebError(403, "csrf", "This form has expired; reload the page and try again.")
-                data = await _read_capped(part, limit)
-                if not data and not part.filename:
-                    continue  # the browser's empty part when no file was chosen
-                if len(files) >= self.web.max_files:
-                    raise WebError(
-                        400, "too_many_photos", f"At most {photos(self.web.max_files)} at once, please."
-                    )
-                name = clean_text(Path(part.filename or "photo").name, 100) or "photo"
-                files.append((name, part.headers.get("Content-Type"), data))
-            else:
-                await part.release()
+            if not token_ok:
+                raise WebError(403, "csrf", "This form has expired; reload the page and try again.")
+            data = await _read_capped(part, limit)
+            if not data and not part.filename:
+                continue  # the browser's empty part when no file was chosen
+            count += 1
+            if count > self.web.max_files:
+                raise WebError(
+                    400, "too_many_photos", f"At most {photos(self.web.max_files)} at once, please."
+                )
+            name = clean_text(Path(part.filename or "photo").name, 100) or "photo"
+            yield Upload(name, part.headers.get("Content-Type"), data)
         if not token_ok:
             raise WebError(403, "csrf", "This form has expired; reload the page and try again.")
-        if not files:
+        if not count:
             raise WebError(400, "no_photo", "Choose a photo to upload first.")
-        return files
 
-    async def _submit_all(
-        self, request: web.Request, visitor: Visitor, ip: str, files: list[tuple[str, str | None, bytes]]
-    ) -> web.StreamResponse:
+    async def _receive(self, request: web.Request, visitor: Visitor, ip: str) -> web.StreamResponse:
+        """Store and queue each photo as it arrives; a refusal after some were accepted is listed."""
         account = visitor.account
         features = await self.service.features_for(f"{PLATFORM}:{account}")
         day, _ = self._day()
         accepted: list[dict[str, str]] = []
         refused: list[dict[str, Any]] = []
         first_error: WebError | None = None
-        for name, mime, data in files:
-            if self.web.ip_daily_limit and await self.store.count(f"ip:{ip}", day) >= self.web.ip_daily_limit:
-                try:
-                    await self._check_ip_day(ip)
-                except WebError as error:
-                    first_error = first_error or error
-                    refused.append({"name": name, "code": error.code, "message": error.message})
-                    continue
-            result_id = new_result_id()
-            await self.store.add_result(WebResult(result_id, account, self.clock(), name))
-            await self.store.put_blob(result_id, "upload", data)
-            photo_request = PhotoRequest(
-                platform=PLATFORM,
-                user_id=account,
-                chat_id=account,
-                message_id=result_id,
-                file=FileRef(file_id=result_id, size=len(data), name=name, mime_type=mime),
-                features=features,
-                reply_to=WebTarget(result_id, account).to_reply_to(),
-                # Only the account sees its results: the page is a one-to-one conversation, so
-                # PHOTODETECTIVE_LOCATION_IN_PRIVATE decides whether GPS is shown.
-                private=True,
-            )
-            verdict = await self.service.submit(photo_request)
-            if isinstance(verdict, Accepted):
-                await self.store.add_count(f"ip:{ip}", day, 1)
-                accepted.append({"id": result_id, "url": f"/results/{result_id}"})
-                continue
-            await self.store.delete_result(result_id)
-            error = WebError(
-                REFUSAL_STATUS.get(verdict.reason, 429),
-                verdict.reason,
-                verdict.message,
-                retry_after=verdict.retry_after or self._retry_after(verdict.reason),
-            )
-            first_error = first_error or error
-            refused.append({"name": name, "code": error.code, "message": error.message})
+        photos_in = self._photos(request, visitor, self.service.max_bytes)
+        while True:
+            try:
+                upload = await anext(photos_in)
+            except StopAsyncIteration:
+                break
+            except WebError as error:
+                if not accepted:
+                    raise
+                # The rest of the body is not read (it may be huge): what came before stands.
+                refused.append({"name": "", "code": error.code, "message": error.message})
+                break
+            error = await self._queue_one(upload, account, features, ip, day, accepted)
+            if error is not None:
+                first_error = first_error or error
+                refused.append({"name": upload.name, "code": error.code, "message": error.message})
         if not accepted:
             assert first_error is not None
             raise first_error
@@ -599,6 +593,52 @@ class WebPages:
         if refused:
             return await self._results_list(visitor, refused)
         return redirect(accepted[0]["url"] if len(accepted) == 1 else "/results")
+
+    async def _queue_one(
+        self,
+        upload: Upload,
+        account: str,
+        features: frozenset[Feature],
+        ip: str,
+        day: str,
+        accepted: list[dict[str, str]],
+    ) -> WebError | None:
+        """Store one photo and submit it; the refusal (per-IP day, quota, size) when not accepted."""
+        try:
+            await self._check_ip_day(ip)
+        except WebError as error:
+            return error
+        result_id = new_result_id()
+        await self.store.add_result(WebResult(result_id, account, self.clock(), upload.name))
+        await self.store.put_blob(result_id, "upload", upload.data)
+        request = PhotoRequest(
+            platform=PLATFORM,
+            user_id=account,
+            chat_id=account,
+            message_id=result_id,
+            file=FileRef(file_id=result_id, size=len(upload.data), name=upload.name, mime_type=upload.mime),
+            features=features,
+            reply_to=WebTarget(result_id, account).to_reply_to(),
+            # Only the account sees its results: the page is a one-to-one conversation, so
+            # PHOTODETECTIVE_LOCATION_IN_PRIVATE decides whether GPS is shown.
+            private=True,
+        )
+        try:
+            verdict = await self.service.submit(request)
+        except BaseException:
+            await self.store.delete_result(result_id)
+            raise
+        if isinstance(verdict, Accepted):
+            await self.store.add_count(f"ip:{ip}", day, 1)
+            accepted.append({"id": result_id, "url": f"/results/{result_id}"})
+            return None
+        await self.store.delete_result(result_id)
+        return WebError(
+            REFUSAL_STATUS.get(verdict.reason, 429),
+            verdict.reason,
+            verdict.message,
+            retry_after=verdict.retry_after or self._retry_after(verdict.reason),
+        )
 
     def _retry_after(self, reason: str) -> int | None:
         """Seconds until a daily limit lifts (the quota's midnight), for the API's `retry_after`."""
@@ -623,13 +663,15 @@ def _field(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _read_capped(part: BodyPartReader, limit: int) -> bytes:
-    """A photo's bytes, refused with 413 as soon as they pass `limit` (the rest is never read)."""
+async def _read_capped(part: BodyPartReader, limit: int, *, field: bool = False) -> bytes:
+    """A part's bytes, refused as soon as they pass `limit` (the rest is never read)."""
     chunks: list[bytes] = []
     total = 0
-    while chunk := await part.read_chunk(256 * 1024):
+    while chunk := await part.read_chunk(min(limit + 1, 256 * 1024)):
         total += len(chunk)
         if total > limit:
+            if field:
+                raise WebError(400, "bad_form", "That upload could not be read.")
             raise WebError(413, TOO_LARGE, too_large_message(total, limit, at_least=True))
         chunks.append(chunk)
     return b"".join(chunks)

@@ -7,12 +7,17 @@ being analysed, which the page shows.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from dataclasses import replace
+
+from redis.exceptions import RedisError
 
 from adapters.web.replies import WebTarget
 from adapters.web.store import WebStore
 from bot.notices import file_too_large
 from bot.photo_requests import FileRef, PhotoRequest
+from bot.ports import FetchFailed
 from core.errors import PhotoRejected
 
 GONE = "That photo was deleted before it could be analysed."
@@ -28,12 +33,16 @@ class WebPhotoSource:
         if ref.size is not None and ref.size > max_bytes:
             raise file_too_large(ref.size, max_bytes)
         target = WebTarget.from_reply_to(request.reply_to)
-        data = await self.store.blob(target.result_id, "upload")
+        try:
+            data = await self.store.blob(target.result_id, "upload")
+        except (sqlite3.Error, RedisError, OSError) as exc:
+            raise FetchFailed(f"web store: {type(exc).__name__}: {exc}") from exc
         if data is None:
             raise PhotoRejected("file_gone", GONE)
         if len(data) > max_bytes:
             raise file_too_large(len(data), max_bytes)
-        result = await self.store.result(target.result_id)
-        if result is not None and result.status == "queued":
-            await self.store.update(replace(result, status="analysing"))
+        with contextlib.suppress(sqlite3.Error, RedisError, OSError):  # only the page's status word
+            result = await self.store.result(target.result_id)
+            if result is not None and result.status == "queued":
+                await self.store.update(replace(result, status="analysing"))
         return data
