@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -13,8 +14,14 @@ T = TypeVar("T")
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], what: str, seconds: float = 10) -> T:
-    """Poll the page until `condition` is truthy; the failure names what was awaited."""
-    return WebDriverWait(driver, seconds, poll_frequency=0.05).until(condition, f"waited for {what}")
+    """Poll the page until `condition` is truthy; the failure names what was awaited.
+
+    An element gone stale (the page reloaded between finding it and reading it) is tried again.
+    """
+    wait = WebDriverWait(
+        driver, seconds, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    return wait.until(condition, f"waited for {what}")
 
 
 def classes(driver: WebDriver, selector: str) -> list[str]:
@@ -32,6 +39,7 @@ def assert_no_console_errors(driver: WebDriver) -> None:
 
 def full_page_screenshot(driver: WebDriver, path: Path, width: int = 1100) -> Path:
     """The whole page in one image: the window is made as tall as the document first."""
+    driver.set_window_size(width, 800)  # the width first: the height depends on it
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(width, min(max(int(height) + 140, 600), 5000))
     driver.save_screenshot(str(path))
