@@ -64,7 +64,7 @@ class FixtureSite:
             [
                 web.get("/", self.page("upload.html")),
                 web.post("/upload", self.upload),
-                web.get("/results", self.results_list),
+                web.get("/results", self.page("results.html")),
                 web.get("/results/fx", self.page("result-done.html")),
                 web.get("/results/fx/{kind}.jpg", self.image),
                 web.get("/results/fx/analysis.json", self.analysis),
@@ -95,11 +95,6 @@ class FixtureSite:
         self.uploads.append(Upload(dict(request.headers), fields))
         status, body = self.upload_answer
         return web.json_response(body, status=status)
-
-    async def results_list(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text="<!doctype html><title>list</title><main id='results'></main>", content_type="text/html"
-        )
 
     async def image(self, request: web.Request) -> web.Response:
         return web.Response(body=scene(), content_type="image/jpeg")

@@ -227,3 +227,26 @@ async def test_a_waiting_page_polls_its_status_and_reloads_when_done(
 
     await asyncio.to_thread(drive)
     assert fixture.status_calls == 2
+
+
+async def test_the_list_of_results_follows_the_waiting_ones_until_they_finish(
+    browser: WebDriver, site: tuple[FixtureSite, str]
+) -> None:
+    fixture, origin = site
+
+    def drive() -> None:
+        browser.get(f"{origin}/results")
+        waiting = '.result-item[data-result-id="wait"]'
+        wait_for(
+            browser, lambda d: d.find_element(By.CSS_SELECTOR, waiting).text.count("analysing"), "analysing"
+        )
+        wait_for(
+            browser,
+            lambda d: d.find_element(By.CSS_SELECTOR, waiting).get_attribute("data-status") == "done",
+            "done",
+        )
+        assert "done" in browser.find_element(By.CSS_SELECTOR, f"{waiting} .status").text
+        assert_no_console_errors(browser)
+
+    await asyncio.to_thread(drive)
+    assert fixture.status_calls == 2, "the finished result is not asked about"
