@@ -43,7 +43,7 @@ def photo_file(folder: Path, name: str, size: int | None = None) -> str:
 
 
 async def test_the_upload_checks_sizes_sends_the_token_first_and_goes_to_the_result(
-    browser: WebDriver, site: tuple[FixtureSite, str], tmp_path: Path
+    browser: WebDriver, site: tuple[FixtureSite, str], tmp_path: Path, screenshots: Path
 ) -> None:
     fixture, origin = site
     too_big = photo_file(tmp_path, "huge.jpg", size=300_000)
@@ -57,6 +57,7 @@ async def test_the_upload_checks_sizes_sends_the_token_first_and_goes_to_the_res
         )
         assert error
         text = browser.find_element(By.ID, "upload-error").text
+        full_page_screenshot(browser, screenshots / "fixture-upload-refused.png", width=390)
         assert "huge.jpg" in text
         assert "limit is 0.2 MB" in text
         browser.find_element(By.ID, "upload-button").click()
@@ -168,6 +169,7 @@ async def test_a_done_page_draws_boxes_that_follow_labels_layers_and_the_warning
 
         # The warning first: blurred until the user asks.
         assert "blurred" in classes(browser, "#photo-figure")
+        full_page_screenshot(browser, screenshots / "fixture-blurred-phone.png", width=390)
         browser.find_element(By.ID, "reveal").click()
         assert "blurred" not in classes(browser, "#photo-figure")
         assert not browser.find_element(By.ID, "reveal").is_displayed()

@@ -108,6 +108,7 @@ async def test_upload_then_result_then_highlight_layers_and_download(
         def drive() -> dict[str, Any]:
             browser.get(signin)
             wait_for(browser, lambda d: d.find_elements(By.ID, "upload-form"), "the upload page")
+            full_page_screenshot(browser, screenshots / "upload.png")
             browser.find_element(By.ID, "photo-input").send_keys(str(photo))
             browser.find_element(By.ID, "upload-button").click()
             wait_for(browser, lambda d: "/results/" in d.current_url, "the result page")
