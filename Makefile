@@ -24,11 +24,16 @@ install: $(BIN)/photodetective
 
 install-dev: $(VENV)/.dev-installed system-deps
 
-# Redis is a real server in the tests; install it when it is missing and we may (CI runs as root).
+# Redis is a real server in the tests, and the web page is tested in a real headless Chromium
+# (Debian's chromium + chromium-driver, ~120 MB); install them when missing and we may (CI runs as root).
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null); \
 	  else echo "redis-server is missing: apt-get install redis-server (Redis tests will be skipped)"; fi; }
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null); \
+	  else echo "chromium/chromedriver are missing: apt-get install chromium chromium-driver (browser tests will be skipped)"; fi; }
 
 # Analyse PHOTOS (default: a generated sample photo) into $(OUT)/; the recognizer is chosen automatically.
 run: install

@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -31,6 +32,10 @@ from core.pipeline import PhotoResult, analyze_photo
 from core.recognizers.base import Recognizer
 from core.summary import build_summary, render_text
 
+#: Commands an installed adapter adds (`photodetective web ...`); bot/ never imports adapters.
+COMMANDS_ENTRY_POINT_GROUP = "photodetective.commands"
+PluginCommand = Callable[[argparse.Namespace, Settings, TextIO], Coroutine[Any, Any, int]]
+
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
@@ -43,8 +48,12 @@ def _features_arg(text: str) -> frozenset[Feature]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser, separate from `main` so the README's usage can be checked against it."""
+def build_parser(plugins: dict[str, PluginCommand] | None = None) -> argparse.ArgumentParser:
+    """The argument parser, separate from `main` so the README's usage can be checked against it.
+
+    Each `photodetective.commands` entry point is a function that adds its sub-command to the
+    parser and returns what runs it; those are collected in `plugins` when given.
+    """
     parser = argparse.ArgumentParser(
         prog="photodetective",
         description="Analyse photos (labels, faces, text, moderation, EXIF); write annotated images.",
@@ -83,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="all (default), or split receiving (ingress) from processing (worker) across containers",
     )
     add_operator_commands(sub)
+    for entry in sorted(entry_points(group=COMMANDS_ENTRY_POINT_GROUP), key=lambda e: e.name):
+        command: PluginCommand = entry.load()(sub)
+        if plugins is not None:
+            plugins[entry.name] = command
     return parser
 
 
@@ -206,7 +219,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     """Entry point of the `photodetective` console script; returns the process exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    args = build_parser().parse_args(argv)
+    plugins: dict[str, PluginCommand] = {}
+    args = build_parser(plugins).parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -223,6 +237,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return EXIT_USAGE
         return EXIT_OK
     try:
+        if args.command in plugins:
+            return asyncio.run(plugins[args.command](args, settings, out))
         return asyncio.run(run_operator_command(args, settings, out))
     except (QuotaStoreError, QueueError, ValueError) as exc:
         print(f"error: {exc}", file=err)

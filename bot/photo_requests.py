@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.analysis_types import Analysis, ExifData, Feature
+from core.analysis_types import Analysis, ExifData, Feature, PreparedPhoto
 
 JsonScalar = str | int | float | bool | None
 #: A reply target as stored in the queue: the serialised form of an adapter's `ReplyTarget`.
@@ -135,7 +135,11 @@ class PhotoRequest:
 
 @dataclass(frozen=True)
 class AnalysisReply:
-    """A finished analysis ready for a platform renderer: the annotated JPEG and what to say."""
+    """A finished analysis ready for a platform renderer: the annotated JPEG and what to say.
+
+    `prepared` is the image the recognizer saw (its JPEG and sizes), for a renderer that draws
+    the boxes itself (the web page) or writes the CLI's JSON; chat platforms ignore it.
+    """
 
     request: PhotoRequest
     analysis: Analysis
@@ -145,6 +149,7 @@ class AnalysisReply:
     height: int
     capabilities: frozenset[Feature]
     show_location: bool
+    prepared: PreparedPhoto | None = None
 
 
 @dataclass(frozen=True)

@@ -318,6 +318,7 @@ class Worker:
             height=prepared.height,
             capabilities=self.recognizer.capabilities,
             show_location=self.show_location(request),
+            prepared=prepared,
         )
 
     @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Settings for tests from keyword values, the way the old flat names read.
 
-`telegram_token=...` or `slack_mode=...` go to that adapter's own settings section
+`telegram_token=...`, `slack_mode=...` or `web_enabled=...` go to that adapter's own settings section
 (`TelegramSettings.token`, `SlackSettings.mode`); everything else to the application's settings.
 No .env file is read, so a developer's own .env never leaks into a test.
 """
@@ -11,9 +11,14 @@ from typing import Any
 
 from adapters.slack.config import SlackSettings
 from adapters.telegram.config import TelegramSettings
+from adapters.web.config import WebSettings
 from bot.settings import Settings, SettingsSection
 
-SECTIONS: dict[str, type[SettingsSection]] = {"telegram_": TelegramSettings, "slack_": SlackSettings}
+SECTIONS: dict[str, type[SettingsSection]] = {
+    "telegram_": TelegramSettings,
+    "slack_": SlackSettings,
+    "web_": WebSettings,
+}
 
 
 def settings_from(**values: Any) -> Settings:

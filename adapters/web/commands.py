@@ -1,0 +1,75 @@
+"""`photodetective web user add|remove|list`: the operator's accounts for the web page.
+
+Registered under the `photodetective.commands` entry-point group, so bot/cli.py offers the
+command without importing the adapter. `add` prints a one-time sign-in link (valid for
+PHOTODETECTIVE_WEB_SIGNIN_LINK_HOURS); running it again for an existing account prints a new one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TextIO
+
+from adapters.web.config import WebSettings
+from adapters.web.store import WebStore, build_store
+from bot.settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings, TextIO], Coroutine[Any, Any, int]]
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Command:
+    """Add `web` to the main parser; returns what runs it."""
+    web = sub.add_parser("web", help="the web page's accounts (sign-in links)")
+    web_sub = web.add_subparsers(dest="web_command", required=True)
+    user = web_sub.add_parser("user", help="add, remove or list accounts")
+    user_sub = user.add_subparsers(dest="action", required=True)
+    user_sub.add_parser(
+        "add", help="create an account (or sign it in again): prints a one-time link"
+    ).add_argument("name")
+    user_sub.add_parser("remove", help="delete an account, its sessions and its results").add_argument("name")
+    user_sub.add_parser("list", help="the accounts")
+    return run
+
+
+def signin_url(settings: Settings, token: str) -> str:
+    base = settings.section(WebSettings).public_url or f"http://{settings.http_host}:{settings.http_port}"
+    return f"{base}/signin/{token}"
+
+
+async def issue_link(store: WebStore, settings: Settings, name: str, now: float) -> tuple[bool, str]:
+    """Create the account if needed and a one-time sign-in link for it: (created, url)."""
+    created = await store.add_account(name, now)
+    token = secrets.token_urlsafe(24)
+    hours = settings.section(WebSettings).signin_link_hours
+    await store.add_signin(token, name, now + hours * 3600)
+    return created, signin_url(settings, token)
+
+
+async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = build_store(settings.redis_url, settings.data_dir)
+    try:
+        if args.action == "list":
+            names = await store.accounts()
+            print("\n".join(names) if names else "no accounts", file=out)
+            return 0
+        name = args.name
+        if not NAME.match(name):
+            raise ValueError(
+                "an account name is 1-64 letters, digits and . _ @ - (starting with a letter or digit)"
+            )
+        if args.action == "add":
+            created, url = await issue_link(store, settings, name, time.time())
+            hours = settings.section(WebSettings).signin_link_hours
+            verb = "created" if created else "exists"
+            print(f"account {name} {verb}; one-time sign-in link (valid {hours:g} h):\n{url}", file=out)
+            return 0
+        removed = await store.remove_account(name)
+        print(f"account {name} {'removed' if removed else 'did not exist'}", file=out)
+        return 0 if removed else 1
+    finally:
+        await store.close()

@@ -1,0 +1,150 @@
+"""The web page's security mechanics: signed session cookies, CSRF tokens, origins, client IPs, headers.
+
+Sessions are a signed cookie (HMAC-SHA256 over the account, its expiry and a random session id),
+so any replica holding the shared secret can check one without a lookup; the account is still
+looked up on every request, so removing it ends its sessions. A CSRF token is derived from the
+session id (a form from another site cannot know it), and every POST must also come from our own
+origin (`Origin`, else `Referer`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from adapters.web.config import Network
+
+SESSION_COOKIE = "pd_session"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in browser: the account, when the sign-in ends (epoch s) and the session's own id."""
+
+    account: str
+    expires_at: float
+    sid: str
+
+
+class Signer:
+    """Signs and checks session cookies and derives CSRF tokens, all from one secret key."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = hashlib.sha256(b"photodetective-web-session\x00" + secret).digest()
+        self._csrf_key = hashlib.sha256(b"photodetective-web-csrf\x00" + secret).digest()
+
+    def cookie(self, account: str, expires_at: float) -> tuple[str, Session]:
+        session = Session(account, expires_at, secrets.token_urlsafe(16))
+        body = _b64(json.dumps([session.account, session.expires_at, session.sid]).encode())
+        return f"{body}.{self._mac(body)}", session
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def session(self, cookie: str | None, now: float) -> Session | None:
+        """The session a cookie carries, or None when it is missing, tampered with or expired."""
+        if not cookie or "." not in cookie:
+            return None
+        body, mac = cookie.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            account, expires_at, sid = json.loads(_unb64(body))
+        except (ValueError, TypeError):
+            return None
+        if not isinstance(account, str) or not isinstance(sid, str) or float(expires_at) < now:
+            return None
+        return Session(account, float(expires_at), sid)
+
+    def csrf_token(self, session: Session) -> str:
+        return _b64(hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).digest())
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+
+
+def origin_of(url: str) -> str | None:
+    """ "https://photos.example.org" from any URL, lower case, default ports dropped; None if not one."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = parts.port
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+
+
+def same_origin(expected: str, origin: str | None, referer: str | None) -> bool:
+    """Whether a POST came from our own page: `Origin` when the browser sent one, else `Referer`.
+
+    Browsers send `Origin` on every cross-site POST (and on same-site ones); a request with
+    neither is refused too, since a form on our own page always sends one of them.
+    """
+    want = origin_of(expected)
+    if origin and origin != "null":
+        return origin_of(origin) == want
+    if referer:
+        return origin_of(referer) == want
+    return False
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: `X-Forwarded-For` is believed only when the peer is a trusted proxy.
+
+    The header is read from the right (what the nearest proxy appended) past every trusted
+    proxy; the first address that is not one is the client. Anything unparsable stops the walk,
+    and the last trusted hop is taken, so a forged header cannot pick an address of its choice.
+    """
+    address = peer or "unknown"
+    if not forwarded_for or not _trusted(address, trusted):
+        return address
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        try:
+            parsed = ipaddress.ip_address(hop)
+        except ValueError:
+            return address
+        address = str(parsed)
+        if not _trusted(address, trusted):
+            return address
+    return address
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
+
+
+def peer_trusted(peer: str | None, trusted: Sequence[Network]) -> bool:
+    """Whether the connection comes straight from a configured proxy (whose user header we believe)."""
+    return peer is not None and _trusted(peer, trusted)
