@@ -197,9 +197,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_names(cls, value: object) -> object:
         """Accept "telegram:1, slack:T2" from the environment as well as a list."""
-        if isinstance(value, str):
-            return frozenset(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_separated(value)
 
     @field_validator("quota_global_daily_calls", mode="before")
     @classmethod
@@ -224,6 +222,13 @@ class Settings(BaseSettings):
             max_side=self.max_side,
             jpeg_quality=self.jpeg_quality,
         )
+
+
+def comma_separated(value: object) -> object:
+    """A set from "a, b,c" as environment variables spell lists; anything else passes to pydantic."""
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 def parse_features(text: str) -> frozenset[Feature]:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from bot.settings import ENV_PREFIX, SettingsSection
+from bot.settings import ENV_PREFIX, SettingsSection, comma_separated
 
 
 class SlackSettings(SettingsSection):
@@ -32,6 +32,4 @@ class SlackSettings(SettingsSection):
     @classmethod
     def _parse_hosts(cls, value: object) -> object:
         """Accept "files.slack.com, files-edu.slack.com" from the environment as well as a list."""
-        if isinstance(value, str):
-            return frozenset(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_separated(value)

@@ -29,13 +29,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack import SlackAdapter, create
 from bot.quota.models import Usage
-from bot.runner import location_rule
 from bot.service import PhotoService
 from bot.settings import Settings
 from bot.wiring import Stores, build_service, build_stores
-from bot.worker import Worker, WorkerConfig
+from bot.worker import WorkerConfig
 from core.recognizers.base import NullRecognizer, Recognizer
 from tests.fakes.slack_api import FakeSlack
+from tests.integration.worker_helpers import adapter_worker
 from tests.settings_helpers import settings_from
 
 SIGNING_SECRET = "fake-signing-secret-0123456789"
@@ -280,16 +280,8 @@ async def running_slack(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    worker = Worker(
-        queue=stores.queue,
-        quota=stores.quota,
-        recognizer=recognizer,
-        sources={adapter.name: adapter.source},
-        replies={adapter.name: adapter.replies},
-        limits=settings.image_limits(),
-        config=WorkerConfig(worker_id="slack-test", poll_interval_s=0.02, visibility_timeout_s=30.0),
-        show_location=location_rule(settings),
-    )
+    config = WorkerConfig(worker_id="slack-test", poll_interval_s=0.02, visibility_timeout_s=30.0)
+    worker = adapter_worker(settings, stores, adapter, recognizer, config)
     stop = asyncio.Event()
     working = asyncio.create_task(worker.run(stop))
     http = aiohttp.ClientSession()

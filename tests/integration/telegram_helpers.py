@@ -20,14 +20,13 @@ import piexif
 from PIL import Image, ImageDraw
 
 from adapters.telegram import TelegramAdapter, TelegramConfig
-from bot.runner import location_rule
 from bot.service import PhotoService
 from bot.settings import Settings
 from bot.wiring import Stores, build_service, build_stores
 from bot.worker import Worker, WorkerConfig
-from core.limits import ImageLimits
 from core.recognizers.base import NullRecognizer, Recognizer
 from tests.fakes.telegram_api import TOKEN
+from tests.integration.worker_helpers import adapter_worker
 from tests.settings_helpers import settings_from
 
 AWS_ENV = {
@@ -175,18 +174,7 @@ async def start_rig(
     the_worker = None
     working = None
     if with_worker:
-        limits: ImageLimits = settings.image_limits()
-        the_worker = Worker(
-            queue=stores.queue,
-            quota=stores.quota,
-            recognizer=recognizer,
-            sources={adapter.name: adapter.source},
-            replies={adapter.name: adapter.replies},
-            limits=limits,
-            config=worker or worker_config(),
-            show_location=location_rule(settings),
-            pool=None,
-        )
+        the_worker = adapter_worker(settings, stores, adapter, recognizer, worker or worker_config())
         working = asyncio.create_task(the_worker.run(stop))
     if start:
         await adapter.start()

@@ -24,13 +24,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.web import WebAdapter, create
 from adapters.web.commands import issue_link
-from bot.runner import location_rule
 from bot.service import PhotoService
 from bot.settings import Settings
 from bot.wiring import Stores, build_service, build_stores
-from bot.worker import Worker, WorkerConfig
+from bot.worker import WorkerConfig
 from core.recognizers.base import NullRecognizer, Recognizer
 from tests.integration.slack_harness import eventually, jpeg
+from tests.integration.worker_helpers import adapter_worker
 from tests.settings_helpers import settings_from
 
 __all__ = ["WebHarness", "eventually", "jpeg", "running_web"]
@@ -179,16 +179,8 @@ async def running_web(
     stop = asyncio.Event()
     working = None
     if worker:
-        job_worker = Worker(
-            queue=stores.queue,
-            quota=stores.quota,
-            recognizer=recognizer,
-            sources={adapter.name: adapter.source},
-            replies={adapter.name: adapter.replies},
-            limits=settings.image_limits(),
-            config=WorkerConfig(worker_id="web-test", poll_interval_s=0.02, visibility_timeout_s=30.0),
-            show_location=location_rule(settings),
-        )
+        config = WorkerConfig(worker_id="web-test", poll_interval_s=0.02, visibility_timeout_s=30.0)
+        job_worker = adapter_worker(settings, stores, adapter, recognizer, config)
         working = asyncio.create_task(job_worker.run(stop))
     harness = WebHarness(settings, service, stores, adapter, client)
     try:
