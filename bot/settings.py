@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     rekognition_min_confidence: float = Field(
         55.0, ge=0, le=100, description="Lowest label confidence (percent) Rekognition reports."
     )
+    rekognition_tps: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Rekognition calls per second per API, shared by every worker (in Redis, or a SQLite file on one "
+            "host), so replicas together stay under the account's quota; 0 = no shared limit."
+        ),
+    )
     rekognition_celebrities: bool = Field(
         False, description="Allow the billed RecognizeCelebrities call (feature 'celebrities')."
     )

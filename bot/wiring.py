@@ -13,10 +13,11 @@ from bot.metrics import Metrics
 from bot.preferences import PreferencesStore, RedisPreferences, SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
+from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.service import PhotoService
 from bot.settings import BackendChoice, Settings
 from core.analysis_types import Feature
-from core.recognizers.base import NullRecognizer, Recognizer
+from core.recognizers.base import CallGate, NullRecognizer, OpenGate, Recognizer
 from core.recognizers.local import LocalRecognizer, local_models_installed
 from core.recognizers.rekognition import RekognitionRecognizer, aws_credentials_available
 
@@ -47,7 +48,20 @@ def build_rekognition(settings: Settings) -> RekognitionRecognizer:
         min_confidence=settings.rekognition_min_confidence,
         celebrities=settings.rekognition_celebrities,
         concurrent_photos=settings.worker_concurrency,
+        gate=build_rate_gate(settings),
     )
+
+
+def build_rate_gate(settings: Settings) -> CallGate:
+    """The account-wide Rekognition rate limit: in Redis when replicas share it, else a SQLite file."""
+    if settings.rekognition_tps <= 0:
+        return OpenGate()
+    schedule: SlotSchedule = (
+        RedisSlotSchedule(settings.redis_url)
+        if settings.redis_url
+        else SqliteSlotSchedule(settings.data_dir / "rate.sqlite3")
+    )
+    return RateGate(schedule, settings.rekognition_tps)
 
 
 def build_local(settings: Settings) -> LocalRecognizer:
