@@ -76,7 +76,10 @@ def test_the_gate_sleeps_until_its_slot_and_refuses_instead_of_waiting_too_long(
     now = [0.0]
     slept: list[float] = []
     gate = RateGate(
-        SqliteSlotSchedule(tmp_path / "rate.sqlite3", clock=lambda: now[0]), 4, max_wait=0.6, sleep=slept.append
+        SqliteSlotSchedule(tmp_path / "rate.sqlite3", clock=lambda: now[0]),
+        4,
+        max_wait=0.6,
+        sleep=slept.append,
     )
     for _ in range(3):
         gate.wait_turn("DetectFaces")
@@ -135,7 +138,9 @@ async def _analyse_batch(endpoint: str, gate: CallGate) -> list[str]:
 def worker_process(endpoint: str, backend: str, target: str, barrier: Any, results: Any) -> None:
     """Process entry point: one worker's batch, started together with the others."""
     try:
-        gate: CallGate = OpenGate() if backend == "none" else RateGate(open_schedule(backend, target), GATE_TPS)
+        gate: CallGate = (
+            OpenGate() if backend == "none" else RateGate(open_schedule(backend, target), GATE_TPS)
+        )
         barrier.wait(timeout=60)
         results.put(asyncio.run(_analyse_batch(endpoint, gate)))
     except BaseException as error:
