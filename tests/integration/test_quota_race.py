@@ -1,9 +1,10 @@
 """The quota stores under load and trouble: a cross-process race on the daily limit, a Redis outage
 or hang, a SQLite file locked for longer than the busy timeout, and storage hygiene (expiry, pruning).
 
-The race runs 2 real processes (spawned, so nothing is shared but the store), each firing 25
+The races run 2 real processes (spawned, so nothing is shared but the store), each firing 25
 concurrent `try_charge` calls for the same user with distinct job ids. Concurrency and burst limits
-are set high so only the daily limit of 20 binds: exactly 20 must be granted, in total.
+are set high so only the daily limit of 20 binds: exactly 20 must be granted, in total. Two more races do
+the same for a user's parallel jobs (3) and for the global cap on billed calls (30, 2 per photo).
 """
 
 from __future__ import annotations
@@ -42,13 +43,35 @@ def open_store(backend: str, target: str) -> QuotaStore:
     return RedisQuotaStore.from_url(target)
 
 
-async def fire(backend: str, target: str, worker: int) -> list[str]:
-    """`PER_PROCESS` concurrent charges for one user; the outcome of each, as a reason name or "granted"."""
+# The other two limits that must hold across processes: a user's parallel jobs, and the cost cap on
+# billed calls for everyone together (each charge is a different user asking for 2 calls).
+SCENARIOS: dict[str, tuple[QuotaPolicy, int]] = {
+    "daily": (RACE_POLICY, 1),
+    "concurrency": (
+        QuotaPolicy(daily_limit=1000, max_concurrent=3, burst_limit=1000, global_daily_calls=None),
+        1,
+    ),
+    "global": (
+        QuotaPolicy(daily_limit=1000, max_concurrent=1000, burst_limit=1000, global_daily_calls=30),
+        2,
+    ),
+}
+
+
+async def fire(backend: str, target: str, worker: int, scenario: str = "daily") -> list[str]:
+    """`PER_PROCESS` concurrent charges; the outcome of each, as a reason name or "granted"."""
+    policy, calls = SCENARIOS[scenario]
     store = open_store(backend, target)
     try:
         results = await asyncio.gather(
             *(
-                store.try_charge("alice", f"w{worker}-job{index}", 1, NOW, RACE_POLICY)
+                store.try_charge(
+                    f"user-{worker}-{index}" if scenario == "global" else "alice",
+                    f"w{worker}-job{index}",
+                    calls,
+                    NOW,
+                    policy,
+                )
                 for index in range(PER_PROCESS)
             )
         )
@@ -57,11 +80,13 @@ async def fire(backend: str, target: str, worker: int) -> list[str]:
     return ["granted" if r.granted else str(r.reason) for r in results]
 
 
-def race_worker(backend: str, target: str, worker: int, barrier: Any, results: Any) -> None:
+def race_worker(
+    backend: str, target: str, worker: int, barrier: Any, results: Any, scenario: str = "daily"
+) -> None:
     """Process entry point: wait until every process is ready, then fire at once."""
     try:
         barrier.wait(timeout=60)
-        results.put((worker, asyncio.run(fire(backend, target, worker))))
+        results.put((worker, asyncio.run(fire(backend, target, worker, scenario))))
     except BaseException as error:
         results.put((worker, [f"error: {error!r}"]))
         raise
@@ -76,15 +101,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         yield "redis", server.url
 
 
-async def test_fifty_concurrent_charges_from_two_processes_grant_exactly_the_limit(
-    backend: tuple[str, str],
-) -> None:
-    name, target = backend
+async def race(name: str, target: str, scenario: str) -> list[str]:
+    """Every process's outcomes, after they all fired at once."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
     results = context.Queue()
     processes = [
-        context.Process(target=race_worker, args=(name, target, worker, barrier, results))
+        context.Process(target=race_worker, args=(name, target, worker, barrier, results, scenario))
         for worker in range(PROCESSES)
     ]
     for process in processes:
@@ -95,8 +118,14 @@ async def test_fifty_concurrent_charges_from_two_processes_grant_exactly_the_lim
         for process in processes:
             await asyncio.to_thread(process.join, 30)
     assert all(process.exitcode == 0 for process in processes), outcomes
+    return [outcome for _, worker_outcomes in outcomes for outcome in worker_outcomes]
 
-    everything = [outcome for _, worker_outcomes in outcomes for outcome in worker_outcomes]
+
+async def test_fifty_concurrent_charges_from_two_processes_grant_exactly_the_limit(
+    backend: tuple[str, str],
+) -> None:
+    name, target = backend
+    everything = await race(name, target, "daily")
     assert len(everything) == PROCESSES * PER_PROCESS
     assert everything.count("granted") == RACE_POLICY.daily_limit
     assert everything.count(str(Refusal.DAILY_LIMIT)) == PROCESSES * PER_PROCESS - RACE_POLICY.daily_limit
@@ -110,6 +139,18 @@ async def test_fifty_concurrent_charges_from_two_processes_grant_exactly_the_lim
     assert (usage.used, usage.remaining, usage.active_jobs) == (20, 0, 20)
     assert stats.charged == 20
     assert stats.refusals[Refusal.DAILY_LIMIT] == 30
+
+
+async def test_a_users_parallel_jobs_are_limited_across_processes(backend: tuple[str, str]) -> None:
+    everything = await race(*backend, "concurrency")
+    assert everything.count("granted") == 3
+    assert everything.count(str(Refusal.CONCURRENCY)) == PROCESSES * PER_PROCESS - 3
+
+
+async def test_the_global_cost_cap_holds_across_processes(backend: tuple[str, str]) -> None:
+    everything = await race(*backend, "global")
+    assert everything.count("granted") == 15  # 30 billed calls, 2 per photo
+    assert everything.count(str(Refusal.GLOBAL_CAP)) == PROCESSES * PER_PROCESS - 15
 
 
 @pytest.fixture
