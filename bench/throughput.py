@@ -93,7 +93,8 @@ def _row(name: str, result: dict[str, float], bound_per_min: float | None, note:
     ratio = f"{result['per_min'] / bound_per_min:.0%}" if bound_per_min else "-"
     bound = f"{bound_per_min:.0f}" if bound_per_min else "-"
     return (
-        f"| {name} | {result['answered']:.0f}/{result['photos']:.0f} | {result['per_min']:.0f} | {bound} | {ratio} | "
+        f"| {name} | {result['answered']:.0f}/{result['photos']:.0f} | {result['per_min']:.0f} | "
+        f"{bound} | {ratio} | "
         f"{result['p50']:.1f} / {result['p95']:.1f} / {result['max']:.1f} | {result['cpu_use']:.0%} | "
         f"{result['cpu_per_photo']:.2f} | {result['rss_max']:.0f} | {result['backlog_max']:.0f} | {note} |"
     )
@@ -201,7 +202,8 @@ def memory(photos: list[tuple[str, bytes]], minutes: float) -> list[str]:
         del proc
         trace = ", ".join(f"{t / 60:.0f} min {mb:.0f}" for t, mb in samples[:: max(1, len(samples) // 8)])
         return [
-            f"memory over {minutes:g} min at {rate * 60:.0f} photos/min ({index} photos, {the_rig.answered()} "
+            f"memory over {minutes:g} min at {rate * 60:.0f} photos/min ({index} photos, "
+            f"{the_rig.answered()} "
             f"answered): RSS MB {trace}; first {samples[0][1]:.0f}, last {samples[-1][1]:.0f}, "
             f"max {max(mb for _, mb in samples):.0f}"
         ]
