@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from core.recognizers.local import local_models_installed
+from core.recognizers.local.model_files import ModelStore, default_models_dir
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -86,3 +89,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_store() -> ModelStore:
+    """The installed models of the embedded recognizer; tests that need them skip when they are absent."""
+    directory = default_models_dir()
+    if not local_models_installed(directory):
+        pytest.skip(f"local models are not installed in {directory}: run python scripts/install_models.py")
+    return ModelStore(directory)

@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core.recognizers.local import local_models_installed
 from core.recognizers.local.faces import _mesh_fits, detect_faces, face_candidates
-from core.recognizers.local.model_files import ModelStore, default_models_dir
+from core.recognizers.local.model_files import ModelStore
 
 
-@pytest.fixture(scope="module")
-def store() -> ModelStore:
-    directory = default_models_dir()
-    if not local_models_installed(directory):
-        pytest.skip(f"local models are not installed in {directory}: run python scripts/install_models.py")
-    return ModelStore(directory)
+@pytest.fixture
+def store(local_store: ModelStore) -> ModelStore:
+    return local_store
 
 
 def _smiley(diameter: int, colour: tuple[int, int, int]) -> Image.Image:

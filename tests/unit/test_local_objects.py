@@ -24,7 +24,7 @@ from core.analysis_types import (
     Photo,
 )
 from core.prepare import prepare_photo
-from core.recognizers.local import LIMITATIONS, LocalRecognizer, local_models_installed
+from core.recognizers.local import LIMITATIONS, LocalRecognizer
 from core.recognizers.local.detector import detect_objects, merge_people, object_names
 from core.recognizers.local.labels import summarise_labels
 from core.recognizers.local.model_files import (
@@ -32,7 +32,6 @@ from core.recognizers.local.model_files import (
     SCRYPTED_TFLITE,
     ModelStore,
     NpmSource,
-    default_models_dir,
     models_table,
 )
 from core.recognizers.local.objects import COCO_COVERED, MIN_PEAK, regions
@@ -40,12 +39,9 @@ from core.recognizers.local.scenes import scene_labels
 from core.summary import build_summary, render_text
 
 
-@pytest.fixture(scope="module")
-def store() -> ModelStore:
-    directory = default_models_dir()
-    if not local_models_installed(directory):
-        pytest.skip(f"local models are not installed in {directory}: run python scripts/install_models.py")
-    return ModelStore(directory)
+@pytest.fixture
+def store(local_store: ModelStore) -> ModelStore:
+    return local_store
 
 
 def _shapes() -> Image.Image:
