@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,12 @@ class Proc:
         return self.popen.pid
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -172,7 +179,7 @@ class Rig:
     _users: int = 0
 
     def spawn(self, role: str, extra_env: Mapping[str, str] | None = None) -> Proc:
-        port = 18400 + len(self.procs)
+        port = _free_port()  # health endpoints; several rigs (a soak beside a benchmark) must not clash
         env = {**self.env, "PHOTODETECTIVE_HTTP_PORT": str(port), **(extra_env or {})}
         proc = Proc(
             role,
@@ -292,6 +299,7 @@ def rig(
     *,
     backend: str = "local",
     redis: bool = False,
+    redis_persistent: bool = False,
     rekognition_latency: tuple[float, float] = (0.2, 0.6),
     account_tps: float | None = None,
     env: Mapping[str, str] | None = None,
@@ -300,7 +308,7 @@ def rig(
     work = Path(tempfile.mkdtemp(prefix="photodetective-load-"))
     with FakeTelegram() as telegram:
         fake_rekognition = FakeRekognition() if backend == "rekognition" else None
-        redis_server = RedisServer(work / "redis") if redis else None
+        redis_server = RedisServer(work / "redis", persistent=redis_persistent) if redis else None
         if redis_server is not None:
             (work / "redis").mkdir()
             redis_server.start()

@@ -19,6 +19,7 @@ BASE_TAG=docker.io/library/python:3.11-slim-bookworm
 IMAGE=localhost/photodetective:test
 MAX_IMAGE_MB=${MAX_IMAGE_MB:-700}
 PORT=${CONTAINER_TEST_PORT:-18080}
+BASE_TARBALL=$CACHE_DIR/bookworm-python-slim-v2.tar.gz  # bump the name when make_base changes
 STORAGE=(--storage-driver vfs)  # overlay needs kernel support this sandbox may lack; vfs always works
 
 skip() { echo "container test skipped: $*"; exit 0; }
@@ -34,17 +35,17 @@ if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
 fi
 [ "$(id -u)" = 0 ] || skip "debootstrap needs root"
 
-# Rootful podman inside a sandbox: no systemd, maybe no cgroup controllers, no default ulimits.
+# Rootful podman inside a sandbox: no systemd, no default ulimits, and cgroups that may be a v1/v2
+# hybrid, which crun refuses ("cgroups in hybrid mode not supported"). runc accepts it; see below.
 CONF_DIR=$(mktemp -d)
 trap 'rm -rf "$CONF_DIR"' EXIT
-cat >"$CONF_DIR/containers.conf" <<'EOF'
+cat >"$CONF_DIR/containers.conf" <<'EOF2'
 [containers]
 default_ulimits = []
-cgroups = "disabled"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-EOF
+EOF2
 export CONTAINERS_CONF="$CONF_DIR/containers.conf"
 pod() { podman "${STORAGE[@]}" "$@"; }
 
@@ -62,19 +63,21 @@ make_base() {
   ln -sf /usr/bin/python3 "$root/usr/local/bin/python3"
   ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
   chroot "$root" apt-get clean
-  rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/usr/share/doc" "$root/usr/share/man"
-  tar -C "$root" -c . | gzip -1 >"$CACHE_DIR/bookworm-python.tar.gz.tmp"
-  mv "$CACHE_DIR/bookworm-python.tar.gz.tmp" "$CACHE_DIR/bookworm-python.tar.gz"
+  # What Debian's "slim" images leave out (docs, man pages, translations), as the real base does.
+  rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin "$root/usr/share/doc" "$root/usr/share/man" \
+    "$root/usr/share/info" "$root/usr/share/locale/"*
+  tar -C "$root" -c . | gzip -1 >"$BASE_TARBALL.tmp"
+  mv "$BASE_TARBALL.tmp" "$BASE_TARBALL"
   rm -rf "$root"
 }
 
 mkdir -p "$CACHE_DIR"
 if ! pod image exists "$BASE_TAG"; then
-  [ -s "$CACHE_DIR/bookworm-python.tar.gz" ] || make_base || skip "debootstrap failed (see $CACHE_DIR/debootstrap.log)"
+  [ -s "$BASE_TARBALL" ] || make_base || skip "debootstrap failed (see $CACHE_DIR/debootstrap.log)"
   step "importing the stand-in as $BASE_TAG"
   pod import --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["python3"]' \
-    "$CACHE_DIR/bookworm-python.tar.gz" "$BASE_TAG" >/dev/null
+    "$BASE_TARBALL" "$BASE_TAG" >/dev/null
 fi
 
 # --- build ---------------------------------------------------------------------------------------
@@ -94,12 +97,29 @@ user=$(pod image inspect "$IMAGE" --format '{{.Config.User}}')
 echo "runs as user $user"
 
 # --- run -----------------------------------------------------------------------------------------
-RUN=(run --rm --cgroups=disabled --ulimit host)
-if ! pod "${RUN[@]}" --network=none --entrypoint python "$IMAGE" -c 'print("ok")' >"$CACHE_DIR/run.log" 2>&1; then
+# Find a way to start a container here: crun (podman's default) with cgroups off, else runc (installed
+# when missing), which copes with hybrid cgroups. Say what worked; keep the build checks if neither does.
+started_with=
+for runtime in crun runc; do
+  if [ "$runtime" = runc ] && ! command -v runc >/dev/null; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc) >/dev/null 2>&1 || continue
+  fi
+  extra=()
+  [ "$runtime" = crun ] && extra=(--cgroups=disabled)
+  if pod --runtime "$runtime" run --rm "${extra[@]}" --network=none --entrypoint python "$IMAGE" \
+    -c 'print("ok")' >"$CACHE_DIR/run-$runtime.log" 2>&1; then
+    started_with=$runtime
+    break
+  fi
+done
+if [ -z "$started_with" ]; then
   echo "container could not be started in this sandbox (the build checks passed):"
-  tail -5 "$CACHE_DIR/run.log"
+  tail -n 3 "$CACHE_DIR"/run-*.log
   exit 0
 fi
+echo "containers start with $started_with ${extra[*]}"
+RUN=(run --rm "${extra[@]}")
+pod() { podman "${STORAGE[@]}" --runtime "$started_with" "$@"; }
 
 step "models inside the image, uid, analyze with no network"
 pod "${RUN[@]}" --network=none --entrypoint python "$IMAGE" - <<'EOF'

@@ -26,10 +26,16 @@ def shared_data() -> Path:
 
 
 class RedisServer:
-    """A real redis-server on a unix socket in a temporary folder, started and stopped by the tests."""
+    """A real redis-server on a unix socket in a temporary folder, started and stopped by the tests.
 
-    def __init__(self, directory: Path) -> None:
+    `persistent` turns on the append-only file, as a production Redis for the queue should run, so
+    a restart keeps what was acknowledged; without it a restart starts empty, as an outage that
+    loses the data would.
+    """
+
+    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
         self.directory = directory
+        self.persistent = persistent
         self.socket = directory / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -38,7 +44,7 @@ class RedisServer:
         return f"unix://{self.socket}"
 
     def start(self) -> None:
-        """Start (or restart, keeping nothing) the server and wait until it accepts connections."""
+        """Start (or restart) the server and wait until it accepts connections."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed (apt-get install redis-server)")
@@ -52,7 +58,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
                 "--dir",
                 str(self.directory),
             ],

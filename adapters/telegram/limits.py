@@ -7,6 +7,11 @@ chat before they are sent and, when a 429 comes anyway, waits the time Telegram 
 tries again. Unlike the stock `AIORateLimiter`, chat actions and lookups (getFile,
 getChatMember) do not use up a group's 20 messages a minute, and a 429 in one chat does not
 hold up the others.
+
+It also rides out a short Bot API outage: a 5xx answer (Telegram reports that the request failed)
+or a connection that could not be opened (it never arrived) is sent again after 1, 2, 4 s. A request
+that may have arrived (a timeout or a connection dropped mid-answer) is only repeated for lookups:
+sending a message twice would answer a photo twice, so for messages that stays at most once.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from aiolimiter import AsyncLimiter
-from telegram.error import RetryAfter
+from telegram.error import NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,21 @@ MESSAGE_METHODS = frozenset(
 )
 
 _MAX_CHAT_LIMITERS = 1024
+#: getUpdates has its own back-off in the poller; retrying it here too would only stack the waits.
+_OWN_RETRIES = frozenset({"getUpdates"})
+
+
+def not_delivered(error: NetworkError) -> bool:
+    """Whether Telegram certainly did not carry out the request that raised `error`.
+
+    python-telegram-bot raises NetworkError both for an HTTP 5xx answer (no underlying exception)
+    and for transport failures (the httpx error as the cause). Of those only a refused or failed
+    connection proves nothing was sent; a timeout or a reset may come after Telegram acted.
+    """
+    if isinstance(error, TimedOut):
+        return False
+    cause = error.__cause__
+    return cause is None or isinstance(cause, httpx.ConnectError) or not isinstance(cause, httpx.HTTPError)
 
 
 def fits_as_photo(size: int, width: int, height: int) -> bool:
@@ -95,6 +116,8 @@ class FloodControl(BaseRateLimiter[int]):
         private_per_second: float = 1,
         max_retries: int = 3,
         max_wait_s: float = 60,
+        outage_retries: int = 3,
+        outage_backoff_s: float = 1.0,
     ) -> None:
         self.overall = AsyncLimiter(overall_per_second, 1)
         self.group_per_minute = group_per_minute
@@ -102,6 +125,8 @@ class FloodControl(BaseRateLimiter[int]):
         self.private_per_second = private_per_second
         self.max_retries = max_retries
         self.max_wait_s = max_wait_s
+        self.outage_retries = outage_retries
+        self.outage_backoff_s = outage_backoff_s
         self._chats: OrderedDict[str, AsyncLimiter] = OrderedDict()
 
     async def initialize(self) -> None:
@@ -146,7 +171,7 @@ class FloodControl(BaseRateLimiter[int]):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         retries = self.max_retries if rate_limit_args is None else rate_limit_args
         limiters = self.limiters_for(endpoint, data)
-        attempt = 0
+        attempt = outage = 0
         while True:
             try:
                 async with AsyncExitStack() as stack:
@@ -160,3 +185,11 @@ class FloodControl(BaseRateLimiter[int]):
                 attempt += 1
                 log.info("Telegram asked to slow down (%s): retrying in %.1f s", endpoint, wait)
                 await asyncio.sleep(wait + 0.1)
+            except NetworkError as error:
+                safe = not_delivered(error) or endpoint not in MESSAGE_METHODS
+                if outage >= self.outage_retries or endpoint in _OWN_RETRIES or not safe:
+                    raise
+                wait = self.outage_backoff_s * 2**outage
+                outage += 1
+                log.warning("Bot API %s failed (%s): retrying in %.0f s", endpoint, error, wait)
+                await asyncio.sleep(wait)

@@ -273,6 +273,21 @@ async def test_429_on_send_is_waited_out_and_retried(
     assert attempts[1].started - attempts[0].started >= 1.0  # Telegram's wait was honoured
 
 
+async def test_bot_api_5xx_on_send_is_retried_and_answers_once(
+    rigs: list[Rig], tmp_path: Path, fake: FakeTelegram
+) -> None:
+    await bot(rigs, tmp_path, fake)
+    chat = fake.private_chat(fake.user(42))
+    fake.fail("sendPhoto", times=2, error_code=500, description="Internal Server Error")
+
+    message = fake.send_photo(chat, jpeg())
+
+    await wait_reply(fake, message, "sendPhoto")
+    assert [c.status for c in fake.calls_to("sendPhoto")] == [500, 500, 200]
+    await asyncio.sleep(0.5)
+    assert len(replies_to(fake, message)) == 1
+
+
 async def test_quota_exhausted_is_a_friendly_refusal(
     rigs: list[Rig], tmp_path: Path, fake: FakeTelegram
 ) -> None:

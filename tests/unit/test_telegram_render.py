@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from typing import Any
 
+import httpx
 import pytest
+from telegram.error import NetworkError, TimedOut
 
 from adapters.telegram.intake import looks_like_image, user_key
-from adapters.telegram.limits import FloodControl, chat_kind, fits_as_photo
+from adapters.telegram.limits import FloodControl, chat_kind, fits_as_photo, not_delivered
 from adapters.telegram.render import (
     CAPTION_LIMIT,
     COMPRESSED_TIP,
@@ -289,6 +292,64 @@ def test_flood_control_counts_only_messages_per_chat() -> None:
     assert private[0] is not group[0]
     assert private[-1] is group[-1] is limiter.overall
     assert [chat_kind(c) for c in (-100, "42", "@channel", None)] == ["group", "private", "group", None]
+
+
+def _transport_error(kind: type[httpx.HTTPError]) -> NetworkError:
+    """A NetworkError as python-telegram-bot raises it for an httpx failure (the httpx error as cause)."""
+    try:
+        try:
+            raise kind("boom", request=httpx.Request("POST", "http://127.0.0.1"))
+        except httpx.HTTPError as err:
+            raise NetworkError(f"httpx.{type(err).__name__}: {err}") from err
+    except NetworkError as error:
+        return error
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "error", "tries"),
+    [
+        ("sendPhoto", NetworkError("Internal Server Error"), 3),  # a 5xx answer: Telegram did not act
+        ("sendPhoto", "connect", 3),  # never arrived
+        ("sendPhoto", TimedOut(), 1),  # may have arrived: a message stays at most once
+        ("sendPhoto", "read", 1),
+        ("getFile", TimedOut(), 3),  # a lookup can always be repeated
+        ("getUpdates", NetworkError("Bad Gateway"), 1),  # the poller backs off on its own
+    ],
+)
+async def test_flood_control_retries_only_what_cannot_duplicate(
+    endpoint: str, error: NetworkError | str, tries: int
+) -> None:
+    if error == "connect":
+        error = _transport_error(httpx.ConnectError)
+    elif error == "read":
+        error = _transport_error(httpx.ReadError)
+    assert isinstance(error, NetworkError)
+    limiter = FloodControl(outage_retries=2, outage_backoff_s=0.01)
+    calls = 0
+
+    async def callback() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        raise error
+
+    with pytest.raises(NetworkError):
+        await limiter.process_request(callback, (), {}, endpoint, {"chat_id": 42}, None)
+    assert calls == tries
+
+
+async def test_flood_control_recovers_after_a_short_outage() -> None:
+    limiter = FloodControl(outage_backoff_s=0.01)
+    answers: list[Any] = [NetworkError("Internal Server Error"), NetworkError("Bad Gateway"), {"ok": 1}]
+
+    async def callback() -> dict[str, Any]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert await limiter.process_request(callback, (), {}, "sendMessage", {"chat_id": 42}, None) == {"ok": 1}
+    assert not_delivered(NetworkError("Internal Server Error"))
+    assert not not_delivered(_transport_error(httpx.RemoteProtocolError))
 
 
 @pytest.mark.parametrize(
