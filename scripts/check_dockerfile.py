@@ -98,9 +98,6 @@ def run_commands(stage: list[str], context: Path, venv: Path) -> None:
         if not line.upper().startswith("RUN "):
             continue
         command = line[4:].replace(VENV, str(venv)).replace("--no-cache-dir", "")
-        if command.startswith("apt-get"):
-            print(f"skipped (system packages are `make system-deps`' job here): {command}", flush=True)
-            continue
         if command.startswith("python -m venv"):
             command = f"{sys.executable} -m venv {venv}"
         print(f"$ {command}", flush=True)

@@ -30,7 +30,7 @@ step() { echo "== $*"; }
 if ! command -v podman >/dev/null || ! command -v debootstrap >/dev/null; then
   [ "$(id -u)" = 0 ] || skip "podman/debootstrap missing and not root (apt-get install podman debootstrap)"
   step "installing podman and debootstrap"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman debootstrap) >/dev/null 2>&1 \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman debootstrap runc) >/dev/null 2>&1 \
     || skip "apt-get could not install podman and debootstrap"
 fi
 [ "$(id -u)" = 0 ] || skip "debootstrap needs root"
@@ -122,7 +122,7 @@ RUN=(run --rm "${extra[@]}")
 pod() { podman "${STORAGE[@]}" --runtime "$started_with" "$@"; }
 
 step "models inside the image, uid, analyze with no network"
-pod "${RUN[@]}" --network=none --entrypoint python "$IMAGE" - <<'EOF'
+pod "${RUN[@]}" -i --network=none --entrypoint python "$IMAGE" - <<'EOF'
 import io, json, os, subprocess
 from PIL import Image, ImageDraw
 
@@ -131,21 +131,30 @@ from core.recognizers.local import default_models_dir, local_models_installed
 assert os.getuid() != 0, "running as root"
 assert local_models_installed(default_models_dir()), f"models missing in {default_models_dir()}"
 image = Image.new("RGB", (800, 600), (120, 170, 220))
-ImageDraw.Draw(image).rectangle((100, 350, 700, 560), fill=(60, 140, 60))
+draw = ImageDraw.Draw(image)
+draw.rectangle((100, 350, 700, 560), fill=(60, 140, 60))
+draw.rectangle((150, 100, 650, 220), fill="white")
+draw.text((180, 130), "OFFLINE", fill="black", font_size=64)
 image.save("/tmp/sample.jpg", quality=90)
 out = subprocess.run(
-    ["photodetective", "analyze", "/tmp/sample.jpg", "--json", "--backend", "local", "--out", "/tmp/out"],
+    ["photodetective", "analyze", "/tmp/sample.jpg", "--json", "--backend", "local", "--features", "all",
+     "--out", "/tmp/out"],
     capture_output=True, text=True, timeout=300, check=True,
 ).stdout
 document = json.loads(out.splitlines()[0])
 assert document["backend"] == "local", document.get("backend")
-print("analyze ok: backend", document["backend"], "labels", [l["name"] for l in document.get("labels", [])][:5])
+labels = [label["name"] for label in document.get("labels", [])][:5]
+texts = [line["text"] for line in document.get("text", [])]
+assert any("OFFLINE" in text for text in texts), texts
+print("analyze ok: backend", document["backend"], "labels", labels, "text", texts)
 EOF
 
 step "photodetective run: /healthz and /readyz"
 name=photodetective-test-$$
-pod "${RUN[@]}" -d --name "$name" --network=host -e PHOTODETECTIVE_HTTP_HOST=127.0.0.1 \
-  -e PHOTODETECTIVE_HTTP_PORT="$PORT" -e PHOTODETECTIVE_DATA_DIR=/tmp/data "$IMAGE" run >/dev/null
+# The web page is the one platform that needs no token, so the bot has something to run.
+pod run -d "${extra[@]}" --name "$name" --network=host -e PHOTODETECTIVE_HTTP_HOST=127.0.0.1 \
+  -e PHOTODETECTIVE_HTTP_PORT="$PORT" -e PHOTODETECTIVE_DATA_DIR=/tmp/data -e PHOTODETECTIVE_WEB_ENABLED=true \
+  "$IMAGE" run >/dev/null
 cleanup_run() { pod rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$CONF_DIR"; }
 trap cleanup_run EXIT
 for path in healthz readyz; do

@@ -5,7 +5,9 @@ that is never used by a CPU-only bot that is handed its models by path: the inst
 dependencies' own test suites, a GPU accelerator, vendor NPU plugins, conversion tools, a second
 copy of the OCR models (the recognizer loads the verified copies in the models folder), the API
 descriptions of the ~450 AWS services other than the few boto3 needs for Rekognition and sign-in,
-and the native libraries' symbol tables.
+and ONNX Runtime's C library (the Python module has the runtime built in). Stripping the native
+libraries' symbols is not done: it breaks the wheels' patched libraries (numpy's OpenBLAS fails to
+load with "ELF load command address/offset not page-aligned"), which the build check caught.
 
 Each entry below names why it is safe. The Dockerfile runs this, then analyzes a generated photo
 with the embedded recognizer in the same stage, so an entry that turns out to be needed fails the
@@ -17,7 +19,6 @@ build instead of the first user's photo.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +41,8 @@ REMOVE = {
     "onnxruntime/transformers": "model optimisation tools",
     "onnxruntime/quantization": "model quantisation tools",
     "onnxruntime/tools": "model conversion tools",
+    "onnxruntime/capi/libonnxruntime.so.*": "the C API library, for programs linking against ONNX Runtime; "
+    "the Python module (onnxruntime_pybind11_state) carries its own copy and does not load it",
 }
 
 # botocore describes every AWS service; boto3 loads only the ones a client is made for. Rekognition,
@@ -76,23 +79,7 @@ def slim(venv: Path) -> int:
                 freed += _remove(service)
     for script in venv.glob("bin/pip*"):
         freed += _remove(script)
-    return freed + _strip(site_packages)
-
-
-def _strip(site_packages: Path) -> int:
-    """Drop the symbol tables of the native libraries (about 30 MB), where binutils' strip exists.
-
-    --strip-unneeded keeps what the dynamic linker needs, so the libraries load and run the same;
-    only debugging and linking against them are affected.
-    """
-    strip = shutil.which("strip")
-    if strip is None:
-        return 0
-    libraries = [p for p in site_packages.rglob("*.so*") if p.is_file() and not p.is_symlink()]
-    before = sum(p.stat().st_size for p in libraries)
-    for library in libraries:
-        subprocess.run([strip, "--strip-unneeded", str(library)], check=False, capture_output=True)  # noqa: S603
-    return before - sum(p.stat().st_size for p in libraries)
+    return freed
 
 
 def main(argv: list[str]) -> int:
