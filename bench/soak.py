@@ -133,6 +133,7 @@ def _classify(the_rig: Rig, counts: Counts) -> dict[int, int]:
         got = answers.get((sent.chat_id, sent.message_id), [])
         if not got:
             counts.lost += 1
+            print(f"  lost: chat {sent.chat_id} message {sent.message_id} update {sent.update_id}")
             continue
         if len(got) > 1:
             counts.twice += 1

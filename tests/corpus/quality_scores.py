@@ -1,0 +1,116 @@
+"""Score the embedded recognizer against hand-counted truth, alike in the tests and bench/quality.py.
+
+A truth file maps a photo's name (relative to its folder) to `faces` ([min, max] people's faces),
+`subject` (words, any of which among the top-5 label names or the object names counts) and, in the
+second set, `objects` (boxes a person drew, each with the names a detector may give it). The
+bars come from issue 10: faces counted right, no false face on a photo without people, the main
+subject found, and drawn boxes found by a detected box of a fitting name with IoU >= 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.analysis_types import Analysis, Box, Feature, Photo
+from core.prepare import prepare_photo
+from core.recognizers.local import LocalRecognizer
+
+IOU_FOUND = 0.5
+WANTED = frozenset({Feature.FACES, Feature.LABELS})
+
+
+def load_truth(path: Path) -> dict[str, dict[str, Any]]:
+    """The photos of a truth file, without its `_about` notes."""
+    return {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if not k.startswith("_")}
+
+
+def analyse(folder: Path, names: Iterable[str], recognizer: LocalRecognizer) -> dict[str, Analysis]:
+    """Faces and labels (with objects) of each photo, prepared as the bot prepares an upload."""
+    return {
+        name: recognizer.analyze_image(prepare_photo(Photo((folder / name).read_bytes(), name)).image, WANTED)
+        for name in names
+    }
+
+
+def iou(a: Box, b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of a detected box and a drawn [left, top, width, height] box."""
+    left, top = max(a.left, b[0]), max(a.top, b[1])
+    right, bottom = min(a.left + a.width, b[0] + b[2]), min(a.top + a.height, b[1] + b[3])
+    inter = max(0.0, right - left) * max(0.0, bottom - top)
+    union = a.width * a.height + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Score:
+    """How one set went: counts, and what was missed, so a failing bar says which photos."""
+
+    photos: int = 0
+    faces_right: int = 0
+    without_people: int = 0
+    false_faces: int = 0
+    subject_found: int = 0
+    boxes: int = 0
+    boxes_found: int = 0
+    misses: dict[str, list[str]] = field(default_factory=dict)
+
+    def miss(self, kind: str, what: str) -> None:
+        self.misses.setdefault(kind, []).append(what)
+
+    @staticmethod
+    def share(part: int, whole: int) -> float:
+        return part / whole if whole else 1.0
+
+    def summary(self) -> str:
+        return (
+            f"faces right {self.faces_right}/{self.photos} "
+            f"({self.share(self.faces_right, self.photos):.0%}), "
+            f"false faces on {self.false_faces}/{self.without_people} photos without people, "
+            f"subject in top 5 {self.subject_found}/{self.photos} "
+            f"({self.share(self.subject_found, self.photos):.0%}), "
+            f"boxes found {self.boxes_found}/{self.boxes} ({self.share(self.boxes_found, self.boxes):.0%})"
+        )
+
+
+def score(truth: dict[str, dict[str, Any]], results: dict[str, Analysis]) -> Score:
+    """Compare each photo's analysis with its truth."""
+    result = Score()
+    for name, expected in truth.items():
+        analysis = results[name]
+        result.photos += 1
+        low, high = expected["faces"]
+        count = len(analysis.faces)
+        if low <= count <= high:
+            result.faces_right += 1
+        else:
+            result.miss("faces", f"{name}: {count} not in [{low}, {high}]")
+        if high == 0:
+            result.without_people += 1
+            if count:
+                result.false_faces += 1
+        names = [label.name.lower() for label in analysis.labels[:5]]
+        names += [obj.name.lower() for obj in analysis.objects]
+        if {word.lower() for word in expected["subject"]} & set(names):
+            result.subject_found += 1
+        else:
+            result.miss("subject", f"{name}: {names[:8]}")
+        for drawn in expected.get("objects", []):
+            result.boxes += 1
+            fitting = {n.lower() for n in drawn["names"]}
+            best = max(
+                (
+                    iou(obj.box, tuple(drawn["box"]))
+                    for obj in analysis.objects
+                    if obj.name.lower() in fitting
+                ),
+                default=0.0,
+            )
+            if best >= IOU_FOUND:
+                result.boxes_found += 1
+            else:
+                result.miss("boxes", f"{name}: {drawn['names'][0]} best IoU {best:.2f}")
+    return result
