@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
-from telegram.error import NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,11 @@ class FloodControl(BaseRateLimiter[int]):
                 log.info("Telegram asked to slow down (%s): retrying in %.1f s", endpoint, wait)
                 await asyncio.sleep(wait + 0.1)
             except NetworkError as error:
+                # BadRequest subclasses NetworkError in python-telegram-bot, but it is Telegram's
+                # answer about the request itself: sending it again gets the same answer.
                 safe = not_delivered(error) or endpoint not in MESSAGE_METHODS
-                if outage >= self.outage_retries or endpoint in _OWN_RETRIES or not safe:
+                refused = isinstance(error, BadRequest)
+                if refused or not safe or outage >= self.outage_retries or endpoint in _OWN_RETRIES:
                     raise
                 wait = self.outage_backoff_s * 2**outage
                 outage += 1

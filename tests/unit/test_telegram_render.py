@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram.error import NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TimedOut
 
 from adapters.telegram.intake import looks_like_image, user_key
 from adapters.telegram.limits import FloodControl, chat_kind, fits_as_photo, not_delivered
@@ -314,6 +314,8 @@ def _transport_error(kind: type[httpx.HTTPError]) -> NetworkError:
         ("sendPhoto", "read", 1),
         ("getFile", TimedOut(), 3),  # a lookup can always be repeated
         ("getUpdates", NetworkError("Bad Gateway"), 1),  # the poller backs off on its own
+        ("sendPhoto", BadRequest("Bad Request: PHOTO_INVALID_DIMENSIONS"), 1),  # Telegram's answer stands
+        ("getFile", BadRequest("Bad Request: file is too big"), 1),
     ],
 )
 async def test_flood_control_retries_only_what_cannot_duplicate(
