@@ -8,15 +8,14 @@ the main subject among the top-5 label names of at least 5 of the 6 scikit-image
 
 from __future__ import annotations
 
-import json
 import typing
 from pathlib import Path
 
 import pytest
 
-from core.analysis_types import Analysis, Feature, Photo
-from core.prepare import prepare_photo
+from core.analysis_types import Analysis
 from core.recognizers.local import LocalRecognizer, local_models_installed
+from tests.corpus.quality_scores import analyse, load_truth
 
 pytestmark = pytest.mark.corpus
 
@@ -26,23 +25,13 @@ def results(shared_data: Path) -> dict[str, tuple[dict[str, typing.Any], Analysi
     if not local_models_installed():
         pytest.skip("local models are not installed: run python scripts/install_models.py")
     folder = shared_data / "faces"
-    truth = {
-        k: v for k, v in json.loads((folder / "truth.json").read_text()).items() if not k.startswith("_")
-    }
+    truth = load_truth(folder / "truth.json")
     recognizer = LocalRecognizer()
     try:
-        wanted = frozenset({Feature.FACES, Feature.LABELS})
-        return {
-            name: (
-                expected,
-                recognizer.analyze_image(
-                    prepare_photo(Photo((folder / name).read_bytes(), name)).image, wanted
-                ),
-            )
-            for name, expected in truth.items()
-        }
+        analyses = analyse(folder, truth, recognizer)
     finally:
         recognizer.close()
+    return {name: (expected, analyses[name]) for name, expected in truth.items()}
 
 
 def test_face_counts_within_the_hand_counted_range(
