@@ -161,12 +161,13 @@ def _check_quota(the_rig: Rig, counts: Counts, per_user: dict[int, int]) -> None
     counts.queue_left = _operator(the_rig, "jobs", "stats")
 
 
-def soak(store: str, seconds: float, rate: float, kill_every: float) -> Counts:
+def soak(store: str, seconds: float, rate: float, kill_every: float, log_level: str = "WARNING") -> Counts:
     counts = Counts(store)
     env = {
         "PHOTODETECTIVE_JOB_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
         "PHOTODETECTIVE_WORKER_PROCESSES": "1",
         "PHOTODETECTIVE_QUOTA_DAILY_LIMIT": "1000",
+        "PHOTODETECTIVE_LOG_LEVEL": log_level,
     }
     started = time.monotonic()
     with rig(redis=store == "redis", redis_persistent=True, env=env) as the_rig:
@@ -216,11 +217,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the photo stream")
     parser.add_argument("--rate", type=float, default=1.0, help="photos per second")
     parser.add_argument("--kill-every", type=float, default=8.0, help="seconds between worker SIGKILLs")
+    parser.add_argument("--log-level", default="WARNING", help="the bot's log level (INFO to trace a loss)")
     args = parser.parse_args()
     results = []
     for store in args.stores.split(","):
         print(f"soak on {store}: {args.seconds:g} s at {args.rate:g} photos/s", flush=True)
-        results.append(soak(store, args.seconds, args.rate, args.kill_every))
+        results.append(soak(store, args.seconds, args.rate, args.kill_every, args.log_level))
         print(row(results[-1]), flush=True)
     print()
     print(HEADER)

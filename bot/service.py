@@ -10,8 +10,10 @@ which case that new charge is given back at once (see `PhotoService._submit`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +28,13 @@ from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
 from core.analysis_types import Feature
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "unavailable"
+FIRST_WAIT_S = 0.25
+LONGEST_WAIT_S = 4.0
 
 TRY_AGAIN_SHORTLY = "The bot is busy right now; please try again shortly."
 
@@ -113,6 +122,8 @@ class PhotoService:
         clock: Clock = utc_now,
         metrics: Metrics | None = None,
         backend: str = "none",
+        outage_patience_s: float = 0.0,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -126,6 +137,9 @@ class PhotoService:
         self.metrics = metrics or Metrics()
         # The recognizer's name ("rekognition", "local", "none"), for /help and privacy texts.
         self.backend = backend
+        # How long `submit` waits out a queue or quota store that cannot be reached (see there).
+        self.outage_patience_s = outage_patience_s
+        self._sleep = sleep
 
     async def submit(self, request: PhotoRequest) -> Verdict:
         """Check access, size and quota, charge, and store the job; all before the adapter acks.
@@ -133,13 +147,39 @@ class PhotoService:
         Counted in the metrics: every photo received, and accepted or refused by reason.
         """
         self.metrics.received.labels(platform=request.platform).inc()
-        verdict = await self._submit(request)
+        verdict = await self._submit_patiently(request)
         if isinstance(verdict, Accepted):
             if not verdict.duplicate:
                 self.metrics.accepted.labels(platform=request.platform).inc()
         else:
             self.metrics.refused.labels(reason=verdict.reason).inc()
         return verdict
+
+    async def _submit_patiently(self, request: PhotoRequest) -> Verdict:
+        """`_submit`, tried again while the stores cannot be reached, for up to `outage_patience_s`.
+
+        A Redis restart or a failover takes a second or two. Telling everyone who sent a photo in
+        that moment to send it again is worse than making them wait: the charge and the job are
+        keyed by the message, so trying again is safe, and a store that is back within the
+        patience turns the outage into a short delay. Past it the user is told to try again.
+        The waits double from `FIRST_WAIT_S` up to `LONGEST_WAIT_S`, and their sum stays within
+        the patience (0: no second try).
+        """
+        waited, wait = 0.0, FIRST_WAIT_S
+        while True:
+            verdict = await self._submit(request)
+            if not isinstance(verdict, Refused) or verdict.reason != UNAVAILABLE:
+                return verdict
+            wait = min(wait, self.outage_patience_s - waited)
+            if wait <= 0:
+                log.warning(
+                    "the stores stayed unreachable for %.1f s; refusing %s", waited, request.idempotency_key
+                )
+                return verdict
+            log.info("the stores are unreachable; trying %s again in %.2f s", request.idempotency_key, wait)
+            await self._sleep(wait)
+            waited += wait
+            wait = min(2 * wait, LONGEST_WAIT_S)
 
     async def _submit(self, request: PhotoRequest) -> Verdict:
         """The checks and the charge behind `submit`.
@@ -171,7 +211,7 @@ class PhotoService:
                 admin=self.access.is_admin(request.user_key),
             )
         except QuotaStoreUnavailable:
-            return Refused("unavailable", TRY_AGAIN_SHORTLY)
+            return Refused(UNAVAILABLE, TRY_AGAIN_SHORTLY)
         if not charge.granted:
             return Refused(
                 str(charge.reason).lower(), refusal_message(charge, self.policy, now), charge.retry_after
@@ -181,7 +221,7 @@ class PhotoService:
         except QueueError:
             if not charge.duplicate:
                 await self._refund_quietly(key)
-            return Refused("unavailable", TRY_AGAIN_SHORTLY)
+            return Refused(UNAVAILABLE, TRY_AGAIN_SHORTLY)
         except Exception:
             # Not stored (a payload the queue refuses, a bug): the charge must not outlive the job.
             # A cancellation is not caught: the job may have been stored after all, and a

@@ -169,6 +169,12 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A job whose worker stops heart-beating is retried after this long."
     )
     job_max_attempts: int = Field(3, ge=1, description="Attempts before a job is dead-lettered.")
+    store_outage_patience_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a new photo waits out a queue or quota store outage (a Redis restart) "
+        "before the user is asked to send it again.",
+    )
     worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process handles at once.")
     worker_processes: int = Field(0, ge=0, description="Processes for image work; 0 = one per CPU core.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time in-flight jobs get to finish on shutdown.")

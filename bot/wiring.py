@@ -161,4 +161,5 @@ def build_service(
         default_features=settings.features,
         metrics=metrics,
         backend=backend,
+        outage_patience_s=settings.store_outage_patience_s,
     )

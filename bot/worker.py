@@ -218,10 +218,10 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(lease))
         try:
             try:
-                if await self.queue.reply_started(lease.job_id):
+                if await self.queue.reply_sent(lease.job_id):
                     # An earlier attempt already answered (and died before completing): don't
                     # answer again. It settled right after replying, so this normally changes
-                    # nothing; if it died mid-reply it frees the user's slot and keeps the charge.
+                    # nothing; if it died just before settling it frees the user's slot.
                     await _to_the_end(self._close_answered(lease))
                     return
                 timings: dict[str, float] = {}
@@ -410,21 +410,30 @@ class Worker:
                 log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
 
     async def _reply(self, lease: Lease, outcome: Outcome) -> _Delivery:
-        """Deliver at most once: only the attempt that sets the job's reply marker sends anything."""
+        """Deliver once: only the attempt whose mark succeeds sends, and it records the send.
+
+        See `JobQueue.mark_reply_started` for what a worker dying at each point leads to.
+        """
         port = self.replies.get(outcome.request.platform)
         if port is None:
             log.error(
                 "no reply port for platform %r; job %s unanswered", outcome.request.platform, lease.job_id
             )
             return _Delivery.NO_PORT
-        if not await self.queue.mark_reply_started(lease.job_id):
+        if not await self.queue.mark_reply_started(lease.job_id, lease.attempt):
             return _Delivery.ANSWERED_ELSEWHERE
         try:
             await port.deliver(outcome)
         except Exception:
-            # At most once: the marker is set, so no retry answers again (see JobQueue.mark_reply_started).
+            # The platform refused it for good (FloodControl already retried what can be): the
+            # job ends here with the user's charge refunded; a retry would fail the same way.
             log.exception("reply for job %s could not be delivered", lease.job_id)
             return _Delivery.FAILED
+        try:
+            await self.queue.mark_reply_sent(lease.job_id)
+        except QueueError as exc:
+            # The answer is out; if the job is reclaimed before `complete` lands, it may go twice.
+            log.warning("job %s: could not record its reply as sent: %s", lease.job_id, exc)
         return _Delivery.SENT
 
     async def _release(self, lease: Lease) -> None:

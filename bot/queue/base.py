@@ -180,40 +180,56 @@ class JobQueue(Protocol):
         """
         ...
 
-    async def mark_reply_started(self, job_id: str) -> bool:
-        """Atomically record that this job's reply is about to be sent; False if already recorded.
+    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
+        """Atomically record that `attempt` of this job is about to send its reply; False if it must not.
 
-        Call it right before sending the reply and send only on True: a job redelivered after a
-        crash (or held by two workers because one stalled past its lease) then answers at most once.
-        The marker is independent of leases on purpose: whoever marks first is the one that answers.
-        An error answer ("that photo could not be analysed") is a reply too and goes through the
-        same marker. Raises `JobNotFound` for an unknown job.
+        Call it right before sending the reply and send only on True; call `mark_reply_sent` once
+        the platform accepted it. True when no reply was begun, or when an earlier attempt began
+        one and never recorded it sent: that attempt's worker died mid-send (its lease ran out, so
+        this later attempt exists), and the user has most likely received nothing. False when the
+        reply was sent, or when this attempt or a later one began it. Raises `JobNotFound` for an
+        unknown job. An error answer ("that photo could not be analysed") is a reply too and goes
+        through the same markers.
 
         Exact semantics (the remaining window). The queue cannot make "send a chat message" and
-        "mark the job done" one atomic step, so for a job that is eventually completed:
+        "record it" one atomic step, so for a job that is eventually completed:
 
         - The worker dies before `mark_reply_started`: nothing was sent. After the visibility
           timeout the job is reclaimed (attempt + 1) and the next worker answers. One reply.
-        - The worker dies after the platform accepted the reply, before `complete`: the marker is
-          stored, so the reclaiming worker sees `reply_started()` True, sends nothing and completes.
-          One reply; the job merely stays "in flight" until its lease expires and it is reclaimed
-          (and it is not dead-lettered for that expiry even if its attempts are used up).
-        - The worker dies after `mark_reply_started` returned True but before the platform accepted
-          the message (mid-request, or the send failed and the worker crashed before handling it):
-          the marker says "started" but nothing arrived, and no later attempt answers. The user gets
-          NO reply for that photo. This is the only window left; it lasts one send call. We chose
-          at most once over at least once: a duplicate answer (and a second recognizer bill) is
-          worse than a lost one, which the user can fix by sending the photo again.
-        - Two live workers on one job (the first stalled past its lease): the first to mark answers,
-          the other gets False; only the current lease's `complete` succeeds.
-        - The marker is as durable as the backend: SQLite commits it before returning; Redis keeps
-          it under its persistence settings, so a Redis that loses acknowledged writes (no AOF, or
-          failover to a lagging replica) can forget it and allow a second reply.
+        - The worker dies during the send (between the two marks, before the platform accepted
+          the message): the job is reclaimed, analysed again, and the new attempt's mark succeeds,
+          so it answers. One reply (and, with Rekognition, a second recognizer call; the user's
+          quota is charged once). The expired lease counts as a failed attempt, so a photo whose
+          reply keeps killing the worker is dead-lettered like any other.
+        - The worker dies after `mark_reply_sent`, before `complete`: the reclaiming worker sees
+          `reply_sent()` True, sends nothing and completes. One reply; that expiry does not count
+          as an attempt.
+        - The worker dies in the few milliseconds after the platform accepted the message and
+          before `mark_reply_sent` was stored: the next attempt answers again. Two replies. This
+          is the only window left, the time of one HTTP response and one store write; the earlier
+          design (no second mark) instead lost the answer whenever a worker died mid-upload, a
+          window as long as the send itself, and a lost answer is a photo the user never hears of.
+        - Two live workers on one job (the first stalled past its lease): the later attempt's mark
+          wins over an earlier unsent one; an earlier attempt never overrides a later one.
+        - The markers are as durable as the backend: SQLite commits them before returning; Redis
+          keeps them under its persistence settings, so a Redis that loses acknowledged writes (no
+          AOF, or failover to a lagging replica) can forget them and allow a second reply.
+        """
+        ...
+
+    async def mark_reply_sent(self, job_id: str) -> None:
+        """Record that the reply begun by `mark_reply_started` was accepted by the platform.
+
+        From then on no attempt answers again. Raises `JobNotFound` for an unknown job.
         """
         ...
 
     async def reply_started(self, job_id: str) -> bool:
-        """Whether `mark_reply_started` already succeeded for this job (False for unknown jobs)."""
+        """Whether a reply to this job was begun (False for unknown jobs): chat actions stop then."""
+        ...
+
+    async def reply_sent(self, job_id: str) -> bool:
+        """Whether this job's reply was accepted by the platform (False for unknown jobs)."""
         ...
 
     async def position(self, job_id: str) -> int | None:

@@ -147,7 +147,7 @@ local retention = tonumber(ARGV[10])
 
 local function take(id, sid)
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'state', 'attempts', 'reply_started',
+  local f = redis.call('HMGET', jk, 'state', 'attempts', 'reply_sent',
     'key', 'user', 'payload', 'created_at', 'exhausted')
   local state = f[1]
   if state ~= 'queued' and state ~= 'leased' then
@@ -158,7 +158,8 @@ local function take(id, sid)
   end
   local attempts = tonumber(f[2])
   local exhausted = f[8] == '1'
-  if state == 'leased' and not f[3] then  -- an expired lease
+  -- an expired lease (one whose answer went out only needs completing)
+  if state == 'leased' and not f[3] then
     if exhausted then  -- its final hand-out died too: give up without another
       bury(id, sid, string.format(expired_format, attempts), now, retention)
       return nil
@@ -261,11 +262,23 @@ redis.call('XCLAIM', STREAM, GROUP, f[5], 0, f[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """
 
-# ARGV: prefix, job_id
+# ARGV: prefix, job_id, attempt. `reply_started` holds the attempt that began the reply.
 _MARK_REPLY = """
 local jk = job_key(ARGV[2])
 if redis.call('EXISTS', jk) == 0 then return -1 end
-return redis.call('HSETNX', jk, 'reply_started', '1')
+local f = redis.call('HMGET', jk, 'reply_started', 'reply_sent')
+if f[2] then return 0 end
+if f[1] and tonumber(f[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', jk, 'reply_started', ARGV[3])
+return 1
+"""
+
+# ARGV: prefix, job_id
+_MARK_SENT = """
+local jk = job_key(ARGV[2])
+if redis.call('EXISTS', jk) == 0 then return -1 end
+redis.call('HSET', jk, 'reply_sent', '1')
+return 1
 """
 
 # ARGV: prefix, job_id
@@ -330,6 +343,7 @@ class RedisJobQueue:
         self._fail = register(_PRELUDE + _FAIL)
         self._release = register(_PRELUDE + _RELEASE)
         self._mark_reply = register(_PRELUDE + _MARK_REPLY)
+        self._mark_sent = register(_PRELUDE + _MARK_SENT)
         self._position = register(_PRELUDE + _POSITION)
         self._stats = register(_PRELUDE + _STATS)
 
@@ -445,17 +459,27 @@ class RedisJobQueue:
 
     # -- reply bookkeeping ------------------------------------------------------------------
 
-    async def mark_reply_started(self, job_id: str) -> bool:
-        reply = int(await self._eval(self._mark_reply, job_id))
+    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
+        reply = int(await self._eval(self._mark_reply, job_id, attempt))
         if reply < 0:
             raise JobNotFound(job_id)
         return reply == 1
 
+    async def mark_reply_sent(self, job_id: str) -> None:
+        if int(await self._eval(self._mark_sent, job_id)) < 0:
+            raise JobNotFound(job_id)
+
     async def reply_started(self, job_id: str) -> bool:
+        return await self._has_field(job_id, "reply_started")
+
+    async def reply_sent(self, job_id: str) -> bool:
+        return await self._has_field(job_id, "reply_sent")
+
+    async def _has_field(self, job_id: str, field: str) -> bool:
         if self._closed:
             raise QueueClosed("the job queue is closed")
         try:
-            found = await self._redis.hexists(self._key(f"job:{job_id}"), "reply_started")
+            found = await self._redis.hexists(self._key(f"job:{job_id}"), field)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             raise QueueUnavailable(f"redis: {error}") from error
         return bool(found)

@@ -53,7 +53,7 @@ from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, Queu
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Table names carry a `queue_` prefix so the queue may share a database file with other stores.
 SCHEMA = (
@@ -72,6 +72,7 @@ SCHEMA = (
         lease_worker    TEXT,
         lease_deadline  REAL,
         reply_started   INTEGER NOT NULL DEFAULT 0,
+        reply_sent      INTEGER NOT NULL DEFAULT 0,
         last_error      TEXT,
         finished_at     REAL,
         exhausted       INTEGER NOT NULL DEFAULT 0
@@ -91,12 +92,20 @@ SCHEMA = (
 )
 
 # Columns added after version 1, with their definitions, for files created by an older version.
-_ADDED_COLUMNS = {"exhausted": "INTEGER NOT NULL DEFAULT 0"}
+# The statement after each fills it in for the rows already there.
+_ADDED_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "exhausted": ("INTEGER NOT NULL DEFAULT 0", None),
+    # Before version 3 a started reply counted as sent (at most once); keep that for old rows.
+    "reply_sent": (
+        "INTEGER NOT NULL DEFAULT 0",
+        "UPDATE queue_jobs SET reply_sent = 1 WHERE reply_started > 0",
+    ),
+}
 
 # The oldest claimable rows of each kind; `claim` takes the older of the two.
 _CLAIMABLE = (
     "SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts,"
-    " reply_started, exhausted FROM queue_jobs"
+    " reply_sent, exhausted FROM queue_jobs"
 )
 _NEXT_QUEUED = _CLAIMABLE + " WHERE state = 'queued' AND available_at <= ? ORDER BY seq LIMIT 1"
 _NEXT_EXPIRED = _CLAIMABLE + " WHERE state = 'leased' AND lease_deadline <= ? ORDER BY seq LIMIT 1"
@@ -235,7 +244,8 @@ class SqliteJobQueue:
                         return None
                     row = min(found, key=lambda r: int(r["seq"]))
                     exhausted = bool(row["exhausted"])
-                    if row["state"] == "leased" and not row["reply_started"]:  # an expired lease
+                    # An expired lease; one whose answer went out only needs completing.
+                    if row["state"] == "leased" and not row["reply_sent"]:
                         if exhausted:  # its final hand-out died too: give up without another
                             self._bury(conn, row["seq"], EXPIRED_ERROR % row["attempts"], now)
                             continue
@@ -357,12 +367,13 @@ class SqliteJobQueue:
 
     # -- reply bookkeeping ------------------------------------------------------------------
 
-    async def mark_reply_started(self, job_id: str) -> bool:
+    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
         def operation(conn: sqlite3.Connection) -> bool:
             with _immediate(conn):
                 cursor = conn.execute(
-                    "UPDATE queue_jobs SET reply_started = 1 WHERE job_id = ? AND reply_started = 0",
-                    (job_id,),
+                    "UPDATE queue_jobs SET reply_started = ?"
+                    " WHERE job_id = ? AND reply_sent = 0 AND reply_started < ?",
+                    (attempt, job_id, attempt),
                 )
                 if cursor.rowcount == 1:
                     return True
@@ -372,9 +383,24 @@ class SqliteJobQueue:
 
         return await self._run(operation)
 
+    async def mark_reply_sent(self, job_id: str) -> None:
+        def operation(conn: sqlite3.Connection) -> None:
+            with _immediate(conn):
+                cursor = conn.execute("UPDATE queue_jobs SET reply_sent = 1 WHERE job_id = ?", (job_id,))
+                if cursor.rowcount != 1:
+                    raise JobNotFound(job_id)
+
+        await self._run(operation)
+
     async def reply_started(self, job_id: str) -> bool:
+        return await self._flag("SELECT reply_started FROM queue_jobs WHERE job_id = ?", job_id)
+
+    async def reply_sent(self, job_id: str) -> bool:
+        return await self._flag("SELECT reply_sent FROM queue_jobs WHERE job_id = ?", job_id)
+
+    async def _flag(self, query: str, job_id: str) -> bool:
         def operation(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT reply_started FROM queue_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = conn.execute(query, (job_id,)).fetchone()
             return row is not None and bool(row[0])
 
         return await self._run(operation)
@@ -462,9 +488,11 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
     Added columns have defaults, so an older process still writing to the file keeps working.
     """
     present = {str(row[1]) for row in conn.execute("PRAGMA table_info(queue_jobs)")}
-    for name, definition in _ADDED_COLUMNS.items():
+    for name, (definition, fill) in _ADDED_COLUMNS.items():
         if name not in present:
             conn.execute(f"ALTER TABLE queue_jobs ADD COLUMN {name} {definition}")
+            if fill is not None:
+                conn.execute(fill)
 
 
 def _ahead(conn: sqlite3.Connection, seq: int) -> int:

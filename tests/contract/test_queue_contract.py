@@ -412,12 +412,13 @@ async def test_a_last_attempt_that_expires_exhausts_the_job_after_earlier_failur
     assert (final.attempt, final.exhausted) == (3, True)
 
 
-async def test_a_job_whose_reply_started_is_handed_out_to_be_completed(backend: Backend) -> None:
+async def test_a_job_whose_reply_was_sent_is_handed_out_to_be_completed(backend: Backend) -> None:
     queue = backend.open(max_attempts=1)
     [job_id] = await enqueue_many(queue, backend.now, 1)
     lease = await queue.claim("w1", backend.now, VT)
     assert lease is not None
-    assert await queue.mark_reply_started(job_id)
+    assert await queue.mark_reply_started(job_id, lease.attempt)
+    await queue.mark_reply_sent(job_id)
     await backend.advance(VT + 0.2)  # replied, then died before complete
 
     again = await queue.claim("w2", backend.now, 30)
@@ -426,27 +427,53 @@ async def test_a_job_whose_reply_started_is_handed_out_to_be_completed(backend: 
     assert again.job_id == job_id
     assert again.attempt == 2
     assert not again.exhausted  # it only needs completing: nothing to answer or dead-letter
-    assert await queue.reply_started(job_id)
-    assert not await queue.mark_reply_started(job_id)
+    assert await queue.reply_sent(job_id)
+    assert not await queue.mark_reply_started(job_id, again.attempt)
     assert await queue.complete(again, backend.now)
     assert await queue.dead_letters() == []
+
+
+async def test_a_job_whose_reply_was_interrupted_is_answered_by_its_next_attempt(backend: Backend) -> None:
+    queue = backend.open(max_attempts=1)
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    lease = await queue.claim("w1", backend.now, VT)
+    assert lease is not None
+    assert await queue.mark_reply_started(job_id, lease.attempt)
+    await backend.advance(VT + 0.2)  # died during the send: nothing recorded as sent
+
+    again = await queue.claim("w2", backend.now, 30)
+
+    assert again is not None
+    assert again.attempt == 2
+    assert again.exhausted  # the expiry counts: a reply that kills its worker must not loop
+    assert await queue.reply_started(job_id)
+    assert not await queue.reply_sent(job_id)
+    assert not await queue.mark_reply_started(job_id, lease.attempt)  # the dead attempt: never again
+    assert await queue.mark_reply_started(job_id, again.attempt)
+    assert not await queue.mark_reply_started(job_id, again.attempt)
+    await queue.mark_reply_sent(job_id)
+    assert not await queue.mark_reply_started(job_id, again.attempt + 1)  # sent: nobody answers again
 
 
 async def test_the_reply_marker_is_recorded_once(backend: Backend, queue: JobQueue) -> None:
     first, second = await enqueue_many(queue, backend.now, 2)
 
     assert not await queue.reply_started(first)
-    assert await queue.mark_reply_started(first)
-    assert not await queue.mark_reply_started(first)
+    assert await queue.mark_reply_started(first, 1)
+    assert not await queue.mark_reply_started(first, 1)
     assert await queue.reply_started(first)
+    assert not await queue.reply_sent(first)
     assert not await queue.reply_started(second)
     assert not await queue.reply_started("no-such-job")
+    assert not await queue.reply_sent("no-such-job")
     with pytest.raises(JobNotFound):
-        await queue.mark_reply_started("no-such-job")
+        await queue.mark_reply_started("no-such-job", 1)
+    with pytest.raises(JobNotFound):
+        await queue.mark_reply_sent("no-such-job")
 
     # Many workers racing for the same marker: exactly one wins.
     racers = [backend.open() for _ in range(3)]
-    wins = await asyncio.gather(*(q.mark_reply_started(second) for q in racers for _ in range(4)))
+    wins = await asyncio.gather(*(q.mark_reply_started(second, 1) for q in racers for _ in range(4)))
     assert wins.count(True) == 1
 
 
@@ -499,7 +526,8 @@ async def test_a_reopened_queue_sees_everything(backend: Backend, queue: JobQueu
     doomed = await queue.claim("w1", backend.now, 300)
     assert lease is not None
     assert doomed is not None
-    assert await queue.mark_reply_started(first)
+    assert await queue.mark_reply_started(first, lease.attempt)
+    await queue.mark_reply_sent(first)
     assert await queue.fail(doomed, "bad photo", backend.now, retryable=False) is FailOutcome.DEAD
     before = await queue.stats(backend.now)
     await queue.close()
@@ -508,6 +536,7 @@ async def test_a_reopened_queue_sees_everything(backend: Backend, queue: JobQueu
 
     assert await reopened.stats(backend.now) == before
     assert await reopened.reply_started(first)
+    assert await reopened.reply_sent(first)
     assert (await reopened.enqueue("telegram:1:0", "user0", {}, backend.now)).created is False
     assert [letter.job_id for letter in await reopened.dead_letters()] == [second]
     assert await reopened.position(third) == 0
@@ -591,7 +620,7 @@ async def test_redis_outage_raises_a_typed_error_and_recovers(redis_server: Redi
 
 
 async def test_a_sqlite_file_from_before_exhaustion_is_upgraded_in_place(tmp_path: Path) -> None:
-    """A version-1 file (no `exhausted` column) with a job whose leases ran out keeps working."""
+    """A version-1 file (no `exhausted` or `reply_sent`) with a job whose leases ran out keeps working."""
     path = tmp_path / "queue.sqlite3"
     now = time.time()
     old = sqlite3.connect(path, isolation_level=None)
@@ -608,6 +637,12 @@ async def test_a_sqlite_file_from_before_exhaustion_is_upgraded_in_place(tmp_pat
         " VALUES ('j1', 'tg:1:1', 'u', '{}', ?, 'leased', ?, 3, 't', 'w0', ?)",
         (now, now, now - 1),
     )
+    old.execute(  # answered by a version without `reply_sent`: a started reply counted as sent
+        "INSERT INTO queue_jobs (job_id, idempotency_key, user_id, payload, created_at, state,"
+        " available_at, attempts, reply_started, finished_at)"
+        " VALUES ('j0', 'tg:1:0', 'u', '{}', ?, 'done', ?, 1, 1, ?)",
+        (now, now, now),
+    )
     old.execute("PRAGMA user_version = 1")
     old.close()
     queue = SqliteJobQueue(path, max_attempts=3)
@@ -615,6 +650,8 @@ async def test_a_sqlite_file_from_before_exhaustion_is_upgraded_in_place(tmp_pat
         lease = await queue.claim("w1", now, 30)
         assert lease is not None
         assert (lease.job_id, lease.attempt, lease.exhausted) == ("j1", 4, True)
+        assert await queue.reply_sent("j0")
+        assert not await queue.reply_sent("j1")
     finally:
         await queue.close()
 

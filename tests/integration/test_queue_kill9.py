@@ -2,9 +2,9 @@
 
 Each worker is a real process (this module run with `python -m`), sharing the queue through the
 SQLite file or a real redis-server. Worker A claims the job with a short visibility timeout and
-stalls, either before it replies or after it has replied; the test kills it with SIGKILL while
-worker B is already polling. B must reclaim the job once A's lease runs out, complete it, and the
-side-effect log must show exactly one reply and exactly one completion.
+stalls before it replies, in the middle of sending the reply, or after it has replied; the test
+kills it with SIGKILL while worker B is already polling. B must reclaim the job once A's lease
+runs out, complete it, and the side-effect log must show exactly one reply and one completion.
 """
 
 from __future__ import annotations
@@ -51,14 +51,18 @@ async def run_worker(backend: str, target: str, worker_id: str, stall: str, log:
                 raise SystemExit("no job to claim")
             await asyncio.sleep(0.05)
         print(f"claimed {lease.job_id} {lease.attempt} {time.time():.3f}", flush=True)
-        if await queue.reply_started(lease.job_id):
+        if await queue.reply_sent(lease.job_id):
             record(log, f"skip-reply {lease.job_id} {worker_id}")
         else:
             if stall == "before-reply":
                 print("stalled", flush=True)
                 await asyncio.sleep(3600)
-            if await queue.mark_reply_started(lease.job_id):
+            if await queue.mark_reply_started(lease.job_id, lease.attempt):
+                if stall == "mid-reply":  # killed during the send: the platform got nothing
+                    print("stalled", flush=True)
+                    await asyncio.sleep(3600)
                 record(log, f"reply {lease.job_id} {worker_id}")
+                await queue.mark_reply_sent(lease.job_id)
             if stall == "after-reply":
                 print("stalled", flush=True)
                 await asyncio.sleep(3600)
@@ -105,7 +109,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield "redis", request.getfixturevalue("redis_server").url
 
 
-@pytest.mark.parametrize("stall", ["before-reply", "after-reply"])
+@pytest.mark.parametrize("stall", ["before-reply", "mid-reply", "after-reply"])
 async def test_a_killed_workers_job_is_finished_once_by_another_worker(
     target: tuple[str, str], stall: str, tmp_path: Path
 ) -> None:
@@ -143,7 +147,7 @@ async def test_a_killed_workers_job_is_finished_once_by_another_worker(
         assert effects == sorted(expected)
         stats = await queue.stats(time.time())
         assert (stats.done, stats.in_flight, stats.queued, stats.dead) == (1, 0, 0, 0)
-        assert await queue.reply_started(job.job_id)
+        assert await queue.reply_sent(job.job_id)
         print(
             f"\n{backend}/{stall}: lease {LEASE_S} s; killed {killed_at - float(first_claim[3]):.2f} s"
             f" after the claim; reclaimed {float(claimed[3]) - killed_at:.2f} s and completed"

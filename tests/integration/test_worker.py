@@ -357,13 +357,14 @@ async def test_a_reply_the_platform_refuses_is_not_sent_again_and_is_refunded(ri
 # -- redelivery -----------------------------------------------------------------------------------
 
 
-async def test_a_redelivered_job_whose_reply_already_started_is_completed_without_answering(rig: Rig) -> None:
+async def test_a_redelivered_job_whose_reply_was_sent_is_completed_without_answering(rig: Rig) -> None:
     request = await rig.submit()
     # An earlier worker took the job, answered, and died before completing it.
     start = time.time()
     first = await rig.queue.claim("dead-worker", start, 0.2)
     assert first is not None
-    assert await rig.queue.mark_reply_started(first.job_id)
+    assert await rig.queue.mark_reply_started(first.job_id, first.attempt)
+    await rig.queue.mark_reply_sent(first.job_id)
 
     # The queue takes its clock from the caller: a claim 1 s later is past the dead worker's lease.
     second = await rig.queue.claim("worker-1", start + 1, 5)
@@ -374,6 +375,26 @@ async def test_a_redelivered_job_whose_reply_already_started_is_completed_withou
     assert rig.replies.delivered == []
     assert rig.fake.requests == []  # not analysed (and billed) a second time
     assert await rig.used(request) == (1, 0)  # the charge stays, the slot is freed
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
+async def test_a_job_whose_worker_died_mid_send_is_answered_by_the_next_attempt(rig: Rig) -> None:
+    request = await rig.submit()
+    # An earlier worker began its reply and was killed before the platform had it.
+    start = time.time()
+    first = await rig.queue.claim("dead-worker", start, 0.2)
+    assert first is not None
+    assert await rig.queue.mark_reply_started(first.job_id, first.attempt)
+
+    second = await rig.queue.claim("worker-1", start + 1, 5)
+    assert second is not None
+    assert (second.job_id, second.attempt) == (first.job_id, 2)
+    await rig.worker().process(second)
+
+    assert only_reply(rig, request).request == request  # answered, once
+    assert await rig.queue.reply_sent(first.job_id)
+    assert not await rig.queue.mark_reply_started(first.job_id, 3)  # no later attempt answers again
+    assert await rig.used(request) == (1, 0)  # charged once, slot freed
     assert (await rig.queue.stats(time.time())).done == 1
 
 

@@ -68,6 +68,7 @@ def replace_service(service: PhotoService, **changes: object) -> PhotoService:
         "preferences": service.preferences,
         "default_features": service.default_features,
         "clock": service.clock,
+        "outage_patience_s": service.outage_patience_s,
     }
     fields.update(changes)
     return PhotoService(**fields)  # type: ignore[arg-type]
@@ -370,6 +371,72 @@ async def test_quota_store_unavailable_refuses_with_try_again_and_recovers(world
     again = accepted(await world.service.submit(photo("1")))
     assert not again.duplicate
     assert (await world.service.usage(photo().user_key)).used == 1
+
+
+class Outage:
+    """SQLite's write lock held on a store until the service has slept `lasts` times (or for good).
+
+    It is the service's `sleep`: each wait it asks for is recorded instead of slept, so the test
+    sees the back-off the service chose, and the outage ends after the waits a real one would take.
+    """
+
+    def __init__(self, path: Path, lasts: int | None) -> None:
+        self.lasts = lasts
+        self.waits: list[float] = []
+        self.holder: sqlite3.Connection | None = sqlite3.connect(path, isolation_level=None)
+        self.holder.execute("BEGIN IMMEDIATE")
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if self.lasts is not None and len(self.waits) >= self.lasts:
+            self.end()
+
+    def end(self) -> None:
+        if self.holder is not None:
+            self.holder.execute("ROLLBACK")
+            self.holder.close()
+            self.holder = None
+
+
+@pytest.mark.parametrize("store", ["queue", "quota"])
+async def test_a_short_outage_is_waited_out_and_the_photo_accepted_once(world: World, store: str) -> None:
+    accepted(await world.service.submit(photo("0", user="warm-up")))
+    outage = Outage(world.folder / f"{store}.sqlite3", lasts=3)
+    world.rebuild(outage_patience_s=10.0, sleep=outage)
+    try:
+        verdict = accepted(await world.service.submit(photo("1")))
+    finally:
+        outage.end()
+
+    assert not verdict.duplicate
+    assert outage.waits == [0.25, 0.5, 1.0]  # doubling, and no more tries once it worked
+    usage = await world.service.usage(photo().user_key)
+    assert (usage.used, usage.active_jobs) == (1, 1)  # charged once, whatever the failed tries did
+    assert (await world.queue.stats(START.timestamp())).queued == 2
+
+
+async def test_an_outage_longer_than_the_patience_is_refused_uncharged(world: World) -> None:
+    accepted(await world.service.submit(photo("0", user="warm-up")))
+    outage = Outage(world.folder / "queue.sqlite3", lasts=None)
+    world.rebuild(outage_patience_s=5.0, sleep=outage)
+    try:
+        verdict = refused(await world.service.submit(photo("1")))
+    finally:
+        outage.end()
+
+    assert verdict == Refused("unavailable", TRY_AGAIN_SHORTLY)
+    assert outage.waits == [0.25, 0.5, 1.0, 2.0, 1.25]  # the last wait is cut to fit in 5 s
+    assert sum(outage.waits) == pytest.approx(5.0)
+    usage = await world.service.usage(photo().user_key)
+    assert (usage.used, usage.active_jobs) == (0, 0)
+
+
+async def test_refusals_that_are_not_outages_are_not_tried_again(world: World) -> None:
+    never = Outage(world.folder / "unused.sqlite3", lasts=0)
+    never.end()
+    world.rebuild(outage_patience_s=10.0, sleep=never)
+    assert refused(await world.service.submit(photo("1", size=30_000_000))).reason == "too_large"
+    assert never.waits == []
 
 
 async def test_a_queue_failure_after_the_charge_refunds_it(world: World) -> None:
