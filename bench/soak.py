@@ -137,6 +137,8 @@ def _classify(the_rig: Rig, counts: Counts) -> dict[int, int]:
             continue
         if len(got) > 1:
             counts.twice += 1
+            methods = ", ".join(got)
+            print(f"  answered {len(got)} times: chat {sent.chat_id} message {sent.message_id} ({methods})")
         if got[0] == "sendMessage":
             counts.apologies += 1
         else:

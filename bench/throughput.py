@@ -12,7 +12,8 @@ Every number comes from `photodetective run` processes started as a self-hoster 
 - rekognition: the fake endpoint answers after 200-600 ms and enforces a 10-TPS quota per API;
   the bot's shared gate is set to 8. The bound is then the gate (8 photos/s: each photo makes one
   call per API), not our CPU, and many photos are in flight at once.
-- scale: Redis, one `--role ingress` and 1, 2 and 4 `--role worker` processes, embedded recognizer.
+- scale: Redis, one `--role ingress` and 1, 2 and 4 `--role worker` processes, embedded recognizer,
+  each worker taking `--jobs-per-worker` jobs at once (default 1: one core's worth of work).
 - burst: 500 updates at once to an ingress; the time until all are confirmed to Telegram (i.e.
   queued), then workers (fast fake Rekognition) answer every one; each must be answered once.
 - memory: a steady stream under the bound for M minutes (default 10); worker RSS over time.
@@ -75,11 +76,14 @@ def _latencies_since(the_rig: Rig, first: int) -> list[float]:
     )
 
 
-def _calibrate(the_rig: Rig, photos: list[tuple[str, bytes]], rounds: int = 2) -> float:
-    """CPU seconds of one photo: each photo of the set sent alone, waiting for its reply."""
+def _calibrate(the_rig: Rig, photos: list[tuple[str, bytes]], rounds: int = 2, warm: int = 1) -> float:
+    """CPU seconds of one photo: each photo of the set sent alone, waiting for its reply.
+
+    First `warm` photos at once (at least as many as jobs the workers take together), so every
+    worker has loaded its models before the count starts: loading is not a photo's cost.
+    """
     messages = the_rig.messages(photos, len(photos) * rounds, 1)
-    warm = the_rig.messages(photos[:1], 1, 1)
-    the_rig.send(warm, None)
+    the_rig.send(the_rig.messages(photos, warm, warm), None)
     the_rig.wait_answered(len(the_rig.sent), 120)
     cpu0 = the_rig.cpu()
     for message in messages:
@@ -141,18 +145,28 @@ def rekognition(photos: list[tuple[str, bytes]], count: int) -> list[str]:
         ]
 
 
-def scale(photos: list[tuple[str, bytes]], count: int) -> list[str]:
+def scale(photos: list[tuple[str, bytes]], count: int, jobs_per_worker: int = 1) -> list[str]:
+    """Ingress + 1, 2 and 4 worker processes on one Redis, each taking `jobs_per_worker` jobs at once.
+
+    One job per worker makes a worker one core's worth of work, so the table shows the growth
+    from 1 to 2 workers and where it stops on this machine's cores.
+    """
     rows = []
     for workers in (1, 2, 4):
+        env = {
+            "PHOTODETECTIVE_WORKER_PROCESSES": "1",
+            "PHOTODETECTIVE_WORKER_CONCURRENCY": str(jobs_per_worker),
+        }
         with rig(redis=True) as the_rig:
             the_rig.spawn("ingress")
             for _ in range(workers):
-                the_rig.spawn("worker", {"PHOTODETECTIVE_WORKER_PROCESSES": "1"})
+                the_rig.spawn("worker", env)
             the_rig.wait_ready()
-            per_photo = _calibrate(the_rig, photos, rounds=1)
+            per_photo = _calibrate(the_rig, photos, rounds=1, warm=2 * workers * jobs_per_worker)
             bound = 60 * CORES / per_photo
             result = _stream(the_rig, photos, count, rate=2 * bound / 60)
-            rows.append(_row(f"embedded, Redis, ingress + {workers} worker(s)", result, bound))
+            name = f"embedded, Redis, ingress + {workers} worker(s), {jobs_per_worker} job(s) each"
+            rows.append(_row(name, result, bound))
     return rows
 
 
@@ -216,6 +230,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="embedded,rekognition,scale,burst")
     parser.add_argument("--photos", type=int, default=30, help="photos per throughput scenario")
     parser.add_argument("--concurrency", type=int, help="PHOTODETECTIVE_WORKER_CONCURRENCY for 'embedded'")
+    parser.add_argument("--jobs-per-worker", type=int, default=1, help="WORKER_CONCURRENCY for 'scale'")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory scenario")
     args = parser.parse_args()
     photos = photo_set()
@@ -230,7 +245,7 @@ def main() -> None:
         table += rekognition(photos, args.photos * 4)
         print(table[-1], flush=True)
     if "scale" in chosen:
-        table += scale(photos, args.photos)
+        table += scale(photos, args.photos, args.jobs_per_worker)
         print("\n".join(table[-3:]), flush=True)
     if "burst" in chosen:
         notes += burst(photos)

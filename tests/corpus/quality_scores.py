@@ -20,7 +20,7 @@ from core.prepare import prepare_photo
 from core.recognizers.local import LocalRecognizer
 
 IOU_FOUND = 0.5
-WANTED = frozenset({Feature.FACES, Feature.LABELS})
+WANTED = frozenset({Feature.FACES, Feature.LABELS, Feature.TEXT})
 
 
 def load_truth(path: Path) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,34 @@
+"""The `photodetective` executable: one thread per photo in the numerical libraries, then the CLI.
+
+numpy's OpenBLAS starts a thread per core in every process and spin-waits them between calls.
+The embedded recognizer already runs one photo per thread (its models are built single-threaded,
+and `WORKER_CONCURRENCY` photos run side by side), so those extra threads only compete: measured
+with `bench/throughput.py --scenarios scale` on 2 cores, a photo cost 0.51 CPU s with one worker
+and 0.83 with two, and two workers answered fewer photos a minute than one (137 against 147).
+With one BLAS thread a photo costs 0.37-0.40 CPU s whatever the number of workers, and two
+workers answer 278 a minute against one worker's 152.
+
+The libraries read these variables once, when they load, so this must run before anything
+imports numpy: hence a separate entry module that imports the CLI only afterwards. A value the
+operator set is kept (`setdefault`), so a host that wants more BLAS threads can still ask.
+"""
+
+from __future__ import annotations
+
+import os
+
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_thread_per_photo() -> None:
+    """Default every numerical library to one thread (see the module docstring for the numbers)."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+def main() -> int:
+    """Entry point of the `photodetective` console script."""
+    one_thread_per_photo()
+    from bot.cli import main as run_cli  # imported here: numpy must load after the line above
+
+    return run_cli()

@@ -1,0 +1,51 @@
+"""The console script limits the numerical libraries to one thread before numpy loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from bot.launch import THREAD_VARIABLES, one_thread_per_photo
+
+THREADS_AFTER_NUMPY = (
+    "import os, sys\n"
+    "if sys.argv[1] == 'launch':\n"
+    "    from bot.launch import one_thread_per_photo\n"
+    "    one_thread_per_photo()\n"
+    "import numpy\n"
+    "numpy.ones((64, 64)) @ numpy.ones((64, 64))\n"
+    "print(len(os.listdir('/proc/self/task')))\n"
+)
+
+
+def threads_after_numpy(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_AFTER_NUMPY, mode], env=env, capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
+def test_the_console_script_is_the_launcher() -> None:
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "photodetective"]
+    assert script.value == "bot.launch:main"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc to count threads")
+def test_numpy_loaded_after_the_launcher_starts_no_extra_threads() -> None:
+    assert threads_after_numpy("launch") == 1
+    if (os.cpu_count() or 1) > 1:  # on one core OpenBLAS starts no extra thread anyway
+        assert threads_after_numpy("plain") > 1
+
+
+def test_a_thread_count_the_operator_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    for name in THREAD_VARIABLES[1:]:
+        monkeypatch.delenv(name, raising=False)
+    one_thread_per_photo()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    assert all(os.environ[name] == "1" for name in THREAD_VARIABLES[1:])
