@@ -4,10 +4,10 @@ The photos are fetched by `scripts/fetch_eval_photos.py` (pinned, hash-checked) 
 ~/.cache/photodetective/eval-photos or PHOTODETECTIVE_EVAL_PHOTOS; the truth is in eval/truth.json.
 Skipped when the photos are absent (a fresh clone without network).
 
-Faces are held to issue 10's bars (counted right on >= 95%, no false face on a photo without
-people). The main subject (bar 90%) and drawn boxes found with IoU >= 0.5 (bar 70%) are not there
-yet: measured 63% and 48%, so these tests hold the measured level against regressions, and the
-README says how far from the bar it is.
+Faces and boxes are held to issue 10's bars (faces counted right on >= 95%, no false face on a
+photo without people, drawn boxes found with IoU >= 0.5 on >= 70%). The main subject (bar 90%)
+is not there yet: measured 66%, so that test holds the measured level against regressions, and
+the README says how far from the bar it is.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def test_no_false_face_on_photos_without_people(result: Score) -> None:
 
 
 def test_main_subject_found_at_least_as_often_as_measured(result: Score) -> None:
-    assert result.subject_found >= 0.6 * result.photos, result.misses.get("subject")
+    assert result.subject_found >= 0.65 * result.photos, result.misses.get("subject")
 
 
-def test_drawn_boxes_found_at_least_as_often_as_measured(result: Score) -> None:
+def test_drawn_boxes_found_on_70_percent(result: Score) -> None:
     assert result.boxes >= 20
-    assert result.boxes_found >= 0.45 * result.boxes, result.misses.get("boxes")
+    assert result.boxes_found >= 0.7 * result.boxes, result.misses.get("boxes")

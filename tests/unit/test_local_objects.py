@@ -91,13 +91,29 @@ def test_detector_names_are_rekognition_like() -> None:
     assert all(name[:1].isupper() for name in names.values())
 
 
-def test_a_detector_person_on_a_blazepose_person_is_dropped() -> None:
-    posed = (_person((0.1, 0.1, 0.3, 0.8)),)
+def test_a_person_both_finders_saw_is_boxed_once_with_the_detectors_box() -> None:
+    posed = (_person((0.1, 0.1, 0.3, 0.8), 0.9), _person((0.75, 0.1, 0.2, 0.5), 0.6))
     same = _person((0.12, 0.05, 0.3, 0.85), 0.8)
-    other = _person((0.6, 0.2, 0.2, 0.7), 0.7)
+    other = _person((0.4, 0.2, 0.2, 0.7), 0.7)
     dog = DetectedObject("Dog", 0.9, Box(0.4, 0.6, 0.2, 0.3))
-    merged = merge_people(posed, (same, other, dog))
-    assert merged == (posed[0], other)  # the same person once, the missed one added, no dog
+    merged = merge_people(posed, (other, same, dog))
+    # The detector's people, surest first (the one both saw with the surer confidence), then the
+    # person only BlazePose saw with its own box; no dog.
+    assert merged == (DetectedObject("Person", 0.9, same.box), other, posed[1])
+
+
+def test_a_blazepose_box_spanning_two_detector_people_adds_no_third() -> None:
+    posed = (_person((0.1, 0.1, 0.5, 0.8), 0.9),)  # one wide box over two people standing close
+    left = _person((0.1, 0.12, 0.22, 0.75), 0.95)
+    right = _person((0.34, 0.1, 0.24, 0.78), 0.8)
+    merged = merge_people(posed, (left, right))
+    assert [p.box for p in merged] == [left.box, right.box]
+
+
+def test_a_detector_box_around_a_whole_group_does_not_hide_a_person() -> None:
+    posed = (_person((0.4, 0.3, 0.1, 0.3), 0.9),)
+    group = _person((0.0, 0.0, 1.0, 1.0), 0.6)  # holds the person's centre but is far bigger
+    assert merge_people(posed, (group,)) == (group, posed[0])
 
 
 def test_regions_split_separate_blobs_and_ignore_weak_maps() -> None:
