@@ -6,7 +6,7 @@ Skipped when the photos are absent (a fresh clone without network).
 
 Faces and boxes are held to issue 10's bars (faces counted right on >= 95%, no false face on a
 photo without people, drawn boxes found with IoU >= 0.5 on >= 70%). The main subject (bar 90%)
-is not there yet: measured 66%, so that test holds the measured level against regressions, and
+is not there yet: measured 71%, so that test holds the measured level against regressions, and
 the README says how far from the bar it is.
 """
 
@@ -57,7 +57,7 @@ def test_no_false_face_on_photos_without_people(result: Score) -> None:
 
 
 def test_main_subject_found_at_least_as_often_as_measured(result: Score) -> None:
-    assert result.subject_found >= 0.65 * result.photos, result.misses.get("subject")
+    assert result.subject_found >= 0.68 * result.photos, result.misses.get("subject")
 
 
 def test_drawn_boxes_found_on_70_percent(result: Score) -> None:

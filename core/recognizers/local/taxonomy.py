@@ -12,8 +12,8 @@ a missile IS-A rocket) and Rekognition's label names:
   (`ancestors`).
 
 Coverage: every animal class (by ImageNet's WordNet-ordered ranges), vehicles, cameras,
-electronics, drinks, food, clothing, furniture, instruments, balls, buildings, landscapes and
-plants. Classes not listed keep their own name and have no parents. Two deliberate choices:
+electronics, drinks, food, clothing, household textiles, furniture, instruments, balls, buildings,
+landscapes and plants. Classes not listed keep their own name and have no parents. Two deliberate choices:
 ImageNet's "projectile, missile" (744) and "space shuttle" (812) also count towards "Rocket", as
 photos of launches are classified as either; and the people classes (ballplayer, groom, scuba
 diver) do not produce "Person", which only the body detector gives, so a Person label always
@@ -93,6 +93,7 @@ PARENTS: dict[str, tuple[str, ...]] = {
     "Vegetable": ("Food", "Plant"),
     "Dessert": ("Food",),
     "Clothing": (),
+    "Textile": (),
     "Coat": ("Clothing",),
     "Dress": ("Clothing",),
     "Swimwear": ("Clothing",),
@@ -283,6 +284,11 @@ _OBJECTS: list[tuple[str, tuple[str, ...]]] = [
     ("bolo tie|bow tie|Windsor tie", ("Tie",)),
     ("sunglass|sunglasses", ("Sunglasses",)),
     ("backpack|purse|wallet|necklace|hair slide|wig|umbrella|mailbag", ("Accessories",)),
+    # Household textiles: cloth that is not worn (WordNet: a fabric article or furnishing)
+    (
+        "handkerchief|bath towel|dishrag|quilt|prayer rug|shower curtain|theater curtain|sleeping bag",
+        ("Textile",),
+    ),
     # Furniture
     ("barber chair|folding chair|rocking chair|throne|park bench", ("Chair",)),
     ("desk|dining table", ("Table",)),
