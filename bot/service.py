@@ -163,7 +163,8 @@ class PhotoService:
         keyed by the message, so trying again is safe, and a store that is back within the
         patience turns the outage into a short delay. Past it the user is told to try again.
         The waits double from `FIRST_WAIT_S` up to `LONGEST_WAIT_S`, and their sum stays within
-        the patience (0: no second try).
+        the patience (0: no second try); each try adds its own time, at most the store's timeout
+        (2 s for Redis), so an unreachable host holds a photo for about twice the patience.
         """
         waited, wait = 0.0, FIRST_WAIT_S
         while True:
