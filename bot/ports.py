@@ -6,6 +6,7 @@ adapter implements them, and tests use fakes that record what a user would see.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.photo_requests import FileRef, Outcome, PhotoRequest
@@ -25,7 +26,17 @@ class PhotoSource(Protocol):
         ...
 
 
+#: Called by a `ReplyPort` once the platform holds the first message of an answer.
+Accepted = Callable[[], Awaitable[None]]
+
+
 class ReplyPort(Protocol):
-    async def deliver(self, outcome: Outcome) -> None:
-        """Show the user the result (annotated image and summary) or the friendly failure message."""
+    async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
+        """Show the user the result (annotated image and summary) or the friendly failure message.
+
+        Await `accepted()` as soon as the platform has accepted the answer's first message (the
+        annotated photo), before any follow-up messages: from then on the job must never answer
+        again, even if this worker dies while the rest goes out (see `JobQueue.mark_reply_started`).
+        It never raises; a port that does not call it is treated as accepted once `deliver` returns.
+        """
         ...

@@ -422,18 +422,30 @@ class Worker:
             return _Delivery.NO_PORT
         if not await self.queue.mark_reply_started(lease.job_id, lease.attempt):
             return _Delivery.ANSWERED_ELSEWHERE
+        recorded = False
+
+        async def accepted() -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            try:
+                await self.queue.mark_reply_sent(lease.job_id)
+            except QueueError as exc:
+                # The answer is out; if the job is reclaimed before `complete` lands, it may go twice.
+                log.warning("job %s: could not record its reply as sent: %s", lease.job_id, exc)
+
         try:
-            await port.deliver(outcome)
+            await port.deliver(outcome, accepted)
         except Exception:
+            if recorded:  # its first message went out; only a follow-up failed
+                log.exception("reply for job %s was cut short after its first message", lease.job_id)
+                return _Delivery.SENT
             # The platform refused it for good (FloodControl already retried what can be): the
             # job ends here with the user's charge refunded; a retry would fail the same way.
             log.exception("reply for job %s could not be delivered", lease.job_id)
             return _Delivery.FAILED
-        try:
-            await self.queue.mark_reply_sent(lease.job_id)
-        except QueueError as exc:
-            # The answer is out; if the job is reclaimed before `complete` lands, it may go twice.
-            log.warning("job %s: could not record its reply as sent: %s", lease.job_id, exc)
+        await accepted()
         return _Delivery.SENT
 
     async def _release(self, lease: Lease) -> None:

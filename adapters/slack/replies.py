@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import answer_blocks, answer_mrkdwn, escape
 from bot.photo_requests import JsonScalar, Outcome, ReplyTo
+from bot.ports import Accepted
 from bot.presentation import Notice, PhotoAnswer, present
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,12 @@ class SlackReplies:
         self.client = client
         self.reactions = reactions
 
-    async def deliver(self, outcome: Outcome) -> None:
-        """Answer in the photo's thread; raises when the user could not be told anything."""
+    async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
+        """Answer in the photo's thread; raises when the user could not be told anything.
+
+        One call carries the whole answer (an upload with its comment, or one message), so the
+        answer is accepted once it returns, before the reaction swap.
+        """
         target = ReplyTarget.from_reply_to(outcome.request.reply_to)
         final = REACTION_FAILED
         try:
@@ -124,6 +129,7 @@ class SlackReplies:
                 final = REACTION_DONE
             else:
                 await self._failure(target, reply)
+            await accepted()
         finally:  # even when nothing could be posted, the photo must not look "in progress" forever
             if target.message_ts:
                 await self.reactions.swap(target.channel, target.message_ts, REACTION_WORKING, final)

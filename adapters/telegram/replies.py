@@ -23,6 +23,7 @@ from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_a
 from adapters.telegram.limits import fits_as_photo
 from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_answer, split_plain
 from bot.photo_requests import Outcome
+from bot.ports import Accepted
 from bot.presentation import Notice, PhotoAnswer, present
 from core.summary_text import render_text
 
@@ -45,19 +46,19 @@ class TelegramReplies:
         self.order = order
         self.activity = activity
 
-    async def deliver(self, outcome: Outcome) -> None:
+    async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         target = Target.from_request(outcome.request)
         try:
             async with self.order.turn(target.album_key, target.message_id):
                 reply = present(outcome)
                 if isinstance(reply, PhotoAnswer):
-                    await self._analysis(reply, target)
+                    await self._analysis(reply, target, accepted)
                 else:
-                    await self._failure(reply, target)
+                    await self._failure(reply, target, accepted)
         finally:
             self.activity.end(target.chat_id, outcome.request.idempotency_key)
 
-    async def _failure(self, notice: Notice, target: Target) -> None:
+    async def _failure(self, notice: Notice, target: Target, accepted: Accepted) -> None:
         bot = await self._bot()
         for chunk in split_plain(notice.text):
             await bot.send_message(
@@ -66,8 +67,9 @@ class TelegramReplies:
                 reply_parameters=target.reply,
                 message_thread_id=target.thread_id,
             )
+            await accepted()
 
-    async def _analysis(self, reply: PhotoAnswer, target: Target) -> None:
+    async def _analysis(self, reply: PhotoAnswer, target: Target, accepted: Accepted) -> None:
         bot = await self._bot()
         chunks = render_answer(reply, compressed_tip=wants_file_tip(reply, target))
         image = reply.image
@@ -85,6 +87,7 @@ class TelegramReplies:
             chunks = split_plain(render_text(reply.summary), CAPTION_LIMIT, MESSAGE_LIMIT)
             parse_mode = None
             sent = await self._image(bot, reply, target, chunks[0], parse_mode, as_photo)
+        await accepted()  # the photo is out: a worker dying during the follow-ups must not resend it
         follow_up = replace(target, message_id=sent.message_id)
         for chunk in chunks[1:]:
             try:

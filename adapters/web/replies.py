@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from adapters.web.store import WebStore
 from adapters.web.view import analysis_document, blocks_json, build_view
 from bot.photo_requests import AnalysisReply, JsonScalar, Outcome, ReplyTo
+from bot.ports import Accepted
 from bot.presentation import PhotoAnswer, present
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class WebReplies:
     def __init__(self, store: WebStore) -> None:
         self.store = store
 
-    async def deliver(self, outcome: Outcome) -> None:
+    async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         """Store the answer; a result deleted meanwhile is not brought back (nothing to tell)."""
         target = WebTarget.from_reply_to(outcome.request.reply_to)
         result = await self.store.result(target.result_id)
@@ -68,4 +69,5 @@ class WebReplies:
         else:
             done = replace(result, status="failed", error_code=reply.reason, error_message=reply.text)
         await self.store.update(done)
+        await accepted()
         await self.store.delete_blob(result.id, "upload")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.photo_requests import AnalysisReply, FileRef, Outcome, PhotoRequest
-from bot.ports import FetchFailed
+from bot.ports import Accepted, FetchFailed
 from core.errors import TooLarge
 
 
@@ -56,17 +56,27 @@ class RecordingReplyPort:
     `log_path`: also append one JSON line per delivery there (O_APPEND, so lines from several
     processes never interleave). `fail_times`: the next N deliveries raise `DeliveryFailed` after
     being recorded in `attempts` (as a platform that times out after receiving the message might).
-    `delay_s`: wait this long before recording, to keep a delivery in progress.
+    `delay_s`: wait this long before recording, to keep a delivery in progress. `cut_short_times`:
+    the next N deliveries are recorded and accepted (their first message arrived), then raise, as
+    a follow-up message the platform refused would.
     """
 
-    def __init__(self, log_path: Path | None = None, *, fail_times: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        log_path: Path | None = None,
+        *,
+        fail_times: int = 0,
+        delay_s: float = 0.0,
+        cut_short_times: int = 0,
+    ) -> None:
         self.log_path = log_path
         self.fail_times = fail_times
+        self.cut_short_times = cut_short_times
         self.delay_s = delay_s
         self.delivered: list[Outcome] = []
         self.attempts: list[Outcome] = []
 
-    async def deliver(self, outcome: Outcome) -> None:
+    async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         self.attempts.append(outcome)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -76,6 +86,10 @@ class RecordingReplyPort:
         self.delivered.append(outcome)
         if self.log_path is not None:
             append_line(self.log_path, json.dumps(describe(outcome), sort_keys=True))
+        await accepted()
+        if self.cut_short_times > 0:
+            self.cut_short_times -= 1
+            raise DeliveryFailed("the platform refused a follow-up message")
 
     def replies_to(self, request: PhotoRequest) -> list[Outcome]:
         """Every delivered outcome for one platform message."""

@@ -10,6 +10,7 @@ accepted by Telegram too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -472,6 +473,12 @@ async def test_hostile_exif_and_ocr_strings_are_escaped(
     assert "<b>FREE" not in reply.text
 
 
+def replies_recorded_sent(queue_file: Path) -> list[int]:
+    """The queue's "reply sent" record of every job, read from the SQLite file as an operator could."""
+    with contextlib.closing(sqlite3.connect(queue_file)) as conn:
+        return [int(row[0]) for row in conn.execute("SELECT reply_sent FROM queue_jobs")]
+
+
 async def test_long_summary_is_split_into_caption_and_messages(
     rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, rekognition: FakeRekognition
 ) -> None:
@@ -499,11 +506,17 @@ async def test_long_summary_is_split_into_caption_and_messages(
     ]
     rekognition.set_response("DetectLabels", {"Labels": labels})
     chat = fake.private_chat(fake.user(42))
+    fake.set_delay("sendMessage", 1.5)  # the follow-ups are slow to go out
 
     message = fake.send_photo(chat, jpeg())
 
     [photo] = await wait_reply(fake, message, "sendPhoto")
     photo_id = photo.response["result"]["message_id"]
+    # Once the photo is out the answer counts as sent, before the follow-ups: a worker dying
+    # while they go out must not send the photo again.
+    queue_file = rigs[0].settings.data_dir / "queue.sqlite3"
+    await fake.wait_for(lambda: replies_recorded_sent(queue_file) == [1], within_s=1.0)
+    assert not any(c.reply_to_message_id == photo_id for c in fake.sent(chat))
     await fake.wait_for(lambda: any(c.reply_to_message_id == photo_id for c in fake.sent(chat)))
     rest = [c for c in fake.sent(chat) if c.reply_to_message_id == photo_id]
     assert utf16_len(photo.visible_text) <= MAX_CAPTION

@@ -398,6 +398,20 @@ async def test_a_job_whose_worker_died_mid_send_is_answered_by_the_next_attempt(
     assert (await rig.queue.stats(time.time())).done == 1
 
 
+async def test_an_answer_cut_short_after_its_first_message_counts_as_sent(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(cut_short_times=1)
+    request = await rig.submit()
+    lease = await rig.queue.claim("worker-1", time.time(), 5)
+    assert lease is not None
+
+    await rig.worker().process(lease)
+
+    assert only_reply(rig, request).request == request
+    assert await rig.queue.reply_sent(lease.job_id)  # no later attempt sends the photo again
+    assert await rig.used(request) == (1, 0)  # the user got the analysis: charged, slot freed
+    assert (await rig.queue.stats(time.time())).done == 1
+
+
 async def assert_given_up_once(rig: Rig, request: PhotoRequest, expirations: int) -> None:
     """One failure answer, not analysed again, dead-lettered, and the user's quota given back."""
     reply = only_reply(rig, request)
