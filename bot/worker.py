@@ -55,6 +55,9 @@ POOL_BROKEN = "an image process died (killed by the OS or crashed)"
 GAVE_UP = f"Sorry, that photo could not be analysed (it failed several times). {NOT_CHARGED}"
 
 
+REPLY_POLL_S = 0.25  # how often an attempt waiting on another attempt's reply looks again
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """How one worker process behaves; filled from settings in the composition root.
@@ -420,7 +423,7 @@ class Worker:
                 "no reply port for platform %r; job %s unanswered", outcome.request.platform, lease.job_id
             )
             return _Delivery.NO_PORT
-        if not await self.queue.mark_reply_started(lease.job_id, lease.attempt):
+        if not await self._may_reply(lease):
             return _Delivery.ANSWERED_ELSEWHERE
         recorded = False
 
@@ -447,6 +450,22 @@ class Worker:
             return _Delivery.FAILED
         await accepted()
         return _Delivery.SENT
+
+    async def _may_reply(self, lease: Lease) -> bool:
+        """Mark this attempt's reply as begun; while another attempt is sending, wait for it.
+
+        A refusal means the reply was sent, or another attempt began it. If that one is alive it
+        records "sent" within moments, and this attempt only completes the job; if it died
+        mid-send, its mark becomes old enough to take over (`visibility_timeout_s`) and this
+        attempt answers. Past that wait, the other attempt is a later one: it answers.
+        """
+        timeout = self.config.visibility_timeout_s
+        deadline = time.monotonic() + timeout + REPLY_POLL_S
+        while not await self.queue.mark_reply_started(lease.job_id, lease.attempt, self.clock(), timeout):
+            if await self.queue.reply_sent(lease.job_id) or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(REPLY_POLL_S)
+        return True
 
     async def _release(self, lease: Lease) -> None:
         with contextlib.suppress(QueueError):

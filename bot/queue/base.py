@@ -180,16 +180,21 @@ class JobQueue(Protocol):
         """
         ...
 
-    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
+    async def mark_reply_started(
+        self, job_id: str, attempt: int, now: float | None = None, takeover_after_s: float = 0.0
+    ) -> bool:
         """Atomically record that `attempt` of this job is about to send its reply; False if it must not.
 
         Call it right before sending the reply and send only on True; call `mark_reply_sent` once
         the platform accepted it. True when no reply was begun, or when an earlier attempt began
-        one and never recorded it sent: that attempt's worker died mid-send (its lease ran out, so
-        this later attempt exists), and the user has most likely received nothing. False when the
-        reply was sent, or when this attempt or a later one began it. Raises `JobNotFound` for an
-        unknown job. An error answer ("that photo could not be analysed") is a reply too and goes
-        through the same markers.
+        one at least `takeover_after_s` before `now` (default: the current time) and never recorded
+        it sent: that attempt's worker died mid-send (its lease ran out, so this later attempt
+        exists), and the user has most likely received nothing. The delay keeps a live worker that
+        merely stalled past its lease, and is still sending, from being answered over: the worker
+        passes its visibility timeout and, while refused, waits for the reply to be recorded sent.
+        False when the reply was sent, when this attempt or a later one began it, or when an
+        earlier one began it too recently. Raises `JobNotFound` for an unknown job. An error answer
+        ("that photo could not be analysed") is a reply too and goes through the same markers.
 
         Exact semantics (the remaining window). The queue cannot make "send a chat message" and
         "record it" one atomic step, so for a job that is eventually completed:
@@ -209,8 +214,10 @@ class JobQueue(Protocol):
           is the only window left, the time of one HTTP response and one store write; the earlier
           design (no second mark) instead lost the answer whenever a worker died mid-upload, a
           window as long as the send itself, and a lost answer is a photo the user never hears of.
-        - Two live workers on one job (the first stalled past its lease): the later attempt's mark
-          wins over an earlier unsent one; an earlier attempt never overrides a later one.
+        - Two live workers on one job (the first stalled past its lease): the first to mark sends;
+          the later attempt waits for its "sent" and completes, taking over only when that mark is
+          older than `takeover_after_s` (a sender that has gone quiet for that long is dead). An
+          earlier attempt never overrides a later one.
         - The markers are as durable as the backend: SQLite commits them before returning; Redis
           keeps them under its persistence settings, so a Redis that loses acknowledged writes (no
           AOF, or failover to a lagging replica) can forget them and allow a second reply.

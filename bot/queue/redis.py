@@ -262,14 +262,19 @@ redis.call('XCLAIM', STREAM, GROUP, f[5], 0, f[3], 'IDLE', ARGV[4], 'JUSTID')
 return 1
 """
 
-# ARGV: prefix, job_id, attempt. `reply_started` holds the attempt that began the reply.
+# ARGV: prefix, job_id, attempt, now, takeover_after_s. `reply_started` holds the attempt that
+# began the reply, `reply_started_at` when.
 _MARK_REPLY = """
 local jk = job_key(ARGV[2])
 if redis.call('EXISTS', jk) == 0 then return -1 end
-local f = redis.call('HMGET', jk, 'reply_started', 'reply_sent')
+local f = redis.call('HMGET', jk, 'reply_started', 'reply_sent', 'reply_started_at')
 if f[2] then return 0 end
-if f[1] and tonumber(f[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', jk, 'reply_started', ARGV[3])
+local now = tonumber(ARGV[4])
+if f[1] then
+  if tonumber(f[1]) >= tonumber(ARGV[3]) then return 0 end
+  if now - tonumber(f[3] or '0') < tonumber(ARGV[5]) then return 0 end
+end
+redis.call('HSET', jk, 'reply_started', ARGV[3], 'reply_started_at', ARGV[4])
 return 1
 """
 
@@ -459,8 +464,11 @@ class RedisJobQueue:
 
     # -- reply bookkeeping ------------------------------------------------------------------
 
-    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
-        reply = int(await self._eval(self._mark_reply, job_id, attempt))
+    async def mark_reply_started(
+        self, job_id: str, attempt: int, now: float | None = None, takeover_after_s: float = 0.0
+    ) -> bool:
+        at = time.time() if now is None else now
+        reply = int(await self._eval(self._mark_reply, job_id, attempt, repr(at), repr(takeover_after_s)))
         if reply < 0:
             raise JobNotFound(job_id)
         return reply == 1

@@ -73,6 +73,7 @@ SCHEMA = (
         lease_deadline  REAL,
         reply_started   INTEGER NOT NULL DEFAULT 0,
         reply_sent      INTEGER NOT NULL DEFAULT 0,
+        reply_started_at REAL,
         last_error      TEXT,
         finished_at     REAL,
         exhausted       INTEGER NOT NULL DEFAULT 0
@@ -100,6 +101,7 @@ _ADDED_COLUMNS: dict[str, tuple[str, str | None]] = {
         "INTEGER NOT NULL DEFAULT 0",
         "UPDATE queue_jobs SET reply_sent = 1 WHERE reply_started > 0",
     ),
+    "reply_started_at": ("REAL", None),
 }
 
 # The oldest claimable rows of each kind; `claim` takes the older of the two.
@@ -367,13 +369,18 @@ class SqliteJobQueue:
 
     # -- reply bookkeeping ------------------------------------------------------------------
 
-    async def mark_reply_started(self, job_id: str, attempt: int) -> bool:
+    async def mark_reply_started(
+        self, job_id: str, attempt: int, now: float | None = None, takeover_after_s: float = 0.0
+    ) -> bool:
+        at = time.time() if now is None else now
+
         def operation(conn: sqlite3.Connection) -> bool:
             with _immediate(conn):
                 cursor = conn.execute(
-                    "UPDATE queue_jobs SET reply_started = ?"
-                    " WHERE job_id = ? AND reply_sent = 0 AND reply_started < ?",
-                    (attempt, job_id, attempt),
+                    "UPDATE queue_jobs SET reply_started = ?, reply_started_at = ?"
+                    " WHERE job_id = ? AND reply_sent = 0 AND (reply_started = 0"
+                    " OR (reply_started < ? AND COALESCE(reply_started_at, 0) <= ?))",
+                    (attempt, at, job_id, attempt, at - takeover_after_s),
                 )
                 if cursor.rowcount == 1:
                     return True

@@ -455,6 +455,19 @@ async def test_a_job_whose_reply_was_interrupted_is_answered_by_its_next_attempt
     assert not await queue.mark_reply_started(job_id, again.attempt + 1)  # sent: nobody answers again
 
 
+async def test_a_recent_mark_of_an_earlier_attempt_is_not_taken_over(backend: Backend) -> None:
+    queue = backend.open()
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    assert await queue.mark_reply_started(job_id, 1, backend.now, 30)
+
+    # Attempt 2 (the first worker stalled past its lease, but may still be sending): not yet.
+    assert not await queue.mark_reply_started(job_id, 2, backend.now + 29, 30)
+    # Silent for the whole takeover time: that sender is dead, attempt 2 answers.
+    assert await queue.mark_reply_started(job_id, 2, backend.now + 31, 30)
+    assert not await queue.mark_reply_started(job_id, 1, backend.now + 100, 30)  # never back to 1
+    assert not await queue.mark_reply_started(job_id, 3, backend.now + 40, 30)  # 2's mark is recent
+
+
 async def test_the_reply_marker_is_recorded_once(backend: Backend, queue: JobQueue) -> None:
     first, second = await enqueue_many(queue, backend.now, 2)
 
