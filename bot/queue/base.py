@@ -202,8 +202,9 @@ class JobQueue(Protocol):
         - The worker dies before `mark_reply_started`: nothing was sent. After the visibility
           timeout the job is reclaimed (attempt + 1) and the next worker answers. One reply.
         - The worker dies during the send (between the two marks, before the platform accepted
-          the message): the job is reclaimed, analysed again, and the new attempt's mark succeeds,
-          so it answers. One reply (and, with Rekognition, a second recognizer call; the user's
+          the message): the job is reclaimed, analysed again, and the new attempt's mark succeeds
+          once the dead one's is `takeover_after_s` old (the new attempt waits for that), so it
+          answers. One reply (and, with Rekognition, a second recognizer call; the user's
           quota is charged once). The expired lease counts as a failed attempt, so a photo whose
           reply keeps killing the worker is dead-lettered like any other.
         - The worker dies after `mark_reply_sent`, before `complete`: the reclaiming worker sees

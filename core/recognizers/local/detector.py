@@ -143,14 +143,13 @@ def merge_people(
     hand-drawn boxes of the evaluation set the detector's boxes were the closer ones (median IoU
     0.74 against 0.45), and a group of six was six people instead of four.
     """
-    people = sorted((d for d in detected if d.name == "Person"), key=lambda d: -d.confidence)
-    boxed = len(people)
+    boxed = sorted((d for d in detected if d.name == "Person"), key=lambda d: -d.confidence)
+    only_posed: list[DetectedObject] = []
     for person in posed:
         p = _corners(person.box)
         centre = ((p[0] + p[2]) / 2, (p[1] + p[3]) / 2)
         same: list[tuple[float, int]] = []
-        for at in range(boxed):
-            candidate = people[at]
+        for at, candidate in enumerate(boxed):
             c = _corners(candidate.box)
             holds = c[0] <= centre[0] <= c[2] and c[1] <= centre[1] <= c[3]
             small = candidate.box.width * candidate.box.height <= 2 * person.box.width * person.box.height
@@ -158,9 +157,9 @@ def merge_people(
             if overlap >= PERSON_SAME_IOU or (holds and small):
                 same.append((overlap, at))
         if not same:
-            people.append(person)
+            only_posed.append(person)
             continue
         _, at = max(same)
-        if person.confidence > people[at].confidence:
-            people[at] = DetectedObject("Person", person.confidence, people[at].box)
-    return tuple(people)
+        if person.confidence > boxed[at].confidence:
+            boxed[at] = DetectedObject("Person", person.confidence, boxed[at].box)
+    return (*boxed, *only_posed)
