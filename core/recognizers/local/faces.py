@@ -12,8 +12,10 @@ crop, must pass PRESENCE, and its points must sit on the detector's box (centre 
 of a comparable size). BlazeFace alone fires on a quokka, an apple, a flower or a face printed on a
 book cover; the mesh, a separately trained model looking at a larger, upright crop, does not.
 
-Age, gender, glasses and beards are left as None: no model with a clear licence for them ships
-in a package these machines can install.
+Age range and gender come from face-api.js's AgeGenderNet (`age_gender`), given the face cut out
+the way face-api.js cuts it: the box of the points a 68-point landmarker would give (eyebrows and
+jaw line, taken from the mesh), grown by a fifth. Glasses and beards are left as None: no model
+with a clear licence for them ships in a package these machines can install.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from core.analysis_types import Box, Emotion, Face, FaceAttributes, Landmark, Pose
-from core.recognizers.local import ssd
+from core.recognizers.local import age_gender, ssd
 from core.recognizers.local.model_files import (
     EMOTION,
     FACE_DETECTOR_FULL,
@@ -57,6 +59,12 @@ _NOSE_TIP = 1
 _MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
 _LIP_UPPER, _LIP_LOWER = 13, 14
 _FOREHEAD, _CHIN = 10, 152
+# The mesh points that stand for a 68-point landmarker's eyebrows and jaw line (ear to ear under
+# the chin): their box is the one face-api.js cuts out for its age and gender network.
+_BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
+_JAW: tuple[int, ...] = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152)
+_JAW += (377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
+_AGE_POINTS = _BROWS + _JAW
 
 
 @dataclass(frozen=True)
@@ -133,8 +141,10 @@ def _describe(
     if not with_attributes:
         return Face(box=box, confidence=detection.score, landmarks=landmarks)
     emotions = _emotions(image, box, store)
+    estimate = age_gender.estimate(image, photo_xy[list(_AGE_POINTS)], store)
     attributes = _attributes(
         emotions,
+        estimate=estimate,
         mouth_open=_gap(points, _LIP_UPPER, _LIP_LOWER) / max(_gap(points, _FOREHEAD, _CHIN), 1e-6)
         > MOUTH_OPEN_RATIO,
         eyes_open=_eyes_open(points),
@@ -219,12 +229,17 @@ def _emotions(image: Image.Image, box: Box, store: ModelStore) -> tuple[Emotion,
 def _attributes(
     emotions: tuple[Emotion, ...],
     *,
+    estimate: age_gender.AgeGender | None = None,
     mouth_open: bool | None = None,
     eyes_open: bool | None = None,
     pose: Pose | None = None,
 ) -> FaceAttributes:
     happy = next((e.confidence for e in emotions if e.name == "HAPPY"), None)
+    age_low, age_high = age_gender.age_range(estimate.age) if estimate is not None else (None, None)
     return FaceAttributes(
+        age_low=age_low,
+        age_high=age_high,
+        gender=estimate.gender if estimate is not None else None,
         smiling=None if happy is None else happy >= SMILE_THRESHOLD,
         mouth_open=mouth_open,
         eyes_open=eyes_open,

