@@ -28,7 +28,12 @@ SETS = {
     ),
     "second set (packages)": (eval_dir(), ROOT / "tests" / "corpus" / "eval" / "truth.json"),
 }
-BARS = "bars: faces right >= 95%, no false face, subject >= 90%, boxes found (IoU >= 0.5) >= 70%"
+# Hand labels of gender and apparent age kept beside a truth file that is not ours to change.
+PEOPLE = {"shared/data/faces": ROOT / "tests" / "corpus" / "faces_people.json"}
+BARS = (
+    "bars: faces right >= 95%, no false face, subject >= 90%, boxes found (IoU >= 0.5) >= 70%;"
+    " ours for gender and age: >= 85% and >= 80%"
+)
 
 
 def main() -> None:
@@ -37,6 +42,10 @@ def main() -> None:
         print(BARS)
         for title, (folder, truth_path) in SETS.items():
             truth = load_truth(truth_path) if truth_path.is_file() else {}
+            people = PEOPLE.get(title)
+            if truth and people is not None and people.is_file():
+                for name, labelled in load_truth(people).items():
+                    truth[name] = {**truth[name], "people": labelled}
             if not truth or not all((folder / name).is_file() for name in truth):
                 print(f"{title}: absent, skipped ({folder})")
                 continue

@@ -210,6 +210,10 @@ class ObjectCount:
         return f"{self.count} {noun if self.count == 1 else _plural(noun)}"
 
 
+# Only the backends' two known values are shown: anything else a backend sends is not echoed.
+_GENDER_WORDS = {"male": "male", "female": "female"}
+
+
 @dataclass(frozen=True, slots=True)
 class FaceItem:
     """One face, numbered as on the annotated image (left to right); None means "not known"."""
@@ -218,6 +222,7 @@ class FaceItem:
     confidence: float
     age_low: int | None = None
     age_high: int | None = None
+    gender: str | None = None  # "male" / "female": how the face appears to the backend, when it said
     smiling: bool | None = None
     emotion: str | None = None  # lower-case top emotion, only when the backend was fairly sure
     eyeglasses: bool | None = None
@@ -237,6 +242,7 @@ class FaceItem:
             confidence=face.confidence,
             age_low=attrs.age_low,
             age_high=attrs.age_high,
+            gender=_GENDER_WORDS.get((attrs.gender or "").casefold()),
             smiling=attrs.smiling,
             emotion=emotion,
             eyeglasses=attrs.eyeglasses,
@@ -257,8 +263,10 @@ class FaceItem:
 
     @property
     def traits(self) -> tuple[str, ...]:
-        """The short attribute words, in display order: age, smiling, emotion, glasses."""
+        """The short attribute words, in display order: gender, age, smiling, emotion, glasses."""
         parts: list[str] = []
+        if self.gender is not None:
+            parts.append(self.gender)
         if (age := self.age) is not None:
             parts.append(age)
         if self.smiling:
@@ -273,7 +281,7 @@ class FaceItem:
 
     @property
     def description(self) -> str:
-        """The traits as one line, "25-32, smiling, glasses" ("" when nothing is known)."""
+        """The traits as one line, "female, 25-32, smiling, glasses" ("" when nothing is known)."""
         return ", ".join(self.traits)
 
     @property

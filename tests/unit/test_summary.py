@@ -449,6 +449,9 @@ def test_object_counts_plural_and_case() -> None:
         ({"emotions": (Emotion("CALM", 0.3), Emotion("SAD", 0.4))}, ""),
         ({"emotions": (Emotion("CALM", 0.7), Emotion("SAD", 0.2))}, "calm"),
         ({"eyeglasses": True, "sunglasses": True}, "sunglasses"),
+        ({"gender": "Female", "age_low": 28, "age_high": 39}, "female, 28-39"),
+        ({"gender": "Male", "smiling": True}, "male, smiling"),
+        ({"gender": "<b>x</b>"}, ""),  # only the two known values are shown, never a backend's text
     ],
 )
 def test_face_one_liner(attrs: dict[str, object], expected: str) -> None:
