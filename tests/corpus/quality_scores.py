@@ -59,8 +59,9 @@ class Score:
     subject_found: int = 0
     boxes: int = 0
     boxes_found: int = 0
-    genders: int = 0
-    genders_right: int = 0
+    genders: int = 0  # detected faces with a hand-labelled person
+    genders_said: int = 0  # ... of which the recognizer gave a gender (it may decline when unsure)
+    genders_right: int = 0  # ... of which it was the labelled one
     ages: int = 0
     ages_right: int = 0
     misses: dict[str, list[str]] = field(default_factory=dict)
@@ -80,8 +81,8 @@ class Score:
             f"subject in top 5 {self.subject_found}/{self.photos} "
             f"({self.share(self.subject_found, self.photos):.0%}), "
             f"boxes found {self.boxes_found}/{self.boxes} ({self.share(self.boxes_found, self.boxes):.0%}), "
-            f"gender right {self.genders_right}/{self.genders} "
-            f"({self.share(self.genders_right, self.genders):.0%}), "
+            f"gender said on {self.genders_said}/{self.genders}, right on {self.genders_right}/"
+            f"{self.genders_said} ({self.share(self.genders_right, self.genders_said):.0%}), "
             f"age range meets the hand band {self.ages_right}/{self.ages} "
             f"({self.share(self.ages_right, self.ages):.0%})"
         )
@@ -137,8 +138,11 @@ def _score_people(name: str, people: list[dict[str, Any]], analysis: Analysis, r
             continue
         attributes = face.attributes
         result.genders += 1
+        result.genders_said += attributes.gender is not None
         if attributes.gender == person["gender"]:
             result.genders_right += 1
+        elif attributes.gender is None:
+            result.miss("gender", f"{name} at {centre:.2f}: not said for {person['gender']}")
         else:
             result.miss("gender", f"{name} at {centre:.2f}: {attributes.gender} for {person['gender']}")
         low, high = person["age"]

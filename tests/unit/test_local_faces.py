@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core.recognizers.local.faces import _mesh_fits, detect_faces, face_candidates
+from core.recognizers.local.faces import TILE_MIN_SIDE, _mesh_fits, _tiles, detect_faces, face_candidates
 from core.recognizers.local.model_files import ModelStore
 
 
@@ -63,3 +63,17 @@ def test_mesh_points_must_sit_on_the_detectors_box() -> None:
     assert not _mesh_fits(on_box + 0.3, box)  # another place of the photo
     assert not _mesh_fits(np.array([[0.49, 0.49], [0.51, 0.51]]), box)  # a speck, not the face the box holds
     assert not _mesh_fits(np.array([[0.0, 0.0], [1.0, 1.0]]), box)  # the whole photo
+
+
+def test_a_large_photo_is_also_read_in_four_overlapping_tiles() -> None:
+    tiles = _tiles(1280, 886)
+    assert len(tiles) == 4
+    # Together they cover the photo, and neighbours overlap by a fifth of it, so a small face
+    # lies whole inside at least one of them.
+    assert min(t[0] for t in tiles) == 0
+    assert min(t[1] for t in tiles) == 0
+    assert max(t[2] for t in tiles) == 1280
+    assert max(t[3] for t in tiles) == 886
+    left, right = sorted(tiles)[0], sorted(tiles)[-1]
+    assert left[2] - right[0] >= 0.19 * 1280
+    assert _tiles(TILE_MIN_SIDE - 1, 400) == []

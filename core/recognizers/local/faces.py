@@ -45,6 +45,9 @@ PRESENCE = 0.5  # the face mesh's own face-presence probability a face must reac
 CROWD_SCORE = 0.8  # past MAX_FACES (no mesh check), only this sure a detection counts as a face
 MESH_EXTENT = (0.5, 2.0)  # the mesh's points must span this share of the detector's box
 MESH_SIZE = 192
+TILE_SHARE = 0.6  # each of the four tiles spans this share of the width and the height
+TILE_MIN_SIDE = 640  # photos whose long side is shorter are not tiled (a tile would be upscaled)
+TILE_EDGE = 0.01  # a tile detection this close to an inner edge of its tile is cut off there
 EMOTION_SIZE = 64
 # FER-2013's classes, in the order of the model's output.
 EMOTIONS = ("ANGRY", "DISGUSTED", "FEAR", "HAPPY", "SAD", "SURPRISED", "CALM")
@@ -97,15 +100,72 @@ def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = Tr
 
 
 def face_candidates(image: Image.Image, store: ModelStore) -> list[ssd.Detection]:
-    """What the two BlazeFace models see, merged, best first: candidates, not yet faces."""
+    """What the two BlazeFace models see, merged, best first: candidates, not yet faces.
+
+    Both models look at the whole photo scaled to their input (128 and 192 px), where a face a
+    few percent of a group photo's width is a handful of pixels. So a photo large enough is also
+    read by the full-range model in four overlapping quarter tiles (`_tiles`), each at 192 px:
+    the same model, closer. The mesh still has to confirm every candidate.
+    """
     found: list[ssd.Detection] = []
     for spec in (_SHORT, _FULL):
-        model = store.load(spec.model, ssd.TfliteModel)
-        frame = ssd.letterbox(image, spec.size)
-        boxes, scores = model.run(frame.pixels)
-        anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
-        found.extend(ssd.decode(boxes, scores, anchors, spec.size, frame, MIN_SCORE))
+        found.extend(_detect(image, store, spec))
+    width, height = image.size
+    for tile in _tiles(width, height):
+        found.extend(_tile_detections(image, store, tile))
     return sorted(ssd.weighted_nms(found, MERGE_IOU), key=lambda d: d.score, reverse=True)
+
+
+def _detect(image: Image.Image, store: ModelStore, spec: _Spec) -> list[ssd.Detection]:
+    model = store.load(spec.model, ssd.TfliteModel)
+    frame = ssd.letterbox(image, spec.size)
+    boxes, scores = model.run(frame.pixels)
+    anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
+    return ssd.decode(boxes, scores, anchors, spec.size, frame, MIN_SCORE)
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Four overlapping tiles (left, top, right, bottom) covering the photo, or none for a small one.
+
+    Each tile spans `TILE_SHARE` of the width and height, so neighbours overlap by a fifth of the
+    photo: a face smaller than that lies whole inside some tile, and a larger one is plain enough
+    for the whole-photo pass.
+    """
+    if max(width, height) < TILE_MIN_SIDE:
+        return []
+    tile_w, tile_h = round(width * TILE_SHARE), round(height * TILE_SHARE)
+    return [(x, y, x + tile_w, y + tile_h) for y in (0, height - tile_h) for x in (0, width - tile_w)]
+
+
+def _tile_detections(
+    image: Image.Image, store: ModelStore, tile: tuple[int, int, int, int]
+) -> list[ssd.Detection]:
+    """The full-range model's detections in one tile, in photo ratios; those cut by the tile's
+    inner edges are dropped (the neighbouring tile, or the whole photo, sees them whole)."""
+    left, top, right, bottom = tile
+    width, height = image.size
+    tile_w, tile_h = right - left, bottom - top
+    kept = []
+    for d in _detect(image.crop(tile), store, _FULL):
+        x0, y0, x1, y1 = d.box
+        cut = (
+            (x0 < TILE_EDGE and left > 0)
+            or (x1 > 1 - TILE_EDGE and right < width)
+            or (y0 < TILE_EDGE and top > 0)
+            or (y1 > 1 - TILE_EDGE and bottom < height)
+        )
+        if cut:
+            continue
+        scale = np.array([tile_w / width, tile_h / height], dtype=np.float32)
+        offset = np.array([left / width, top / height], dtype=np.float32)
+        box = (
+            (left + x0 * tile_w) / width,
+            (top + y0 * tile_h) / height,
+            (left + x1 * tile_w) / width,
+            (top + y1 * tile_h) / height,
+        )
+        kept.append(ssd.Detection(d.score, box, (d.keypoints * scale + offset).astype(np.float32)))
+    return kept
 
 
 def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
