@@ -24,8 +24,8 @@ from core.analysis_types import (
     Photo,
 )
 from core.prepare import prepare_photo
-from core.recognizers.local import LIMITATIONS, LocalRecognizer
-from core.recognizers.local.detector import detect_objects, merge_people, object_names
+from core.recognizers.local import LIMITATIONS, LocalRecognizer, detector
+from core.recognizers.local.detector import detect_objects, is_flat, merge_people, object_names
 from core.recognizers.local.labels import summarise_labels
 from core.recognizers.local.model_files import (
     OBJECT_DETECTOR,
@@ -79,6 +79,38 @@ async def test_the_recognizer_boxes_nothing_on_drawn_shapes(store: ModelStore) -
     assert not analysis.errors
     assert analysis.objects == ()
     assert analysis.faces == ()
+
+
+def _sun_in_the_sky() -> Image.Image:
+    """The install check's sample scene: a flat yellow disc in a flat blue sky over flat grass."""
+    image = Image.new("RGB", (1280, 960), (120, 170, 230))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 620, 1280, 960), fill=(70, 140, 60))
+    draw.ellipse((980, 80, 1160, 260), fill=(250, 220, 90))
+    return image
+
+
+def test_a_drawn_sun_is_not_a_frisbee(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(detector, "is_flat", lambda rgb, corners: False)
+        seen = detect_objects(_sun_in_the_sky(), store)
+    assert seen, "precondition: the detector alone boxes the drawn disc"
+    assert detect_objects(_sun_in_the_sky(), store) == ()
+
+
+def test_only_a_flat_unclipped_middle_is_a_drawing() -> None:
+    rng = np.random.default_rng(3)
+    flat = np.full((100, 100, 3), (250, 220, 90), dtype=np.uint8)
+    box = (0.2, 0.2, 0.8, 0.8)
+    assert is_flat(flat, box)
+    noisy = np.clip(flat + rng.normal(0, 2, flat.shape), 0, 255).astype(np.uint8)
+    assert not is_flat(noisy, box)  # sensor noise of a real photo
+    shaded = flat.copy()
+    shaded[:, :, 0] = np.linspace(200, 250, 100, dtype=np.uint8)[None, :]
+    assert not is_flat(shaded, box)  # a lit, curved surface
+    assert not is_flat(np.zeros((100, 100, 3), dtype=np.uint8), box)  # a switched-off screen
+    assert not is_flat(np.full((100, 100, 3), 255, dtype=np.uint8), box)  # a blown-out highlight
+    assert not is_flat(flat, (0.5, 0.5, 0.51, 0.51))  # too few pixels to say
 
 
 def test_detector_names_are_rekognition_like() -> None:
