@@ -144,6 +144,7 @@ def separable_conv(x: Array, depthwise: Array, pointwise: Array, bias: Array) ->
 
 
 def max_pool(x: Array, kernel: int = 3, stride: int = 2) -> Array:
+    """TensorFlow's 'same' max pooling: the padding is -inf, so it can never be the maximum."""
     views, _, _ = _windows(x, kernel, stride, value=-np.inf)
     pooled: Array = np.maximum.reduce(views)
     return pooled
@@ -161,6 +162,7 @@ class AgeGenderNet:
 
     @classmethod
     def from_files(cls, manifest: Path, weights: Path) -> AgeGenderNet:
+        """The network from face-api.js's two files, read as shipped (no converted copy to drift)."""
         return cls(load_weights(manifest, weights))
 
     def _sep(self, x: Array, prefix: str) -> Array:
