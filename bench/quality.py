@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from fetch_eval_photos import eval_dir  # noqa: E402
 
 from core.recognizers.local import LocalRecognizer  # noqa: E402
-from tests.corpus.quality_scores import analyse, load_truth, score  # noqa: E402
+from tests.corpus.quality_scores import analyse, load_truth, score, with_people  # noqa: E402
 
 SETS = {
     "shared/data/faces": (
@@ -44,8 +44,7 @@ def main() -> None:
             truth = load_truth(truth_path) if truth_path.is_file() else {}
             people = PEOPLE.get(title)
             if truth and people is not None and people.is_file():
-                for name, labelled in load_truth(people).items():
-                    truth[name] = {**truth[name], "people": labelled}
+                truth = with_people(truth, people)
             if not truth or not all((folder / name).is_file() for name in truth):
                 print(f"{title}: absent, skipped ({folder})")
                 continue

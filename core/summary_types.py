@@ -211,7 +211,7 @@ class ObjectCount:
 
 
 # Only the backends' two known values are shown: anything else a backend sends is not echoed.
-_GENDER_WORDS = {"male": "male", "female": "female"}
+_GENDERS = frozenset({"male", "female"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +233,7 @@ class FaceItem:
         """Keep only what a one-line description uses, deciding here which emotion is worth saying."""
         attrs: FaceAttributes = face.attributes
         top = attrs.top_emotion
+        gender = (attrs.gender or "").casefold()
         emotion = None
         if top is not None and top.confidence >= EMOTION_MIN_CONFIDENCE:
             word = _clip(top.name, 30).casefold()
@@ -242,7 +243,7 @@ class FaceItem:
             confidence=face.confidence,
             age_low=attrs.age_low,
             age_high=attrs.age_high,
-            gender=_GENDER_WORDS.get((attrs.gender or "").casefold()),
+            gender=gender if gender in _GENDERS else None,
             smiling=attrs.smiling,
             emotion=emotion,
             eyeglasses=attrs.eyeglasses,

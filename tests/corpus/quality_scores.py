@@ -31,6 +31,14 @@ def load_truth(path: Path) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if not k.startswith("_")}
 
 
+def with_people(truth: dict[str, dict[str, Any]], labels: Path) -> dict[str, dict[str, Any]]:
+    """The truth with the `people` hand labels kept in a file beside it (for a truth file that is
+    not ours to change); photos the labels do not name are left as they are."""
+    people = load_truth(labels)
+    return {name: {**expected, "people": people[name]} if name in people else expected
+            for name, expected in truth.items()}  # fmt: skip
+
+
 def analyse(folder: Path, names: Iterable[str], recognizer: LocalRecognizer) -> dict[str, Analysis]:
     """Faces and labels (with objects) of each photo, prepared as the bot prepares an upload."""
     return {

@@ -15,7 +15,7 @@ import pytest
 
 from core.analysis_types import Analysis
 from core.recognizers.local import LocalRecognizer, local_models_installed
-from tests.corpus.quality_scores import Score, analyse, load_truth, score
+from tests.corpus.quality_scores import Score, analyse, load_truth, score, with_people
 
 PEOPLE = Path(__file__).with_name("faces_people.json")
 
@@ -177,7 +177,7 @@ def test_gender_and_age_of_the_faces_match_the_hand_labels(
     >= 85% of those; the age range overlaps the band a person would guess on >= 80%."""
     labels = load_truth(PEOPLE)
     assert set(labels) <= set(results)
-    truth = {name: {**results[name][0], "people": people} for name, people in labels.items()}
+    truth = with_people({name: results[name][0] for name in labels}, PEOPLE)
     measured: Score = score(truth, {name: results[name][1] for name in labels})
     assert measured.genders >= sum(len(people) for people in labels.values()), measured.misses
     assert measured.genders_said >= 0.8 * measured.genders, measured.misses.get("gender")

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pytest
 
 from core.analysis_types import Box, DetectedObject, Label
-from core.recognizers.local import effnet
+from core.recognizers.local import effnet, layers
 from core.recognizers.local.classifier import MIN_CONFIDENCE, labels_from_probabilities
 from core.recognizers.local.imagenet import CLASS_NAMES
 from core.recognizers.local.labels import summarise_labels
@@ -237,7 +237,7 @@ def test_depthwise_matches_a_direct_convolution_with_tensorflow_padding() -> Non
     for size, kernel, stride in [(9, 3, 1), (10, 3, 2), (10, 5, 2), (7, 5, 1)]:
         x = rng.standard_normal((size, size, 4)).astype(np.float32)
         w = rng.standard_normal((kernel, kernel, 4)).astype(np.float32)
-        out = effnet._depthwise(x, w, np.zeros(4, dtype=np.float32), stride)
+        out = layers.depthwise(x, w, np.zeros(4, dtype=np.float32), stride)
         outputs = -(-size // stride)
         total = max((outputs - 1) * stride + kernel - size, 0)
         before = total // 2  # TensorFlow "SAME": the odd extra row and column go after

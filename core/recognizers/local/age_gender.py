@@ -8,8 +8,8 @@ It takes a 112 px face (padded to a square with black, as face-api.js does) and 
 milliseconds, so the weights are read from the TF.js files exactly as shipped (a JSON manifest
 naming each tensor's shape and uint8 quantisation, and one binary file) instead of being
 converted to another format. The code follows face-api.js's `TinyXception` and `AgeGenderNet`
-layer for layer, with TensorFlow's 'same' padding (for stride 2 on an even size, the extra
-row and column go at the end).
+layer for layer, on the layers EfficientNet uses too (`layers`: TensorFlow's 'same' padding, for
+stride 2 on an even size the extra row and column at the end).
 
 Rekognition answers an age range; a single regression says less, so the range is the estimate
 plus or minus `AGE_MARGIN` years or `AGE_MARGIN_SHARE` of it, whichever is wider (the model's
@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from core.recognizers.local.layers import depthwise, patches, pointwise, windows
 from core.recognizers.local.model_files import AGE_GENDER_MANIFEST, AGE_GENDER_WEIGHTS, ModelStore
 
 __all__ = ["AgeGender", "AgeGenderNet", "age_range", "estimate", "face_crop_box"]
@@ -95,58 +96,22 @@ def load_weights(manifest: Path, weights: Path) -> dict[str, Array]:
     return tensors
 
 
-def _pad_same(x: Array, kernel: int, stride: int, value: float = 0.0) -> Array:
-    """TensorFlow's 'same' padding for a square kernel: the odd extra pixel goes after."""
-    height, width = x.shape[:2]
-    pads = []
-    for size in (height, width):
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads.append((total // 2, total - total // 2))
-    return np.pad(x, (pads[0], pads[1], (0, 0)), constant_values=value)
-
-
-def _windows(x: Array, kernel: int, stride: int, value: float = 0.0) -> tuple[list[Array], int, int]:
-    """The kernel*kernel shifted views a 'same' window op combines, and the output size."""
-    height, width = x.shape[:2]
-    out_h, out_w = -(-height // stride), -(-width // stride)
-    padded = _pad_same(x, kernel, stride, value)
-    views = [
-        padded[dy : dy + stride * out_h : stride, dx : dx + stride * out_w : stride]
-        for dy in range(kernel)
-        for dx in range(kernel)
-    ]
-    return views, out_h, out_w
-
-
 def conv2d(x: Array, filters: Array, bias: Array, stride: int) -> Array:
-    """A full 'same' convolution (HWIO filters) as one matrix product over the stacked windows."""
-    kernel = filters.shape[0]
-    if kernel == 1:
-        sampled = x[::stride, ::stride]
-        out: Array = (sampled @ filters[0, 0] + bias).astype(np.float32)
-        return out
-    views, _, _ = _windows(x, kernel, stride)
-    patches = np.concatenate(views, axis=-1)  # (h, w, k*k*c) in (dy, dx, c) order, as HWIO flattens
-    result: Array = (patches @ filters.reshape(-1, filters.shape[-1]) + bias).astype(np.float32)
-    return result
+    """A full 'same' convolution (HWIO filters): a strided sample for 1x1, else im2col."""
+    if filters.shape[0] == 1:
+        return pointwise(np.ascontiguousarray(x[::stride, ::stride]), filters[0, 0], bias)
+    return pointwise(patches(x, filters.shape[0], stride), filters.reshape(-1, filters.shape[-1]), bias)
 
 
-def separable_conv(x: Array, depthwise: Array, pointwise: Array, bias: Array) -> Array:
+def separable_conv(x: Array, depthwise_filter: Array, pointwise_filter: Array, bias: Array) -> Array:
     """A depthwise 3x3 (stride 1, 'same') then a pointwise 1x1 convolution, as tf.separableConv2d."""
-    views, _, _ = _windows(x, depthwise.shape[0], 1)
-    taps = depthwise[:, :, :, 0].reshape(-1, x.shape[-1])
-    out = views[0] * taps[0]
-    for view, tap in zip(views[1:], taps[1:], strict=True):
-        out += view * tap
-    result: Array = (out @ pointwise[0, 0] + bias).astype(np.float32)
-    return result
+    spread = depthwise(x, depthwise_filter[:, :, :, 0], np.zeros(x.shape[-1], dtype=np.float32), 1)
+    return pointwise(spread, pointwise_filter[0, 0], bias)
 
 
 def max_pool(x: Array, kernel: int = 3, stride: int = 2) -> Array:
     """TensorFlow's 'same' max pooling: the padding is -inf, so it can never be the maximum."""
-    views, _, _ = _windows(x, kernel, stride, value=-np.inf)
-    pooled: Array = np.maximum.reduce(views)
+    pooled: Array = np.maximum.reduce(windows(x, kernel, stride, value=-np.inf))
     return pooled
 
 
@@ -228,7 +193,7 @@ def model_input(image: Image.Image, box: tuple[float, float, float, float]) -> A
     x0, y0, x1, y1 = box
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-    crop = image.convert("RGB").crop((round(x0), round(y0), round(x1), round(y1)))
+    crop = image.crop((round(x0), round(y0), round(x1), round(y1))).convert("RGB")
     side = max(crop.size)
     square = Image.new("RGB", (side, side))
     square.paste(crop, ((side - crop.width) // 2, (side - crop.height) // 2))

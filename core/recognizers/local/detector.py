@@ -104,9 +104,9 @@ class _Found:
 def detect_objects(image: Image.Image, store: ModelStore) -> tuple[DetectedObject, ...]:
     """Every object the detector is sure enough of, most confident first, people included."""
     model = store.load(OBJECT_DETECTOR, _Detector)
+    rgb = image.convert("RGB")
     pixels = np.asarray(
-        image.convert("RGB").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0),
-        dtype=np.uint8,
+        rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8
     )
     boxes, classes, scores = model.run(np.ascontiguousarray(pixels))
     names = object_names()
@@ -125,8 +125,8 @@ def detect_objects(image: Image.Image, store: ModelStore) -> tuple[DetectedObjec
         if not any(iou(k.corners, candidate.corners) >= SAME_OBJECT_IOU for k in same):
             kept.append(candidate)
     if kept:
-        rgb = np.asarray(image.convert("RGB"))
-        kept = [k for k in kept if not is_flat(rgb, k.corners)]
+        photo = np.asarray(rgb)
+        kept = [k for k in kept if not is_flat(photo, k.corners)]
     return tuple(
         DetectedObject(
             k.name,

@@ -14,8 +14,8 @@ shape is unchanged), a 1x1 head to 1280, global average pooling and a 1000-way l
 Convolutions pad like TensorFlow's "SAME" (for stride 2 the extra row and column go at the
 bottom and right), because the weights were trained in TensorFlow. BatchNorm epsilon is 1e-3.
 
-Layout at run time is height x width x channels, so a 1x1 convolution is one matrix product and
-a depthwise convolution is k*k multiply-adds of shifted slices; the stem is an im2col product.
+Layout at run time is height x width x channels; the layers (1x1 as one matrix product, depthwise
+as shifted slices, the stem as an im2col product) are the shared ones in `layers`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from core.recognizers.local.layers import depthwise, patches, pointwise
 
 __all__ = [
     "BLOCKS",
@@ -165,42 +167,8 @@ def to_npz(arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's "SAME" padding (before, after) for one axis."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
 def _relu6(x: FloatArray) -> FloatArray:
     return np.clip(x, 0.0, 6.0, out=x)
-
-
-def _depthwise(x: FloatArray, weight: FloatArray, bias: FloatArray, stride: int) -> FloatArray:
-    """A depthwise kxk convolution on (H, W, C) as k*k multiply-adds of shifted, strided slices."""
-    height, width, channels = x.shape
-    kernel = weight.shape[0]
-    top, bottom = _same_padding(height, kernel, stride)
-    left, right = _same_padding(width, kernel, stride)
-    padded = np.zeros((height + top + bottom, width + left + right, channels), dtype=np.float32)
-    padded[top : top + height, left : left + width] = x
-    out_h, out_w = -(-height // stride), -(-width // stride)
-    out = np.empty((out_h, out_w, channels), dtype=np.float32)
-    out[...] = bias
-    scratch = np.empty_like(out)
-    for row in range(kernel):
-        for col in range(kernel):
-            window = padded[row : row + stride * out_h : stride, col : col + stride * out_w : stride]
-            np.multiply(window, weight[row, col], out=scratch)
-            out += scratch
-    return out
-
-
-def _pointwise(x: FloatArray, weight: FloatArray, bias: FloatArray) -> FloatArray:
-    height, width, _ = x.shape
-    out = x.reshape(height * width, -1) @ weight
-    out += bias
-    return out.reshape(height, width, -1)
 
 
 class EfficientNetLite0:
@@ -233,27 +201,17 @@ class EfficientNetLite0:
         if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) < 32:
             raise ValueError(f"the classifier takes (H, W, 3) with H, W >= 32, not {pixels.shape}")
         w = self._w
-        x = _f32(pixels)
-        height, width = x.shape[:2]
-        top, bottom = _same_padding(height, 3, 2)
-        left, right = _same_padding(width, 3, 2)
-        padded = np.pad(x, ((top, bottom), (left, right), (0, 0)))
-        out_h, out_w = -(-height // 2), -(-width // 2)
-        patches = np.concatenate(
-            [padded[r : r + 2 * out_h : 2, c : c + 2 * out_w : 2] for r in range(3) for c in range(3)],
-            axis=2,
-        )
-        x = _relu6(_pointwise(patches, w["stem.w"], w["stem.b"]))
+        x = _relu6(pointwise(patches(_f32(pixels), 3, 2), w["stem.w"], w["stem.b"]))
         for index, block in enumerate(BLOCKS):
             h = x
             if block.expand != 1:
-                h = _relu6(_pointwise(h, w[f"b{index}.expand.w"], w[f"b{index}.expand.b"]))
-            h = _relu6(_depthwise(h, w[f"b{index}.dw.w"], w[f"b{index}.dw.b"], block.stride))
-            h = _pointwise(h, w[f"b{index}.project.w"], w[f"b{index}.project.b"])
+                h = _relu6(pointwise(h, w[f"b{index}.expand.w"], w[f"b{index}.expand.b"]))
+            h = _relu6(depthwise(h, w[f"b{index}.dw.w"], w[f"b{index}.dw.b"], block.stride))
+            h = pointwise(h, w[f"b{index}.project.w"], w[f"b{index}.project.b"])
             if block.residual:
                 h += x
             x = h
-        return _relu6(_pointwise(x, w["head.w"], w["head.b"]))
+        return _relu6(pointwise(x, w["head.w"], w["head.b"]))
 
     def cell_logits(self, features: FloatArray) -> FloatArray:
         """Class scores (H, W, 1000) of each cell of a feature map, through the final linear layer."""

@@ -144,7 +144,10 @@ def _tile_detections(
     inner edges are dropped (the neighbouring tile, or the whole photo, sees them whole)."""
     left, top, right, bottom = tile
     width, height = image.size
-    tile_w, tile_h = right - left, bottom - top
+    sx, sy = (right - left) / width, (bottom - top) / height  # tile ratios -> photo ratios
+    ox, oy = left / width, top / height
+    scale = np.array([sx, sy], dtype=np.float32)
+    offset = np.array([ox, oy], dtype=np.float32)
     kept = []
     for d in _detect(image.crop(tile), store, _FULL):
         x0, y0, x1, y1 = d.box
@@ -156,14 +159,7 @@ def _tile_detections(
         )
         if cut:
             continue
-        scale = np.array([tile_w / width, tile_h / height], dtype=np.float32)
-        offset = np.array([left / width, top / height], dtype=np.float32)
-        box = (
-            (left + x0 * tile_w) / width,
-            (top + y0 * tile_h) / height,
-            (left + x1 * tile_w) / width,
-            (top + y1 * tile_h) / height,
-        )
+        box = (ox + x0 * sx, oy + y0 * sy, ox + x1 * sx, oy + y1 * sy)
         kept.append(ssd.Detection(d.score, box, (d.keypoints * scale + offset).astype(np.float32)))
     return kept
 
