@@ -74,9 +74,10 @@ bench: install-dev
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/prepare.py
 
-# Regenerate the README's settings table and .env.example from the settings model.
+# Regenerate the docs' generated blocks (docs/settings.md's settings table, docs/recognizers/embedded.md's
+# model list) and .env.example from the code.
 docs: install-dev
-	$(BIN)/python -m bot.settings_doc --write README.md
+	$(BIN)/python -m bot.settings_doc --write docs/settings.md docs/recognizers/embedded.md
 	$(BIN)/python -m bot.settings_doc --env-example .env.example
 
 clean:

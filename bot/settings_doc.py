@@ -1,8 +1,9 @@
-"""The README's settings table, generated from the settings model so the two cannot drift apart.
+"""The docs' generated blocks (settings table, model list), made from the code so they cannot drift apart.
 
-`python -m bot.settings_doc` prints it, `python -m bot.settings_doc --write README.md` replaces
-the table in place, and `--env-example .env.example` writes the commented example file; tests
-check that both files are current.
+`python -m bot.settings_doc` prints the settings table, `python -m bot.settings_doc --write` replaces
+the marked blocks in the docs pages that hold them (`SETTINGS_PAGE`, `MODELS_PAGE`; other paths may be
+given), and `--env-example .env.example` writes the commented example file; tests check that all are
+current. `make docs` runs both and then builds the site.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ BEGIN = "<!-- settings-table:begin -->"
 END = "<!-- settings-table:end -->"
 MODELS_BEGIN = "<!-- models-table:begin -->"
 MODELS_END = "<!-- models-table:end -->"
+
+# Where the blocks live, relative to the project root: the settings reference and the embedded
+# recognizer's page of the MkDocs site (README.md stays short and links to them).
+SETTINGS_PAGE = Path("docs/settings.md")
+MODELS_PAGE = Path("docs/recognizers/embedded.md")
 
 
 def _default(value: object) -> str:
@@ -88,16 +94,25 @@ def _replace(text: str, begin: str, end: str, block: str) -> str:
 
 
 def write_into(path: Path) -> None:
-    """Replace the generated blocks (settings, models) in a Markdown file with current ones."""
+    """Replace whichever generated blocks (settings, models) a Markdown file holds with current ones.
+
+    A file with neither marker is an error rather than a silent no-op, so a moved page cannot leave
+    `make docs` quietly regenerating nothing.
+    """
     text = path.read_text(encoding="utf-8")
-    text = _replace(text, BEGIN, END, settings_block())
-    text = _replace(text, MODELS_BEGIN, MODELS_END, models_block())
+    blocks = [(BEGIN, END, settings_block()), (MODELS_BEGIN, MODELS_END, models_block())]
+    present = [(begin, end, block) for begin, end, block in blocks if begin in text]
+    if not present:
+        raise SystemExit(f"{path}: no generated block markers ({BEGIN} or {MODELS_BEGIN})")
+    for begin, end, block in present:
+        text = _replace(text, begin, end, block)
     path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--write"]:
-        write_into(Path(sys.argv[2]))
+        for target in [Path(arg) for arg in sys.argv[2:]] or [SETTINGS_PAGE, MODELS_PAGE]:
+            write_into(target)
     elif sys.argv[1:2] == ["--env-example"]:
         Path(sys.argv[2]).write_text(env_example(), encoding="utf-8")
     else:

@@ -9,10 +9,19 @@ import pytest
 from adapters.slack.config import SlackSettings
 from adapters.telegram.config import TelegramSettings
 from bot.settings import Settings, SettingsError, installed_sections, load_settings, parse_features
-from bot.settings_doc import BEGIN, END, env_example, models_block, settings_block
+from bot.settings_doc import (
+    BEGIN,
+    END,
+    MODELS_PAGE,
+    SETTINGS_PAGE,
+    env_example,
+    models_block,
+    settings_block,
+    write_into,
+)
 from core.analysis_types import DEFAULT_FEATURES, Feature
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -86,11 +95,11 @@ def test_feature_words() -> None:
         parse_features("labels,selfie")
 
 
-def test_readme_settings_table_is_current() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert BEGIN in text, "README lacks the settings table; paste `python -m bot.settings_doc`"
+def test_settings_reference_is_current() -> None:
+    text = (ROOT / SETTINGS_PAGE).read_text(encoding="utf-8")
+    assert BEGIN in text, f"{SETTINGS_PAGE} lacks the settings table; run `make docs`"
     current = text[text.index(BEGIN) : text.index(END) + len(END)]
-    assert current == settings_block(), "README settings table is stale: paste `python -m bot.settings_doc`"
+    assert current == settings_block(), f"{SETTINGS_PAGE} settings table is stale: run `make docs`"
     sections = installed_sections()
     assert {kind.__name__ for kind in sections} >= {"TelegramSettings", "SlackSettings"}
     every = len(Settings.model_fields) + sum(len(kind.model_fields) for kind in sections)
@@ -99,15 +108,15 @@ def test_readme_settings_table_is_current() -> None:
 
 
 def test_env_example_is_current() -> None:
-    example = README.with_name(".env.example")
+    example = ROOT / ".env.example"
     assert example.read_text(encoding="utf-8") == env_example(), (
         "stale .env.example: run `python -m bot.settings_doc --env-example .env.example`"
     )
 
 
-def test_readme_models_table_is_current() -> None:
-    assert models_block() in README.read_text(encoding="utf-8"), (
-        "README model table is stale: run `python -m bot.settings_doc --write README.md`"
+def test_models_table_is_current() -> None:
+    assert models_block() in (ROOT / MODELS_PAGE).read_text(encoding="utf-8"), (
+        f"{MODELS_PAGE} model table is stale: run `make docs`"
     )
 
 
@@ -137,3 +146,13 @@ def test_settings_built_in_code_have_every_platform_off() -> None:
     assert token is not None
     assert token.get_secret_value() == "1:abc"
     assert settings.section(TelegramSettings).token is None  # the original is unchanged
+
+
+def test_writing_docs_without_markers_is_an_error(tmp_path: Path) -> None:
+    page = tmp_path / "moved.md"
+    page.write_text("# A page that lost its generated block\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="no generated block markers"):
+        write_into(page)
+    page.write_text(f"# Settings\n\n{BEGIN}\nold\n{END}\n", encoding="utf-8")
+    write_into(page)
+    assert settings_block() in page.read_text(encoding="utf-8")
