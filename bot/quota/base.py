@@ -80,10 +80,11 @@ class QuotaStore(ABC):
        from its grant until `finish`, or until its lease of `max_job_s` seconds runs out, so a
        job whose process died stops counting after that (its charge is kept, not refunded).
     5. RATE: sliding window — grants to the user in the last `burst_window_s` seconds
-       >= `burst_limit`. Only grants count (not refusals, not duplicates); a refund does not
-       remove the photo from the window. `retry_after` is when the oldest one leaves it.
-       A job id holds one place in the window, at its latest grant: a re-charge after a refund
-       (see Idempotency) moves it there rather than adding a second one.
+       >= `burst_limit`. Only standing grants count (not refusals, not duplicates): a refund
+       takes the photo out of the window too (`rules.counts_in_burst_window`), so failures
+       that were given back never make the user wait. `retry_after` is when the oldest one
+       leaves it. A job id holds one place in the window, at its latest grant: a re-charge after
+       a refund (see Idempotency) puts it back there.
 
     Admins (`admin=True`) skip 2-5 but are still charged and counted (daily usage, global
     calls, stats, a concurrency slot).

@@ -135,7 +135,8 @@ redis.call('EXPIRE', job_key, job_ttl)
 return {'ok', '', tostring(remaining), tostring(limit), resets_at, ''}
 """
 
-# KEYS: job, used, day, slots.  ARGV: job_id, refund (1/0), user, day.
+# KEYS: job, used, day, slots, rate.  ARGV: job_id, refund (1/0), user, day.
+# A refund also takes the job out of the user's burst window (rules.counts_in_burst_window).
 # The day's counters are only touched if they still exist, so a late refund for a day that has
 # already expired cannot recreate its keys without a TTL. The keys were built from the job's user
 # and day read just before; if a refunded job was charged again in between (on another day), they
@@ -161,6 +162,7 @@ if ARGV[2] == '1' then
     if left < 0 then redis.call('HSET', KEYS[3], 'calls', 0) end
     redis.call('HINCRBY', KEYS[3], 'refunded', 1)
   end
+  redis.call('ZREM', KEYS[5], ARGV[1])
   redis.call('HSET', KEYS[1], 'state', 'refunded')
 else
   redis.call('HSET', KEYS[1], 'state', 'finished')
@@ -313,7 +315,13 @@ class RedisQuotaStore(QuotaStore):
             if user is None or day is None:
                 return False
             user, day = _text(user), _text(day)
-            keys = [job_key, self._key("used", day), self._key("day", day), self._key("slots", user)]
+            keys = [
+                job_key,
+                self._key("used", day),
+                self._key("day", day),
+                self._key("slots", user),
+                self._key("rate", user),
+            ]
             args = [job_id, 1 if refund else 0, user, day]
             done = int(await self._call("finish", self._finish(keys=keys, args=args)))
             if done >= 0:

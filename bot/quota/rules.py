@@ -152,6 +152,19 @@ def decide_charge(
     )
 
 
+def counts_in_burst_window(state: JobState) -> bool:
+    """Whether a grant still takes a place in its user's burst window (while it is inside it).
+
+    A refund says the photo failed for a reason that is not held against the user (the
+    recognizer was down, or a damaged file under the default policy), so it gives back its place
+    in the window as well as its photo: otherwise a user whose photos failed would be told "too
+    fast" when sending them again. A finished photo keeps its place until it leaves the window.
+    Both stores read this: SQLite counts only such rows, Redis drops a refunded job from its
+    window zset in the finish script.
+    """
+    return state is not JobState.REFUNDED
+
+
 def settle(state: JobState | None, *, refund: bool) -> JobState | None:
     """The state `finish` moves a job to, or None when this `finish` must change nothing.
 

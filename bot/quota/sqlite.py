@@ -274,8 +274,10 @@ class SQLiteQuotaStore(QuotaStore):
             " WHERE user_id = ? AND state = 'active' AND lease_until > ?",
             (user, ts),
         ).fetchone()
+        # The window holds grants that `counts_in_burst_window`: every state but refunded.
         recent, first_recent = db.execute(
-            "SELECT COUNT(*), MIN(charged_at) FROM jobs WHERE user_id = ? AND charged_at > ?",
+            "SELECT COUNT(*), MIN(charged_at) FROM jobs"
+            " WHERE user_id = ? AND charged_at > ? AND state != 'refunded'",
             (user, ts - policy.burst_window_s),
         ).fetchone()
         return StoredCounts(

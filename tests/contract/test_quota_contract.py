@@ -26,7 +26,14 @@ from bot.quota import (
     UserCount,
     quota_day,
 )
-from bot.quota.rules import JobState, StoredCounts, StoredJob, decide_charge, settle
+from bot.quota.rules import (
+    JobState,
+    StoredCounts,
+    StoredJob,
+    counts_in_burst_window,
+    decide_charge,
+    settle,
+)
 
 T0 = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -357,13 +364,30 @@ async def test_a_refunded_job_charged_again_meets_the_global_cap_and_the_rate(st
     assert (await store.try_charge("alice", "A", 3, T0, policy)).reason is Refusal.GLOBAL_CAP
     assert await store.finish("B", refund=True)
 
-    # The refunded grant of A still sits in alice's window, so with one more photo she is at the rate.
+    # A's refund took it out of alice's window; two new photos fill the window, so A waits its turn.
     assert (await store.try_charge("alice", "C", 0, T0 + timedelta(seconds=10), policy)).granted
+    assert (await store.try_charge("alice", "D", 0, T0 + timedelta(seconds=15), policy)).granted
     fast = await store.try_charge("alice", "A", 3, T0 + timedelta(seconds=20), policy)
-    assert (fast.reason, fast.retry_after) == (Refusal.RATE, 40)
-    later = await store.try_charge("alice", "A", 3, T0 + timedelta(seconds=60), policy)
+    assert (fast.reason, fast.retry_after) == (Refusal.RATE, 50)
+    later = await store.try_charge("alice", "A", 3, T0 + timedelta(seconds=70), policy)
     assert (later.granted, later.duplicate) == (True, False)
     assert (await store.stats(T0, policy)).global_calls == 3
+
+
+async def test_a_refunded_photo_leaves_the_burst_window(store: QuotaStore) -> None:
+    """A failure given back (not the user's doing) must not slow the user's next photos down."""
+    policy = QuotaPolicy(daily_limit=20, max_concurrent=100, burst_limit=2, burst_window_s=60)
+    assert (await store.try_charge("alice", "f1", 1, T0, policy)).granted
+    assert (await store.try_charge("alice", "f2", 1, T0 + timedelta(seconds=1), policy)).granted
+    assert await store.finish("f1", refund=True)
+    assert await store.finish("f2", refund=True)
+    # Both failed and were refunded: the window is empty again, at once.
+    for offset, job in ((2, "g1"), (3, "g2")):
+        assert (await store.try_charge("alice", job, 1, T0 + timedelta(seconds=offset), policy)).granted
+    # A finished (kept) photo still counts: the third in the window is refused.
+    assert await store.finish("g1", refund=False)
+    third = await store.try_charge("alice", "g3", 1, T0 + timedelta(seconds=4), policy)
+    assert (third.reason, third.retry_after) == (Refusal.RATE, 58)
 
 
 async def test_a_refunded_job_charged_again_on_a_later_day_counts_on_that_day(store: QuotaStore) -> None:
@@ -491,7 +515,11 @@ class RulesReference:
         ts = now.timestamp()
         mine = [job for job in self.jobs.values() if job.user == user]
         leases = [j.lease_until for j in mine if j.stored.state is JobState.ACTIVE and j.lease_until > ts]
-        recent = [j.charged_at for j in mine if j.charged_at > ts - policy.burst_window_s]
+        recent = [
+            j.charged_at
+            for j in mine
+            if counts_in_burst_window(j.stored.state) and j.charged_at > ts - policy.burst_window_s
+        ]
         return StoredCounts(
             blocked=user in self.blocked,
             used=self.used.get((user, day), 0),
@@ -557,7 +585,7 @@ SCENARIO_POLICY = QuotaPolicy(
     daily_limit=3,
     max_concurrent=1,
     burst_limit=2,
-    burst_window_s=600.0,
+    burst_window_s=1800.0,  # long enough that RATE binds although refunds leave the window
     global_daily_calls=10,
     timezone="Europe/Berlin",
     max_job_s=120.0,
