@@ -24,6 +24,11 @@ RUN /opt/photodetective/bin/python scripts/slim_venv.py /opt/photodetective \
     && rm -rf /tmp/check
 
 FROM python:3.11-slim-bookworm
+# Keep the version equal to pyproject.toml's (tests/unit/test_version.py checks it).
+LABEL org.opencontainers.image.title="PhotoDetective" \
+      org.opencontainers.image.description="Self-hosted photo-analysis bot for Telegram, Slack and the web" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="MIT"
 RUN useradd --system --uid 10001 --no-create-home --home-dir /data photodetective \
     && mkdir /data \
     && chown photodetective /data

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,6 +58,8 @@ def build_parser(plugins: dict[str, PluginCommand] | None = None) -> argparse.Ar
         prog="photodetective",
         description="Analyse photos (labels, faces, text, moderation, EXIF); write annotated images.",
     )
+    # The installed distribution's version (pyproject.toml), so a bug report can say which release it is.
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('photodetective')}")
     sub = parser.add_subparsers(dest="command", required=True)
     analyze = sub.add_parser("analyze", help="analyse photo files and write annotated copies")
     analyze.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
