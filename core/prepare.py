@@ -47,6 +47,7 @@ from core.analysis_types import ExifData, Photo, PreparedPhoto
 from core.errors import CorruptImage, TooLarge, TooSmall
 from core.exif import read_exif
 from core.limits import ImageLimits
+from core.png_metadata import without_hostile_metadata
 from core.srgb import resampleable, to_srgb
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ def prepare_photo(photo: Photo, limits: ImageLimits = ImageLimits()) -> Prepared
             f"This file is {_file_size(len(data))}; the limit is {_file_size(limits.max_bytes)}.",
         )
     image_format = sniff.sniff_format(data)
+    if image_format == sniff.PNG:
+        data = _without_hostile_metadata(data)
     with _open(data, image_format, limits) as probe:
         width, height = probe.size
         _check_pixels(probe.format or image_format, width, height, limits)
@@ -227,6 +230,14 @@ def _too_many_pixels(error: Image.DecompressionBombError, limits: ImageLimits) -
         "too_many_pixels",
         f"This image has {size}; the limit is {_megapixels(limits.max_pixels)} megapixels.",
     )
+
+
+def _without_hostile_metadata(data: bytes) -> bytes:
+    """A PNG whose text or colour profile is a decompression bomb is analysed without that chunk."""
+    cleaned = without_hostile_metadata(data)
+    if cleaned.dropped:
+        logger.info("PNG: left out %d oversized metadata chunk(s)", cleaned.dropped)
+    return cleaned.data
 
 
 def _open(data: bytes, image_format: str, limits: ImageLimits) -> ImageFile.ImageFile:
