@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from core.recognizers.local import local_models_installed
-from core.recognizers.local.model_files import ModelStore, default_models_dir
+from core.recognizers.local.inference import ModelRegistry
+from core.recognizers.local.model_files import default_models_dir
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -98,9 +99,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def local_store() -> ModelStore:
+def local_store() -> ModelRegistry:
     """The installed models of the embedded recognizer; tests that need them skip when they are absent."""
     directory = default_models_dir()
     if not local_models_installed(directory):
         pytest.skip(f"local models are not installed in {directory}: run python scripts/install_models.py")
-    return ModelStore(directory)
+    return ModelRegistry(directory)

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.recognizers.local.faces import TILE_MIN_SIDE, _mesh_fits, _tiles, detect_faces, face_candidates
-from core.recognizers.local.model_files import ModelStore
+from core.recognizers.local.inference import ModelRegistry
 
 
 @pytest.fixture
-def store(local_store: ModelStore) -> ModelStore:
+def store(local_store: ModelRegistry) -> ModelRegistry:
     return local_store
 
 
@@ -40,14 +40,14 @@ def _smiley(diameter: int, colour: tuple[int, int, int]) -> Image.Image:
 
 
 @pytest.mark.parametrize("diameter", [120, 250, 400])
-def test_a_smiley_the_detector_takes_for_a_face_is_not_reported(store: ModelStore, diameter: int) -> None:
+def test_a_smiley_the_detector_takes_for_a_face_is_not_reported(store: ModelRegistry, diameter: int) -> None:
     smiley = _smiley(diameter, (225, 180, 150))
     assert face_candidates(smiley, store), "precondition: BlazeFace alone fires on this drawing"
     assert detect_faces(smiley, store) == ()
     assert detect_faces(smiley, store, attributes=False) == ()
 
 
-def test_shapes_and_yellow_smileys_are_not_faces(store: ModelStore) -> None:
+def test_shapes_and_yellow_smileys_are_not_faces(store: ModelRegistry) -> None:
     shapes = Image.new("RGB", (1600, 1000), (240, 240, 235))
     draw = ImageDraw.Draw(shapes)
     draw.ellipse((150, 150, 650, 650), fill=(225, 180, 150))

@@ -25,22 +25,23 @@ from core.analysis_types import (
 )
 from core.prepare import prepare_photo
 from core.recognizers.local import LIMITATIONS, LocalRecognizer, detector
-from core.recognizers.local.detector import detect_objects, is_flat, merge_people, object_names
+from core.recognizers.local.detector import detect_objects, is_flat, object_names
+from core.recognizers.local.inference import ModelRegistry
 from core.recognizers.local.labels import summarise_labels
 from core.recognizers.local.model_files import (
     OBJECT_DETECTOR,
     SCRYPTED_TFLITE,
-    ModelStore,
     NpmSource,
     models_table,
 )
 from core.recognizers.local.objects import COCO_COVERED, MIN_PEAK, regions
+from core.recognizers.local.people import merge_people
 from core.recognizers.local.scenes import scene_labels
 from core.summary import build_summary, render_text
 
 
 @pytest.fixture
-def store(local_store: ModelStore) -> ModelStore:
+def store(local_store: ModelRegistry) -> ModelRegistry:
     return local_store
 
 
@@ -62,11 +63,11 @@ def _face(box: tuple[float, float, float, float]) -> Face:
     return Face(Box(*box), 0.95, FaceAttributes())
 
 
-def test_drawn_shapes_are_not_objects(store: ModelStore) -> None:
+def test_drawn_shapes_are_not_objects(store: ModelRegistry) -> None:
     assert detect_objects(_shapes(), store) == ()
 
 
-async def test_the_recognizer_boxes_nothing_on_drawn_shapes(store: ModelStore) -> None:
+async def test_the_recognizer_boxes_nothing_on_drawn_shapes(store: ModelRegistry) -> None:
     local = LocalRecognizer(models_dir=store.directory)
     try:
         buffer = io.BytesIO()
@@ -90,7 +91,7 @@ def _sun_in_the_sky() -> Image.Image:
     return image
 
 
-def test_a_drawn_sun_is_not_a_frisbee(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drawn_sun_is_not_a_frisbee(store: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as patched:
         patched.setattr(detector, "is_flat", lambda rgb, corners: False)
         seen = detect_objects(_sun_in_the_sky(), store)

@@ -6,7 +6,7 @@ import numpy as np
 
 from core.analysis_types import Box, DetectedObject, Face
 from core.recognizers.local import ssd
-from core.recognizers.local.labels import BODY_WIDTH_IN_FACES, body_box, include_faces
+from core.recognizers.local.people import BODY_WIDTH_IN_FACES, body_box, include_faces
 
 
 def person(left: float, width: float) -> DetectedObject:

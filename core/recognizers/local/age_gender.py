@@ -27,8 +27,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from core.recognizers.local.inference import InferenceModel, ModelRegistry, ModelSpec
 from core.recognizers.local.layers import depthwise, patches, pointwise, windows
-from core.recognizers.local.model_files import AGE_GENDER_MANIFEST, AGE_GENDER_WEIGHTS, ModelStore
+from core.recognizers.local.model_files import AGE_GENDER_MANIFEST, AGE_GENDER_WEIGHTS
 
 __all__ = ["AgeGender", "AgeGenderNet", "age_range", "estimate", "face_crop_box"]
 
@@ -201,16 +202,26 @@ def model_input(image: Image.Image, box: tuple[float, float, float, float]) -> A
     return np.asarray(scaled, dtype=np.float32)
 
 
-def _network(store: ModelStore) -> AgeGenderNet:
-    manifest = store.path(AGE_GENDER_MANIFEST)
-    return store.load(
-        AGE_GENDER_WEIGHTS, lambda weights: AgeGenderNet.from_files(manifest, weights), kind="network"
-    )
+class NumpyAgeGender(InferenceModel[AgeGenderNet, Array, AgeGender]):
+    """AgeGenderNet in numpy behind the model interface (until its ONNX graph replaces it)."""
+
+    def _load(self, paths: tuple[Path, ...]) -> AgeGenderNet:
+        return AgeGenderNet.from_files(paths[0], paths[1])
+
+    def _run(self, state: AgeGenderNet, inputs: Array) -> AgeGender:
+        return state.predict(inputs)
 
 
-def estimate(image: Image.Image, points: npt.NDArray[np.floating], store: ModelStore) -> AgeGender | None:
+AGE_GENDER_MODEL = ModelSpec("age-gender", (AGE_GENDER_MANIFEST, AGE_GENDER_WEIGHTS), NumpyAgeGender)
+
+
+def _network(models: ModelRegistry) -> AgeGenderNet:
+    return models.get(AGE_GENDER_MODEL).load()
+
+
+def estimate(image: Image.Image, points: npt.NDArray[np.floating], models: ModelRegistry) -> AgeGender | None:
     """Age and gender for the face whose landmarks (pixels of `image`) are `points`; None if too small."""
     face = model_input(image, face_crop_box(points, *image.size))
     if face is None:
         return None
-    return _network(store).predict(face)
+    return models.get(AGE_GENDER_MODEL).predict(face)

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import Label
-from core.recognizers.local.effnet import INPUT_SIZE, from_npz
-from core.recognizers.local.model_files import CLASSIFIER, ModelStore
+from core.recognizers.local.effnet import HEAD_CHANNELS, INPUT_SIZE, EfficientNetLite0, from_npz
+from core.recognizers.local.inference import InferenceModel, ModelRegistry, ModelSpec, Tensors
+from core.recognizers.local.model_files import CLASSIFIER
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 __all__ = ["CROP_SHARE", "MIN_CONFIDENCE", "classify", "labels_from_probabilities", "model_input"]
@@ -132,7 +134,30 @@ def labels_from_probabilities(
     )
 
 
-def classify(image: Image.Image, store: ModelStore) -> tuple[Label, ...]:
+class NumpyClassifier(InferenceModel[EfficientNetLite0, Tensors, list[npt.NDArray[np.float32]]]):
+    """EfficientNet-Lite0 in numpy behind the model interface (until its ONNX graph replaces it).
+
+    The contract any runtime of the classifier keeps: `predict([pixels])` with pixels
+    (1, H, W, 3) in [-1, 1], H and W multiples of 32, returns `[logits (1, 1000), cell_logits
+    (1, H/32, W/32, 1000)]`: the pooled class scores (`classify`) and each cell's, through the
+    same linear layer (`objects.find_objects`).
+    """
+
+    def _load(self, paths: tuple[Path, ...]) -> EfficientNetLite0:
+        return from_npz(paths[0])
+
+    def _run(self, state: EfficientNetLite0, inputs: Tensors) -> list[npt.NDArray[np.float32]]:
+        features = state.features(inputs[0][0])
+        logits = state.cell_logits(features.reshape(-1, HEAD_CHANNELS).mean(axis=0))
+        return [logits[np.newaxis], state.cell_logits(features)[np.newaxis]]
+
+
+CLASSIFIER_MODEL = ModelSpec("efficientnet-lite0", (CLASSIFIER,), NumpyClassifier)
+
+
+def classify(image: Image.Image, models: ModelRegistry) -> tuple[Label, ...]:
     """The photo's object and scene labels (no boxes: the classifier sees the photo as a whole)."""
-    network = store.load(CLASSIFIER, from_npz)
-    return labels_from_probabilities(network.probabilities(model_input(image)))
+    logits, _ = models.get(CLASSIFIER_MODEL).predict([model_input(image)[np.newaxis]])
+    scores = logits[0].astype(np.float64)
+    exp = np.exp(scores - scores.max())
+    return labels_from_probabilities((exp / exp.sum()).astype(np.float32))

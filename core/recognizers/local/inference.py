@@ -167,6 +167,10 @@ class ModelRegistry:
     def directory(self) -> Path:
         return self.options.directory
 
+    def path(self, file: ModelFile) -> Path:
+        """The verified path of one pinned file (for install checks, golden outputs and tests)."""
+        return verified_paths(self.options.directory, (file,))[0]
+
     def get(self, spec: ModelSpec[ModelT]) -> ModelT:
         """The model for `spec` (not loaded until its first `predict` or `load`)."""
         with self._lock:

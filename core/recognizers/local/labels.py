@@ -1,104 +1,59 @@
-"""Whole-photo labels and people with boxes, from what the bundled models can actually see.
+"""Whole-photo labels and boxed things: the label pipeline, and the summary that merges its answers.
 
-(Other things get boxes in `objects`; scene labels come from `scenes`.)
+`label_photo` runs, in this order, on the same photo:
 
-"Person" comes with one box per body from MediaPipe's BlazePose detector (which finds people by
-their face and torso, so also people seen from a distance or partly), "Face" when faces were
-found, "Text" when the text reader found lines; everything else (objects, animals, food,
-vehicles, scenes) comes from the ImageNet classifier in `classifier`, for the photo as a whole
-and without boxes. Labels follow Rekognition's names so the summary and the annotation treat
-both backends alike.
+1. the COCO detector (`detector`): boxes for 80 kinds, people included;
+2. BlazePose (`people`): a box per body, grown to the faces already found, then merged with the
+   detector's people so each person is boxed once;
+3. the ImageNet classifier (`classifier`): labels for the photo as a whole;
+4. the classifier's activation maps (`objects`): boxes for kinds the labels name and COCO lacks;
+5. colour cues and head counts (`scenes`): sky, night, snow, outdoors, people, portrait;
+
+and `summarise_labels` merges them into one list with Rekognition's names and parents: "Person"
+when people or faces were found, "Face", "Text" when the text reader found lines, each boxed kind,
+the classifier's labels, and the scenes, never ahead of the photo's subject.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
-import numpy as np
 from PIL import Image
 
-from core.analysis_types import Box, DetectedObject, Face, Label, TextLine
-from core.recognizers.local import ssd
-from core.recognizers.local.classifier import CATEGORY
-from core.recognizers.local.model_files import POSE_DETECTOR, ModelStore
+from core.analysis_types import DetectedObject, Face, Label, TextLine
+from core.recognizers.local.classifier import CATEGORY, classify
+from core.recognizers.local.detector import detect_objects
+from core.recognizers.local.faces import detect_faces
+from core.recognizers.local.inference import ModelRegistry
+from core.recognizers.local.objects import find_objects
+from core.recognizers.local.people import detect_people, include_faces, merge_people
+from core.recognizers.local.scenes import scene_labels
 from core.recognizers.local.taxonomy import PARENTS, ancestors
 
-PERSON_MIN_SCORE = 0.5
-PERSON_IOU = 0.3
-POSE_SIZE = 224
-_POSE_STRIDES = (8, 16, 32, 32, 32)
-MAX_PEOPLE = 20
+__all__ = ["label_photo", "summarise_labels"]
 
 
-def detect_people(image: Image.Image, store: ModelStore) -> tuple[DetectedObject, ...]:
-    """People with a box around the body, best first.
+def label_photo(
+    image: Image.Image,
+    models: ModelRegistry,
+    faces: tuple[Face, ...] | None = None,
+    text: tuple[TextLine, ...] = (),
+) -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
+    """The photo's boxed objects (people first) and its labels.
 
-    BlazePose's detector gives a face box and four keypoints: the middle of the hips with a point
-    on a circle around the whole body, and the middle of the shoulders with a point on a circle
-    around the upper body. The circles are good for cropping but far wider than a body, so the
-    box is built from proportions instead: as wide as `BODY_WIDTH_IN_FACES` face widths around the
-    shoulders' middle (and the face), from just above the face down to the bottom of the
-    whole-body circle (the feet of a standing figure), cut to the photo.
+    `faces` are those the faces feature found, or None when it did not run: people's boxes reach
+    to their faces, so they are then found here, without attributes. `text` is what the text
+    feature read ("Text" is a label when it read any).
     """
-    model = store.load(POSE_DETECTOR, ssd.TfliteModel)
-    frame = ssd.letterbox(image, POSE_SIZE)
-    boxes, scores = model.run(frame.pixels)
-    anchors = ssd.anchor_centres(POSE_SIZE, _POSE_STRIDES, 2)
-    found = ssd.weighted_nms(
-        ssd.decode(boxes, scores, anchors, POSE_SIZE, frame, PERSON_MIN_SCORE), PERSON_IOU
-    )
-    people = []
-    for detection in sorted(found, key=lambda d: d.score, reverse=True)[:MAX_PEOPLE]:
-        box = body_box(detection, *image.size)
-        if box.width > 0 and box.height > 0 and math.isfinite(detection.score):
-            people.append(DetectedObject("Person", round(detection.score, 4), box))
-    return tuple(people)
-
-
-BODY_WIDTH_IN_FACES = 2.4
-HAIR_IN_FACES = 0.2
-
-
-def body_box(detection: ssd.Detection, width: int, height: int) -> Box:
-    """The body box of one BlazePose detection, in photo ratios (see `detect_people`)."""
-    x0, y0, x1, y1 = (v * s for v, s in zip(detection.box, (width, height, width, height), strict=True))
-    face_w, face_h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
-    hips, body_edge, shoulders = (detection.keypoints[i] * (width, height) for i in (0, 1, 2))
-    half = BODY_WIDTH_IN_FACES * face_w / 2
-    left = min(float(shoulders[0]) - half, x0)
-    right = max(float(shoulders[0]) + half, x1)
-    top = y0 - HAIR_IN_FACES * face_h
-    bottom = max(float(hips[1]) + float(np.hypot(*(body_edge - hips))), float(shoulders[1]), y1)
-    return Box.clamped(left / width, top / height, (right - left) / width, (bottom - top) / height)
-
-
-def include_faces(people: tuple[DetectedObject, ...], faces: tuple[Face, ...]) -> tuple[DetectedObject, ...]:
-    """Grow each person's box to hold their face (and some hair) as the face detector found it.
-
-    The pose detector's face box is coarse and often sits low; BlazeFace's is tight. Each face
-    goes to one person at most: among those whose box contains the face's centre horizontally
-    and reaches down to it, the one whose box is centred nearest to it (people stand close).
-    """
-    edges = [[p.box.left, p.box.top, p.box.left + p.box.width, p.box.top + p.box.height] for p in people]
-    for face in faces:
-        f = face.box
-        centre_x, centre_y = f.left + f.width / 2, f.top + f.height / 2
-        owners = [
-            i
-            for i, (left, top, right, bottom) in enumerate(edges)
-            if left <= centre_x <= right and top - 2 * f.height <= centre_y <= bottom
-        ]
-        if not owners:
-            continue
-        i = min(owners, key=lambda k: abs((edges[k][0] + edges[k][2]) / 2 - centre_x))
-        edges[i][0] = min(edges[i][0], f.left)
-        edges[i][1] = min(edges[i][1], f.top - HAIR_IN_FACES * f.height)
-        edges[i][2] = max(edges[i][2], f.left + f.width)
-    return tuple(
-        DetectedObject(p.name, p.confidence, Box.clamped(left, top, right - left, bottom - top))
-        for p, (left, top, right, bottom) in zip(people, edges, strict=True)
-    )
+    if faces is None:
+        faces = detect_faces(image, models, attributes=False)
+    detected = detect_objects(image, models)
+    people = merge_people(include_faces(detect_people(image, models), faces), detected)
+    classified = classify(image, models)
+    things = tuple(o for o in detected if o.name != "Person")
+    things += find_objects(image, models, classified)  # kinds COCO lacks; never people
+    scenes = scene_labels(image, classified, people, faces)
+    return people + things, summarise_labels(people, faces, text, classified, scenes, things)
 
 
 def summarise_labels(

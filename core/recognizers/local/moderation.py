@@ -13,52 +13,37 @@ NudeNet's detector would give boxes and categories, but its wheel carries the AG
 from __future__ import annotations
 
 import io
-import threading
-from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import ModerationLabel
-from core.recognizers.local.model_files import NSFW, ModelStore
+from core.recognizers.local.inference import ModelRegistry, ModelSpec, OnnxModel
+from core.recognizers.local.model_files import NSFW
 
 THRESHOLD = 0.5
 _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 
 
-class NsfwModel:
-    """The open_nsfw ONNX session (onnxruntime sessions are safe to share between threads)."""
-
-    def __init__(self, path: Path, threads: int = 1) -> None:
-        import onnxruntime  # type: ignore[import-untyped]  # imported late: only this backend needs it
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session: Any = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-        self._input = self._session.get_inputs()[0].name
-        self._lock = threading.Lock()
-
-    def probability(self, image: Image.Image) -> float:
-        """The probability (0..1) that the photo is not safe for work."""
-        small = image.convert("RGB").resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
-        buffer = io.BytesIO()
-        small.save(buffer, format="JPEG")
-        buffer.seek(0)
-        with Image.open(buffer) as decoded:
-            pixels = np.asarray(decoded.convert("RGB"), dtype=np.float32)[:, :, ::-1] - _MEAN_BGR
-        batch = np.ascontiguousarray(pixels[np.newaxis], dtype=np.float32)
-        (scores,) = self._session.run(None, {self._input: batch})
-        return float(np.clip(scores[0][1], 0.0, 1.0))
+NSFW_MODEL = ModelSpec("open-nsfw", (NSFW,), OnnxModel)
 
 
-def moderate(image: Image.Image, store: ModelStore, threads: int = 1) -> tuple[ModerationLabel, ...]:
+def model_input(image: Image.Image) -> npt.NDArray[np.float32]:
+    """open_nsfw's (1, 224, 224, 3) BGR input, mean subtracted, after the reference JPEG round trip."""
+    small = image.convert("RGB").resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG")
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        pixels = np.asarray(decoded.convert("RGB"), dtype=np.float32)[:, :, ::-1] - _MEAN_BGR
+    return np.ascontiguousarray(pixels[np.newaxis], dtype=np.float32)
+
+
+def moderate(image: Image.Image, models: ModelRegistry) -> tuple[ModerationLabel, ...]:
     """One "Explicit" warning when open_nsfw is at least THRESHOLD sure, else nothing."""
-    model = store.load(NSFW, lambda path: NsfwModel(path, threads), kind="session")
-    probability = model.probability(image)
+    (scores,) = models.get(NSFW_MODEL).predict([model_input(image)])
+    probability = float(np.clip(scores[0][1], 0.0, 1.0))
     if probability < THRESHOLD:
         return ()
     return (ModerationLabel("Explicit", round(probability, 4)),)

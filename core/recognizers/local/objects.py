@@ -25,7 +25,8 @@ import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import Box, DetectedObject, Label
-from core.recognizers.local.effnet import EfficientNetLite0
+from core.recognizers.local.classifier import CLASSIFIER_MODEL
+from core.recognizers.local.inference import ModelRegistry
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 __all__ = ["BOXABLE", "COCO_COVERED", "MAP_SIDE", "find_objects", "regions"]
@@ -125,7 +126,7 @@ def regions(share: FloatArray) -> list[tuple[float, tuple[int, int, int, int]]]:
 
 
 def find_objects(
-    image: Image.Image, network: EfficientNetLite0, labels: tuple[Label, ...]
+    image: Image.Image, models: ModelRegistry, labels: tuple[Label, ...]
 ) -> tuple[DetectedObject, ...]:
     """Boxed instances of the boxable kinds among the photo's labels, most confident first."""
     wanted: dict[str, float] = {}
@@ -135,7 +136,8 @@ def find_objects(
             wanted[name] = max(wanted.get(name, 0.0), label.confidence)
     if not wanted:
         return ()
-    logits = network.cell_logits(network.features(map_input(image))).astype(np.float64)
+    _, cells = models.get(CLASSIFIER_MODEL).predict([map_input(image)[np.newaxis]])
+    logits = cells[0].astype(np.float64)
     logits -= logits.max(axis=2, keepdims=True)
     probabilities = np.exp(logits)
     probabilities /= probabilities.sum(axis=2, keepdims=True)

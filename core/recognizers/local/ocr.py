@@ -2,22 +2,23 @@
 
 The models are the ones the `rapidocr` wheel ships, copied into the models folder and hash
 checked like every other model, and handed to RapidOCR by path so it never looks for (or tries to
-download) anything else. RapidOCR keeps per-call state, so calls are serialised with a lock.
+download) anything else. Photos are read in parallel by one engine (see `TextReader`).
 Recognised strings are attacker controlled and go through `clean_text` before anyone sees them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import Box, TextLine
-from core.recognizers.local.model_files import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER, ModelStore
+from core.recognizers.local.inference import InferenceModel, ModelRegistry, ModelSpec
+from core.recognizers.local.model_files import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER
 from core.untrusted_text import clean_text
 
 MIN_CONFIDENCE = 0.5
@@ -30,15 +31,22 @@ MAX_LINES = 100  # Rekognition's DetectText limit is 100 words; more is noise in
 DET_LONG_SIDE = 736
 
 
-class TextReader:
-    """One RapidOCR engine built from verified model paths, used under a lock."""
+class TextReader(InferenceModel[Any, npt.NDArray[np.uint8], Any]):
+    """RapidOCR's engine over the three verified model files, run by ONNX Runtime with `threads`.
 
-    def __init__(self, det: Path, rec: Path, cls: Path, threads: int) -> None:
+    One engine serves every thread without a lock: its ONNX sessions are thread-safe, it builds
+    them on first use under its own locks, and the only thing RapidOCR 3.10 writes during a call is
+    the detector's `preprocess_op`, replaced by an identical object on every call (read in
+    `rapidocr/ch_ppocr_det/main.py`). `predict` takes a BGR uint8 array and returns RapidOCR's
+    result (boxes, texts, scores).
+    """
+
+    def _load(self, paths: tuple[Path, ...]) -> Any:
         from rapidocr import RapidOCR  # imported late: only this backend needs it
 
+        det, rec, cls = paths
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        engine = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
-        self._engine: Any = RapidOCR(
+        engine: Any = RapidOCR(
             params={
                 "Global.log_level": "error",
                 "Global.use_cls": False,
@@ -47,43 +55,34 @@ class TextReader:
                 "Det.model_path": str(det),
                 "Rec.model_path": str(rec),
                 "Cls.model_path": str(cls),
-                "EngineConfig.onnxruntime.intra_op_num_threads": engine["intra_op_num_threads"],
-                "EngineConfig.onnxruntime.inter_op_num_threads": engine["inter_op_num_threads"],
+                "EngineConfig.onnxruntime.intra_op_num_threads": self.options.threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
         )
-        self._lock = threading.Lock()
+        return engine
 
-    def read(self, image: Image.Image) -> tuple[TextLine, ...]:
-        pixels = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR expects BGR arrays
-        with self._lock:
-            result = self._engine(pixels)
-        if result.boxes is None or result.txts is None or result.scores is None:
-            return ()
-        width, height = image.size
-        lines = []
-        for quad, raw, score in zip(result.boxes, result.txts, result.scores, strict=False):
-            text = clean_text(str(raw))
-            if (
-                text is None
-                or float(score) < MIN_CONFIDENCE
-                or sum(c.isalnum() for c in text) < MIN_CHARACTERS
-            ):
-                continue
-            xs, ys = np.asarray(quad)[:, 0], np.asarray(quad)[:, 1]
-            x0, y0 = float(xs.min()) / width, float(ys.min()) / height
-            box = Box.clamped(x0, y0, float(xs.max()) / width - x0, float(ys.max()) / height - y0)
-            lines.append(TextLine(text, min(max(float(score), 0.0), 1.0), box))
-        lines.sort(key=lambda line: (round(line.box.top, 2), line.box.left))
-        return tuple(lines[:MAX_LINES])
+    def _run(self, state: Any, inputs: npt.NDArray[np.uint8]) -> Any:
+        return state(inputs)
 
 
-def read_text(image: Image.Image, store: ModelStore, threads: int = 1) -> tuple[TextLine, ...]:
+READER = ModelSpec("rapidocr", (TEXT_DETECTOR, TEXT_RECOGNIZER, TEXT_ORIENTATION), TextReader)
+
+
+def read_text(image: Image.Image, models: ModelRegistry) -> tuple[TextLine, ...]:
     """Every text line RapidOCR reads with at least MIN_CONFIDENCE, top to bottom."""
-
-    def build(_: Path) -> TextReader:
-        return TextReader(
-            store.path(TEXT_DETECTOR), store.path(TEXT_RECOGNIZER), store.path(TEXT_ORIENTATION), threads
-        )
-
-    reader = store.load(TEXT_RECOGNIZER, build, kind="reader")
-    return reader.read(image)
+    pixels = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR expects BGR arrays
+    result = models.get(READER).predict(pixels)
+    if result.boxes is None or result.txts is None or result.scores is None:
+        return ()
+    width, height = image.size
+    lines = []
+    for quad, raw, score in zip(result.boxes, result.txts, result.scores, strict=False):
+        text = clean_text(str(raw))
+        if text is None or float(score) < MIN_CONFIDENCE or sum(c.isalnum() for c in text) < MIN_CHARACTERS:
+            continue
+        xs, ys = np.asarray(quad)[:, 0], np.asarray(quad)[:, 1]
+        x0, y0 = float(xs.min()) / width, float(ys.min()) / height
+        box = Box.clamped(x0, y0, float(xs.max()) / width - x0, float(ys.max()) / height - y0)
+        lines.append(TextLine(text, min(max(float(score), 0.0), 1.0), box))
+    lines.sort(key=lambda line: (round(line.box.top, 2), line.box.left))
+    return tuple(lines[:MAX_LINES])

@@ -11,10 +11,8 @@ Images are letterboxed (scaled to fit, padded to a square) so faces keep their p
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,24 +138,3 @@ def weighted_nms(detections: list[Detection], threshold: float) -> list[Detectio
         )
     return kept
 
-
-class TfliteModel:
-    """A LiteRT interpreter with a lock: interpreters are not thread-safe, photos may run in parallel."""
-
-    def __init__(self, path: Path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]  # imported late: only this backend needs it
-
-        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
-        self._interpreter.allocate_tensors()
-        self._inputs = [d["index"] for d in self._interpreter.get_input_details()]
-        self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
-        self.input_shape = tuple(int(v) for v in self._interpreter.get_input_details()[0]["shape"])
-        self._lock = threading.Lock()
-
-    def run(self, pixels: FloatArray) -> list[FloatArray]:
-        """Run on one input (without the batch axis); returns every output without its batch axis."""
-        batch = np.ascontiguousarray(pixels[np.newaxis], dtype=np.float32)
-        with self._lock:
-            self._interpreter.set_tensor(self._inputs[0], batch)
-            self._interpreter.invoke()
-            return [np.array(self._interpreter.get_tensor(i)[0], dtype=np.float32) for i in self._outputs]
