@@ -40,6 +40,14 @@ Life of a job::
 - Leases: only the holder of the current token may extend, complete, fail or release. A stale
   lease gets `False` / `None` / `FailOutcome.LEASE_LOST` and changes nothing. Completing twice
   with the same lease returns True both times (a client that lost the answer may safely repeat).
+- Delivery retries (an answer ready, its platform down): `defer` puts a leased job back with its
+  finished answer stored in the queue (opaque text, `bot.stored_answers`), to be claimed again
+  after `delay_s`. It does not count an attempt, keeps the job's place in line, counts a delivery
+  try, remembers when the first one failed (`Lease.answer_since`) and clears the reply marker: the
+  attempt that deferred says the user has seen nothing. A job holding an answer is never
+  exhausted or dead-lettered by expiring leases (it will not be analysed again, so it cannot kill
+  a worker the way a photo can); the worker ends it at its delivery horizon instead. The stored
+  answer is dropped when the job is done or dead, so retained jobs stay small.
 - Errors: a backend that cannot be reached raises `QueueUnavailable` quickly and recovers by itself.
 """
 
@@ -58,6 +66,9 @@ MAX_RETRY_DELAY_S = 300.0
 DEFAULT_RETENTION_S = 7 * 24 * 3600.0
 MAX_VISIBILITY_TIMEOUT_S = 24 * 3600.0
 MAX_ERROR_CHARS = 2000
+#: The longest a deferred delivery waits before it is claimable again (a platform's retry_after
+#: beyond this is not honoured to the letter; the worker's horizon is normally shorter anyway).
+MAX_DEFER_DELAY_S = 24 * 3600.0
 
 EXPIRED_ERROR = (
     "the lease expired %d times without the job finishing; the worker probably crashed or was killed"
@@ -116,9 +127,11 @@ class JobQueue(Protocol):
                         await send_reply("could not be analysed; not charged")
                     refund_quota()
             else:
-                result = await analyse(lease.payload)      # extend() every VISIBILITY_TIMEOUT_S / 3
+                result = lease.answer or await analyse(lease.payload)  # extend() meanwhile
                 if await queue.mark_reply_started(lease.job_id):
-                    await send_reply(result)
+                    if not await send_reply(result):       # the platform is down for now
+                        await queue.defer(lease, result, why, now, backoff)
+                        return
                 await queue.complete(lease)
     """
 
@@ -169,6 +182,21 @@ class JobQueue(Protocol):
         Dead-lettered when `retryable` is False (the user's input is at fault, retrying cannot help,
         or the lease is `exhausted`) or when `lease.attempt >= max_attempts`. `error` is stored
         (clipped) for the dead letter.
+        """
+        ...
+
+    async def defer(
+        self, lease: Lease, answer: str | None, error: str, now: float, delay_s: float
+    ) -> FailOutcome:
+        """Put the job back with its finished answer, to be delivered by a later claim after `delay_s`.
+
+        For an answer the platform did not take for a transient reason (see "Delivery retries" in
+        the module docstring). `answer` is stored, replacing any earlier one; None keeps the one
+        stored (a retry of a retry need not write the image again). `error` (clipped) says why, for
+        the logs and a later dead letter. `delay_s` is clipped to [0, MAX_DEFER_DELAY_S].
+        The attempt is not counted, `delivery_tries` grows by one, `answer_since` is set to `now`
+        on the first deferral and kept after, and the reply marker is cleared.
+        Returns `FailOutcome.RETRY`, or `LEASE_LOST` (and no change) for a stale lease.
         """
         ...
 
@@ -275,6 +303,13 @@ def retry_delay_s(attempt: int, base_s: float) -> float:
     breaker's job), and the user is waiting.
     """
     return min(base_s * 2.0 ** max(attempt - 1, 0), MAX_RETRY_DELAY_S)
+
+
+def clip_delay(delay_s: float) -> float:
+    """A deferral's wait, kept finite and within `MAX_DEFER_DELAY_S`."""
+    if not math.isfinite(delay_s):
+        return MAX_DEFER_DELAY_S if delay_s > 0 else 0.0
+    return min(max(delay_s, 0.0), MAX_DEFER_DELAY_S)
 
 
 def clip_error(error: str) -> str:

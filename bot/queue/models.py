@@ -44,6 +44,11 @@ class Lease:
     answers the user once through the reply marker, and refunds the quota. Its `attempt` counts
     on as for any claim (normally `max_attempts + 1`); if this lease expires too, the job is
     dead-lettered at the next claim without being handed out again (see `JobQueue.claim`).
+
+    `final` is True when this is the last attempt: a `fail` with it dead-letters the job.
+    `answer` is the finished answer an earlier attempt stored with `JobQueue.defer` because the
+    platform was down (None when there is none: analyse the photo), `answer_since` when the first
+    delivery of it failed, and `delivery_tries` how many deliveries failed so far.
     """
 
     job_id: str
@@ -56,6 +61,10 @@ class Lease:
     worker_id: str
     deadline: float
     exhausted: bool = False
+    final: bool = False
+    answer: str | None = None
+    answer_since: float | None = None
+    delivery_tries: int = 0
 
 
 class FailOutcome(enum.StrEnum):
@@ -79,6 +88,10 @@ class QueueStats:
     `in_flight` counts leased jobs, including leases that expired and were not reclaimed yet;
     `dead` counts the dead letters still retained; `done` is the total ever completed.
     `oldest_queued_age_s` is None when nothing is queued.
+    `delivering` counts the queued or leased jobs that hold a finished answer waiting for their
+    platform (`JobQueue.defer`). `apologised` is the total ever of dead letters whose user was
+    told (a failure notice or an apology reached them): `done` counts answered jobs, `apologised`
+    the dead ones the user heard about, `dead` the dead letters retained (told or not).
     """
 
     queued: int
@@ -86,6 +99,8 @@ class QueueStats:
     dead: int
     done: int
     oldest_queued_age_s: float | None
+    delivering: int = 0
+    apologised: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ Layout (all keys under `prefix`, default ``photodetective:queue``):
   ``:idem:<key>``: idempotency key -> job id.
 - ``:queued``: a sorted set (score = enqueue sequence) of the jobs waiting to be claimed, for
   "n ahead of you" and the oldest queued age; ``:leased``: the set of leased jobs; ``:seq`` and
-  ``:done``: counters; ``:dead``: a stream of dead letters (trimmed to `retention_s`).
+  ``:done`` and ``:apologised``: counters; ``:dead``: a stream of dead letters (trimmed to
+  `retention_s`); ``:delivering``: the ids of jobs that were deferred with a stored answer (the
+  hash's ``answer`` field), pruned of finished ones when stats are read.
 
 Every operation is one Lua script, so a check and its effects are atomic (idempotency check +
 XADD; token check + XACK). A claim first takes over a pending entry whose time has come with
@@ -51,6 +53,7 @@ from bot.queue.base import (
     DEFAULT_RETENTION_S,
     DEFAULT_RETRY_BACKOFF_S,
     EXPIRED_ERROR,
+    MAX_DEFER_DELAY_S,
     MAX_RETRY_DELAY_S,
     MAX_VISIBILITY_TIMEOUT_S,
     JobNotFound,
@@ -62,6 +65,7 @@ from bot.queue.base import (
     check_settings,
     check_visibility_timeout,
     check_worker_id,
+    clip_delay,
     clip_error,
     new_job_id,
     new_token,
@@ -70,7 +74,7 @@ from bot.queue.base import (
 from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, QueueStats
 
 HORIZON_MS = 7 * 24 * 3600 * 1000
-assert 1000 * max(MAX_VISIBILITY_TIMEOUT_S, MAX_RETRY_DELAY_S) < HORIZON_MS
+assert 1000 * max(MAX_VISIBILITY_TIMEOUT_S, MAX_RETRY_DELAY_S, MAX_DEFER_DELAY_S) < HORIZON_MS
 
 # Error replies meaning "Redis cannot take writes right now" rather than "the script is wrong".
 _UNAVAILABLE_PREFIXES = ("OOM", "MISCONF", "MASTERDOWN", "READONLY", "LOADING", "NOREPLICAS", "BUSY")
@@ -100,11 +104,12 @@ end
 
 local function bury(id, sid, err, now, retention_ms)
   local jk = job_key(id)
-  local f = redis.call('HMGET', jk, 'key', 'user', 'payload', 'created_at', 'attempts')
+  local f = redis.call('HMGET', jk, 'key', 'user', 'payload', 'created_at', 'attempts', 'reply_sent')
   redis.call('XACK', STREAM, GROUP, sid)
   redis.call('XDEL', STREAM, sid)
   redis.call('HSET', jk, 'state', 'dead', 'error', err, 'finished_at', now)
-  redis.call('HDEL', jk, 'token')
+  redis.call('HDEL', jk, 'token', 'answer')
+  if f[6] then redis.call('INCR', P .. ':apologised') end
   redis.call('ZREM', QUEUED, id)
   redis.call('SREM', LEASED, id)
   local t = redis.call('TIME')
@@ -148,7 +153,7 @@ local retention = tonumber(ARGV[10])
 local function take(id, sid)
   local jk = job_key(id)
   local f = redis.call('HMGET', jk, 'state', 'attempts', 'reply_sent',
-    'key', 'user', 'payload', 'created_at', 'exhausted')
+    'key', 'user', 'payload', 'created_at', 'exhausted', 'answer', 'answer_since', 'delivery_tries')
   local state = f[1]
   if state ~= 'queued' and state ~= 'leased' then
     -- an entry without a live job (its hash was deleted by hand): drop it
@@ -158,8 +163,9 @@ local function take(id, sid)
   end
   local attempts = tonumber(f[2])
   local exhausted = f[8] == '1'
-  -- an expired lease (one whose answer went out only needs completing)
-  if state == 'leased' and not f[3] then
+  -- an expired lease (one whose answer went out only needs completing, one holding its answer
+  -- only delivering: neither is exhausted by expiry)
+  if state == 'leased' and not f[3] and not f[9] then
     if exhausted then  -- its final hand-out died too: give up without another
       bury(id, sid, string.format(expired_format, attempts), now, retention)
       return nil
@@ -172,7 +178,9 @@ local function take(id, sid)
   redis.call('ZREM', QUEUED, id)
   redis.call('SADD', LEASED, id)
   redis.call('XCLAIM', STREAM, GROUP, consumer, 0, sid, 'IDLE', lease_idle, 'JUSTID')
-  return {id, f[4], f[5], f[6], f[7], attempts, exhausted and 1 or 0}
+  if f[9] then exhausted = false end
+  return {id, f[4], f[5], f[6], f[7], attempts, exhausted and 1 or 0,
+    f[9] or '', f[10] or '', f[11] or '0'}
 end
 
 ensure_group()
@@ -223,6 +231,7 @@ if f[1] ~= 'leased' then return 0 end
 redis.call('XACK', STREAM, GROUP, f[3])
 redis.call('XDEL', STREAM, f[3])
 redis.call('HSET', jk, 'state', 'done', 'finished_at', ARGV[4])
+redis.call('HDEL', jk, 'answer')
 redis.call('SREM', LEASED, id)
 redis.call('INCR', P .. ':done')
 retain(id, f[4], tonumber(ARGV[5]))
@@ -245,6 +254,25 @@ if ARGV[5] == '1' and tonumber(f[4]) < tonumber(ARGV[6]) then
 end
 bury(id, f[3], ARGV[4], ARGV[8], tonumber(ARGV[9]))
 return 'dead'
+"""
+
+# ARGV: prefix, job_id, token, answer ('' keeps the stored one), error, now, retry_idle_ms
+_DEFER = """
+local id = ARGV[2]
+local jk = job_key(id)
+local f = redis.call('HMGET', jk, 'state', 'token', 'sid', 'seq', 'worker', 'answer_since')
+if f[1] ~= 'leased' or f[2] ~= ARGV[3] then return 'lease_lost' end
+redis.call('HSET', jk, 'state', 'queued', 'error', ARGV[5])
+if ARGV[4] ~= '' then redis.call('HSET', jk, 'answer', ARGV[4]) end
+if not f[6] then redis.call('HSET', jk, 'answer_since', ARGV[6]) end
+redis.call('HINCRBY', jk, 'attempts', -1)
+redis.call('HINCRBY', jk, 'delivery_tries', 1)
+redis.call('HDEL', jk, 'token', 'reply_started', 'reply_started_at')
+redis.call('SREM', LEASED, id)
+redis.call('ZADD', QUEUED, f[4], id)
+redis.call('SADD', P .. ':delivering', id)
+redis.call('XCLAIM', STREAM, GROUP, f[5], 0, f[3], 'IDLE', ARGV[7], 'JUSTID')
+return 'retry'
 """
 
 # ARGV: prefix, job_id, token, horizon_ms
@@ -282,7 +310,10 @@ return 1
 _MARK_SENT = """
 local jk = job_key(ARGV[2])
 if redis.call('EXISTS', jk) == 0 then return -1 end
+local f = redis.call('HMGET', jk, 'state', 'reply_sent')
+if f[2] then return 1 end
 redis.call('HSET', jk, 'reply_sent', '1')
+if f[1] == 'dead' then redis.call('INCR', P .. ':apologised') end
 return 1
 """
 
@@ -299,7 +330,19 @@ local oldest = false
 local first = redis.call('ZRANGE', QUEUED, 0, 0)
 if first[1] then oldest = redis.call('HGET', job_key(first[1]), 'created_at') end
 local done = redis.call('GET', P .. ':done') or '0'
-return {redis.call('ZCARD', QUEUED), redis.call('SCARD', LEASED), redis.call('XLEN', DEAD), done, oldest}
+local apologised = redis.call('GET', P .. ':apologised') or '0'
+-- jobs holding an answer: the set is pruned here of those that finished since
+local delivering = 0
+for _, id in ipairs(redis.call('SMEMBERS', P .. ':delivering')) do
+  local state = redis.call('HGET', job_key(id), 'state')
+  if state == 'queued' or state == 'leased' then
+    delivering = delivering + 1
+  else
+    redis.call('SREM', P .. ':delivering', id)
+  end
+end
+return {redis.call('ZCARD', QUEUED), redis.call('SCARD', LEASED), redis.call('XLEN', DEAD), done, oldest,
+  delivering, apologised}
 """
 
 
@@ -347,6 +390,7 @@ class RedisJobQueue:
         self._complete = register(_PRELUDE + _COMPLETE)
         self._fail = register(_PRELUDE + _FAIL)
         self._release = register(_PRELUDE + _RELEASE)
+        self._defer = register(_PRELUDE + _DEFER)
         self._mark_reply = register(_PRELUDE + _MARK_REPLY)
         self._mark_sent = register(_PRELUDE + _MARK_SENT)
         self._position = register(_PRELUDE + _POSITION)
@@ -409,7 +453,7 @@ class RedisJobQueue:
         )
         if reply is None:
             return None
-        job_id, key, user, payload, created_at, attempt, exhausted = _as_list(reply, 7)
+        job_id, key, user, payload, created_at, attempt, exhausted, answer, since, tries = _as_list(reply, 10)
         return Lease(
             job_id=str(job_id),
             idempotency_key=str(key),
@@ -421,6 +465,10 @@ class RedisJobQueue:
             worker_id=worker_id,
             deadline=deadline,
             exhausted=int(exhausted) == 1,
+            final=int(attempt) >= self.max_attempts,
+            answer=str(answer) if answer else None,
+            answer_since=float(since) if since else None,
+            delivery_tries=int(tries),
         )
 
     async def extend(self, lease: Lease, now: float, visibility_timeout_s: float) -> Lease | None:
@@ -455,6 +503,21 @@ class RedisJobQueue:
             HORIZON_MS - math.ceil(delay_s * 1000),
             repr(now),
             self._retention_ms,
+        )
+        return FailOutcome(str(reply))
+
+    async def defer(
+        self, lease: Lease, answer: str | None, error: str, now: float, delay_s: float
+    ) -> FailOutcome:
+        check_now(now)
+        reply = await self._eval(
+            self._defer,
+            lease.job_id,
+            lease.token,
+            answer or "",
+            clip_error(error),
+            repr(now),
+            HORIZON_MS - max(1, math.ceil(clip_delay(delay_s) * 1000)),
         )
         return FailOutcome(str(reply))
 
@@ -500,13 +563,17 @@ class RedisJobQueue:
 
     async def stats(self, now: float) -> QueueStats:
         check_now(now)
-        queued, in_flight, dead, done, oldest = _as_list(await self._eval(self._stats), 5)
+        queued, in_flight, dead, done, oldest, delivering, apologised = _as_list(
+            await self._eval(self._stats), 7
+        )
         return QueueStats(
             queued=int(queued),
             in_flight=int(in_flight),
             dead=int(dead),
             done=int(done),
             oldest_queued_age_s=None if oldest is None else max(0.0, now - float(oldest)),
+            delivering=int(delivering),
+            apologised=int(apologised),
         )
 
     async def dead_letters(self, limit: int = 20) -> list[DeadLetter]:

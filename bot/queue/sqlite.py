@@ -44,6 +44,7 @@ from bot.queue.base import (
     check_settings,
     check_visibility_timeout,
     check_worker_id,
+    clip_delay,
     clip_error,
     new_job_id,
     new_token,
@@ -53,7 +54,7 @@ from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, Queu
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Table names carry a `queue_` prefix so the queue may share a database file with other stores.
 SCHEMA = (
@@ -76,7 +77,10 @@ SCHEMA = (
         reply_started_at REAL,
         last_error      TEXT,
         finished_at     REAL,
-        exhausted       INTEGER NOT NULL DEFAULT 0
+        exhausted       INTEGER NOT NULL DEFAULT 0,
+        answer          TEXT,
+        answer_since    REAL,
+        delivery_tries  INTEGER NOT NULL DEFAULT 0
     )
     """,
     "CREATE INDEX IF NOT EXISTS queue_jobs_by_state ON queue_jobs (state, seq)",
@@ -102,12 +106,15 @@ _ADDED_COLUMNS: dict[str, tuple[str, str | None]] = {
         "UPDATE queue_jobs SET reply_sent = 1 WHERE reply_started > 0",
     ),
     "reply_started_at": ("REAL", None),
+    "answer": ("TEXT", None),
+    "answer_since": ("REAL", None),
+    "delivery_tries": ("INTEGER NOT NULL DEFAULT 0", None),
 }
 
 # The oldest claimable rows of each kind; `claim` takes the older of the two.
 _CLAIMABLE = (
     "SELECT seq, job_id, idempotency_key, user_id, payload, created_at, state, attempts,"
-    " reply_sent, exhausted FROM queue_jobs"
+    " reply_sent, exhausted, answer, answer_since, delivery_tries FROM queue_jobs"
 )
 _NEXT_QUEUED = _CLAIMABLE + " WHERE state = 'queued' AND available_at <= ? ORDER BY seq LIMIT 1"
 _NEXT_EXPIRED = _CLAIMABLE + " WHERE state = 'leased' AND lease_deadline <= ? ORDER BY seq LIMIT 1"
@@ -246,8 +253,10 @@ class SqliteJobQueue:
                         return None
                     row = min(found, key=lambda r: int(r["seq"]))
                     exhausted = bool(row["exhausted"])
-                    # An expired lease; one whose answer went out only needs completing.
-                    if row["state"] == "leased" and not row["reply_sent"]:
+                    answer = row["answer"]
+                    # An expired lease; one whose answer went out only needs completing, one
+                    # holding its answer only delivering: neither is exhausted by expiry.
+                    if row["state"] == "leased" and not row["reply_sent"] and answer is None:
                         if exhausted:  # its final hand-out died too: give up without another
                             self._bury(conn, row["seq"], EXPIRED_ERROR % row["attempts"], now)
                             continue
@@ -270,7 +279,11 @@ class SqliteJobQueue:
                         token=token,
                         worker_id=worker_id,
                         deadline=deadline,
-                        exhausted=exhausted,
+                        exhausted=exhausted and answer is None,
+                        final=attempt >= self.max_attempts,
+                        answer=answer,
+                        answer_since=None if row["answer_since"] is None else float(row["answer_since"]),
+                        delivery_tries=int(row["delivery_tries"]),
                     )
 
         return await self._run(operation)
@@ -307,14 +320,11 @@ class SqliteJobQueue:
                 if row["state"] != "leased":
                     return False
                 conn.execute(
-                    "UPDATE queue_jobs SET state = 'done', finished_at = ?, lease_deadline = NULL"
-                    " WHERE job_id = ?",
+                    "UPDATE queue_jobs SET state = 'done', finished_at = ?, lease_deadline = NULL,"
+                    " answer = NULL WHERE job_id = ?",
                     (finished_at, lease.job_id),
                 )
-                conn.execute(
-                    "INSERT INTO queue_counters (name, value) VALUES ('done', 1)"
-                    " ON CONFLICT (name) DO UPDATE SET value = value + 1"
-                )
+                _count(conn, "done")
                 return True
 
         return await self._run(operation)
@@ -345,6 +355,28 @@ class SqliteJobQueue:
 
         return await self._run(operation)
 
+    async def defer(
+        self, lease: Lease, answer: str | None, error: str, now: float, delay_s: float
+    ) -> FailOutcome:
+        check_now(now)
+        error = clip_error(error)
+        available_at = now + clip_delay(delay_s)
+
+        def operation(conn: sqlite3.Connection) -> FailOutcome:
+            with _immediate(conn):
+                cursor = conn.execute(
+                    "UPDATE queue_jobs SET state = 'queued', available_at = ?, last_error = ?,"
+                    " attempts = attempts - 1, answer = COALESCE(?, answer),"
+                    " answer_since = COALESCE(answer_since, ?), delivery_tries = delivery_tries + 1,"
+                    " reply_started = 0, reply_started_at = NULL,"
+                    " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL"
+                    " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
+                    (available_at, error, answer, now, lease.job_id, lease.token),
+                )
+                return FailOutcome.RETRY if cursor.rowcount == 1 else FailOutcome.LEASE_LOST
+
+        return await self._run(operation)
+
     async def release(self, lease: Lease) -> bool:
         def operation(conn: sqlite3.Connection) -> bool:
             with _immediate(conn):
@@ -360,12 +392,18 @@ class SqliteJobQueue:
 
     @staticmethod
     def _bury(conn: sqlite3.Connection, seq: int, error: str, now: float) -> None:
-        """Turn a job into a dead letter (inside the caller's transaction)."""
+        """Turn a job into a dead letter (inside the caller's transaction).
+
+        One whose user was already told counts as apologised (see `QueueStats`).
+        """
         conn.execute(
-            "UPDATE queue_jobs SET state = 'dead', last_error = ?, finished_at = ?,"
+            "UPDATE queue_jobs SET state = 'dead', last_error = ?, finished_at = ?, answer = NULL,"
             " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL WHERE seq = ?",
             (error, now, seq),
         )
+        told = conn.execute("SELECT reply_sent FROM queue_jobs WHERE seq = ?", (seq,)).fetchone()
+        if told is not None and told[0]:
+            _count(conn, "apologised")
 
     # -- reply bookkeeping ------------------------------------------------------------------
 
@@ -393,9 +431,16 @@ class SqliteJobQueue:
     async def mark_reply_sent(self, job_id: str) -> None:
         def operation(conn: sqlite3.Connection) -> None:
             with _immediate(conn):
-                cursor = conn.execute("UPDATE queue_jobs SET reply_sent = 1 WHERE job_id = ?", (job_id,))
-                if cursor.rowcount != 1:
+                row = conn.execute(
+                    "SELECT state, reply_sent FROM queue_jobs WHERE job_id = ?", (job_id,)
+                ).fetchone()
+                if row is None:
                     raise JobNotFound(job_id)
+                if row["reply_sent"]:
+                    return
+                conn.execute("UPDATE queue_jobs SET reply_sent = 1 WHERE job_id = ?", (job_id,))
+                if row["state"] == "dead":  # the failure notice of a dead letter went out
+                    _count(conn, "apologised")
 
         await self._run(operation)
 
@@ -437,15 +482,23 @@ class SqliteJobQueue:
                 oldest = conn.execute(
                     "SELECT MIN(created_at) FROM queue_jobs WHERE state = 'queued'"
                 ).fetchone()[0]
-                done = conn.execute("SELECT value FROM queue_counters WHERE name = 'done'").fetchone()
+                counters = {
+                    str(row[0]): int(row[1]) for row in conn.execute("SELECT name, value FROM queue_counters")
+                }
+                delivering = conn.execute(
+                    "SELECT COUNT(*) FROM queue_jobs"
+                    " WHERE state IN ('queued', 'leased') AND answer IS NOT NULL"
+                ).fetchone()[0]
             finally:
                 conn.execute("COMMIT")
             return QueueStats(
                 queued=int(counts.get("queued", 0)),
                 in_flight=int(counts.get("leased", 0)),
                 dead=int(counts.get("dead", 0)),
-                done=0 if done is None else int(done[0]),
+                done=counters.get("done", 0),
                 oldest_queued_age_s=None if oldest is None else max(0.0, now - float(oldest)),
+                delivering=int(delivering),
+                apologised=counters.get("apologised", 0),
             )
 
         return await self._run(operation)
@@ -487,6 +540,15 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _count(conn: sqlite3.Connection, name: str) -> None:
+    """Add one to a total-ever counter (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO queue_counters (name, value) VALUES (?, 1)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

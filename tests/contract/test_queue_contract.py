@@ -517,6 +517,152 @@ async def test_stats_report_the_queue(backend: Backend, queue: JobQueue) -> None
     assert stats.oldest_queued_age_s == pytest.approx(5)
 
 
+# -- delivery retries: an answer kept in the queue while its platform is down ------------------
+
+ANSWER = '{"an": "answer", "image": "' + "QUJD" * 50_000 + '"}'  # 200 KB, like a stored JPEG
+
+
+async def test_a_deferred_answer_comes_back_after_its_delay_without_counting_an_attempt(
+    backend: Backend, queue: JobQueue
+) -> None:
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    lease = await queue.claim("w1", backend.now, 30)
+    assert lease is not None
+    assert (lease.answer, lease.answer_since, lease.delivery_tries) == (None, None, 0)
+    assert await queue.mark_reply_started(job_id, lease.attempt, backend.now)
+
+    outcome = await queue.defer(lease, ANSWER, "sendPhoto: 502", backend.now, BACKOFF)
+
+    assert outcome is FailOutcome.RETRY
+    assert await queue.claim("w1", backend.now, 30) is None  # waiting out its delay
+    stats = await queue.stats(backend.now)
+    assert (stats.queued, stats.in_flight, stats.delivering) == (1, 0, 1)
+    assert not await queue.reply_started(job_id)  # the deferring attempt says nothing went out
+    since = backend.now
+    await backend.advance(BACKOFF + 0.2)
+    again = await queue.claim("w2", backend.now, 30)
+    assert again is not None
+    assert (again.job_id, again.attempt, again.answer) == (job_id, 1, ANSWER)
+    assert again.answer_since == pytest.approx(since)
+    assert again.delivery_tries == 1
+    assert await queue.mark_reply_started(job_id, again.attempt, backend.now)  # no takeover wait
+
+
+async def test_a_deferral_keeps_the_stored_answer_and_first_failure_time_and_counts_tries(
+    backend: Backend, queue: JobQueue
+) -> None:
+    [_job_id] = await enqueue_many(queue, backend.now, 1)
+    first_failure = backend.now
+    lease = await queue.claim("w1", backend.now, 30)
+    assert lease is not None
+    assert await queue.defer(lease, ANSWER, "429", backend.now, 0) is FailOutcome.RETRY
+    for _tries in (2, 3):
+        await backend.advance(0.05)
+        lease = await queue.claim("w1", backend.now, 30)
+        assert lease is not None
+        assert await queue.defer(lease, None, "still down", backend.now, 0) is FailOutcome.RETRY
+    await backend.advance(0.05)
+
+    lease = await queue.claim("w1", backend.now, 30)
+
+    assert lease is not None
+    assert (lease.answer, lease.delivery_tries, lease.attempt) == (ANSWER, 3, 1)
+    assert lease.answer_since == pytest.approx(first_failure)
+    assert await queue.complete(lease, backend.now)
+    stats = await queue.stats(backend.now)
+    assert (stats.done, stats.delivering, stats.queued) == (1, 0, 0)
+
+
+async def test_a_deferred_job_keeps_its_place_in_line(backend: Backend, queue: JobQueue) -> None:
+    first, _second = await enqueue_many(queue, backend.now, 2)
+    lease = await queue.claim("w1", backend.now, 30)
+    assert lease is not None
+    assert lease.job_id == first
+    assert await queue.defer(lease, ANSWER, "503", backend.now, 0) is FailOutcome.RETRY
+    await backend.advance(0.05)
+
+    again = await queue.claim("w1", backend.now, 30)
+
+    assert again is not None
+    assert again.job_id == first
+
+
+async def test_a_stale_lease_cannot_defer(backend: Backend) -> None:
+    queue = backend.open()
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    stale = await queue.claim("w1", backend.now, VT)
+    assert stale is not None
+    await backend.advance(VT + 0.3)
+    current = await queue.claim("w2", backend.now, 30)
+    assert current is not None
+    assert current.job_id == job_id
+
+    assert await queue.defer(stale, ANSWER, "late", backend.now, 0) is FailOutcome.LEASE_LOST
+    assert await queue.complete(current, backend.now)
+
+
+async def test_a_job_holding_its_answer_is_not_exhausted_by_dying_workers(backend: Backend) -> None:
+    queue = backend.open(max_attempts=1)
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    lease = await queue.claim("w1", backend.now, 30)
+    assert lease is not None
+    assert lease.final
+    assert await queue.defer(lease, ANSWER, "timeout", backend.now, 0) is FailOutcome.RETRY
+    await backend.advance(0.05)
+    died = await expire_leases(backend, queue, job_id, 3)
+    assert all(not lease.exhausted and lease.answer == ANSWER for lease in died)
+
+    last = await queue.claim("w2", backend.now, 30)
+
+    assert last is not None
+    assert not last.exhausted
+    assert last.answer == ANSWER
+    assert await queue.dead_letters() == []
+
+
+async def test_stored_answers_are_dropped_when_the_job_ends_and_told_dead_letters_count_as_apologised(
+    backend: Backend, queue: JobQueue
+) -> None:
+    told, untold = await enqueue_many(queue, backend.now, 2)
+    for _ in range(2):
+        lease = await queue.claim("w1", backend.now, 30)
+        assert lease is not None
+        assert await queue.defer(lease, ANSWER, "down", backend.now, 0) is FailOutcome.RETRY
+    await backend.advance(0.05)
+    first = await queue.claim("w1", backend.now, 30)
+    second = await queue.claim("w1", backend.now, 30)
+    assert first is not None
+    assert second is not None
+    assert first.job_id == told
+    # the horizon passed: both become dead letters; the first user got the apology
+    assert await queue.fail(first, "not delivered within 24 h", backend.now, False) is FailOutcome.DEAD
+    assert await queue.mark_reply_started(told, first.attempt, backend.now)
+    await queue.mark_reply_sent(told)
+    await queue.mark_reply_sent(told)  # recorded once
+    assert await queue.fail(second, "not delivered within 24 h", backend.now, False) is FailOutcome.DEAD
+
+    stats = await queue.stats(backend.now)
+
+    assert (stats.dead, stats.apologised, stats.delivering, stats.done) == (2, 1, 0, 0)
+    letters = {letter.job_id: letter for letter in await queue.dead_letters()}
+    assert letters[untold].error == "not delivered within 24 h"
+
+
+async def test_a_failure_notice_sent_before_the_job_is_buried_counts_as_apologised(
+    backend: Backend, queue: JobQueue
+) -> None:
+    [job_id] = await enqueue_many(queue, backend.now, 1)
+    lease = await queue.claim("w1", backend.now, 30)
+    assert lease is not None
+    assert await queue.mark_reply_started(job_id, lease.attempt, backend.now)
+    await queue.mark_reply_sent(job_id)
+
+    assert await queue.fail(lease, "recognizer down", backend.now, False) is FailOutcome.DEAD
+
+    stats = await queue.stats(backend.now)
+    assert (stats.dead, stats.apologised) == (1, 1)
+
+
 async def test_dead_letters_are_listed_newest_first(backend: Backend, queue: JobQueue) -> None:
     ids = await enqueue_many(queue, backend.now, 3)
     for index, job_id in enumerate(ids):
