@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from adapters.web.config import WebSettings
@@ -28,9 +29,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Comman
     web_sub = web.add_subparsers(dest="web_command", required=True)
     user = web_sub.add_parser("user", help="add, remove or list accounts")
     user_sub = user.add_subparsers(dest="action", required=True)
-    user_sub.add_parser(
-        "add", help="create an account (or sign it in again): prints a one-time link"
-    ).add_argument("name")
+    add = user_sub.add_parser(
+        "add",
+        help="create an account, or sign it in again (ending its sessions): prints a one-time link",
+    )
+    add.add_argument("name")
+    add.add_argument(
+        "--keep-sessions",
+        action="store_true",
+        help="an extra device: leave the account's browsers signed in (default: sign them all out)",
+    )
     user_sub.add_parser("remove", help="delete an account, its sessions and its results").add_argument("name")
     user_sub.add_parser("list", help="the accounts")
     return run
@@ -41,13 +49,29 @@ def signin_url(settings: Settings, token: str) -> str:
     return f"{base}/signin/{token}"
 
 
-async def issue_link(store: WebStore, settings: Settings, name: str, now: float) -> tuple[bool, str]:
-    """Create the account if needed and a one-time sign-in link for it: (created, url)."""
+@dataclass(frozen=True)
+class IssuedLink:
+    """What `web user add` did: whether the account is new, its link, and how many sessions ended."""
+
+    created: bool
+    url: str
+    ended_sessions: int
+
+
+async def issue_link(
+    store: WebStore, settings: Settings, name: str, now: float, *, keep_sessions: bool = False
+) -> IssuedLink:
+    """Create the account if needed and a one-time sign-in link for it.
+
+    A new link for an existing account is how a lost phone is dealt with, so it ends the
+    account's sessions (every browser signs in again) unless `keep_sessions` (a second device).
+    """
     created = await store.add_account(name, now)
+    ended = 0 if keep_sessions else await store.end_sessions(name)
     token = secrets.token_urlsafe(24)
     hours = settings.section(WebSettings).signin_link_hours
     await store.add_signin(token, name, now + hours * 3600)
-    return created, signin_url(settings, token)
+    return IssuedLink(created, signin_url(settings, token), ended)
 
 
 async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -63,10 +87,15 @@ async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 "an account name is 1-64 letters, digits and . _ @ - (starting with a letter or digit)"
             )
         if args.action == "add":
-            created, url = await issue_link(store, settings, name, time.time())
+            issued = await issue_link(store, settings, name, time.time(), keep_sessions=args.keep_sessions)
             hours = settings.section(WebSettings).signin_link_hours
-            verb = "created" if created else "exists"
-            print(f"account {name} {verb}; one-time sign-in link (valid {hours:g} h):\n{url}", file=out)
+            verb = "created" if issued.created else "exists"
+            count = issued.ended_sessions
+            ended = f"; ended {count} session{'' if count == 1 else 's'}" if count else ""
+            print(
+                f"account {name} {verb}{ended}; one-time sign-in link (valid {hours:g} h):\n{issued.url}",
+                file=out,
+            )
             return 0
         removed = await store.remove_account(name)
         print(f"account {name} {'removed' if removed else 'did not exist'}", file=out)

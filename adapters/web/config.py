@@ -57,6 +57,16 @@ class WebSettings(SettingsSection):
         2, ge=1, description="Uploads one account may send at the same time."
     )
     max_files: int = Field(10, ge=1, le=100, description="Photos in one upload.")
+    upload_stall_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an upload may send no bytes before it is dropped (408) and its slot freed.",
+    )
+    upload_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds one upload (all its photos) may take in all before it is dropped (408).",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

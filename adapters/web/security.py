@@ -1,8 +1,9 @@
 """The web page's security mechanics: signed session cookies, CSRF tokens, origins, client IPs, headers.
 
-Sessions are a signed cookie (HMAC-SHA256 over the account, its expiry and a random session id),
-so any replica holding the shared secret can check one without a lookup; the account is still
-looked up on every request, so removing it ends its sessions. A CSRF token is derived from the
+A session cookie names a random session id and nothing else, signed (HMAC-SHA256) so a forged or
+altered cookie is refused before any lookup. Whose session it is and until when lives in the
+session's record in the result store (`adapters.web.sessions`), checked on every request: a copy
+of the cookie is worth nothing once the record has ended. A CSRF token is derived from the
 session id (a form from another site cannot know it), and every POST must also come from our own
 origin (`Origin`, else `Referer`).
 """
@@ -13,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +45,10 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Session:
-    """A signed-in browser: the account, when the sign-in ends (epoch s) and the session's own id."""
+    """A signed-in browser: the account, when the sign-in ends (epoch s) and the session's own id.
+
+    In proxy mode there is no cookie: the sid is the account itself, vouched for by the proxy.
+    """
 
     account: str
     expires_at: float
@@ -59,28 +62,26 @@ class Signer:
         self._key = hashlib.sha256(b"photodetective-web-session\x00" + secret).digest()
         self._csrf_key = hashlib.sha256(b"photodetective-web-csrf\x00" + secret).digest()
 
-    def cookie(self, account: str, expires_at: float) -> tuple[str, Session]:
-        session = Session(account, expires_at, secrets.token_urlsafe(16))
-        body = _b64(json.dumps([session.account, session.expires_at, session.sid]).encode())
-        return f"{body}.{self._mac(body)}", session
+    def cookie(self) -> tuple[str, str]:
+        """A new session id and the signed cookie naming it: (cookie, sid)."""
+        sid = secrets.token_urlsafe(24)
+        body = _b64(sid.encode())
+        return f"{body}.{self._mac(body)}", sid
 
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def session(self, cookie: str | None, now: float) -> Session | None:
-        """The session a cookie carries, or None when it is missing, tampered with or expired."""
+    def sid(self, cookie: str | None) -> str | None:
+        """The session id a cookie names, or None when it is missing or was not signed by us."""
         if not cookie or "." not in cookie:
             return None
         body, mac = cookie.rsplit(".", 1)
         if not hmac.compare_digest(mac, self._mac(body)):
             return None
         try:
-            account, expires_at, sid = json.loads(_unb64(body))
-        except (ValueError, TypeError):
+            return _unb64(body).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
             return None
-        if not isinstance(account, str) or not isinstance(sid, str) or float(expires_at) < now:
-            return None
-        return Session(account, float(expires_at), sid)
 
     def csrf_token(self, session: Session) -> str:
         return _b64(hmac.new(self._csrf_key, session.sid.encode(), hashlib.sha256).digest())

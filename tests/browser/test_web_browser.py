@@ -102,7 +102,7 @@ async def test_upload_then_result_then_highlight_layers_and_download(
 ) -> None:
     photo = street_photo(tmp_path / "street.jpg")
     async with running_web(tmp_path / "data", recognizer=SceneRecognizer()) as web:
-        _, url = await issue_link(web.adapter.store, web.settings, "alice", time.time())
+        url = (await issue_link(web.adapter.store, web.settings, "alice", time.time())).url
         signin = web.origin + url[url.index("/signin/") :]
 
         def drive() -> dict[str, Any]:

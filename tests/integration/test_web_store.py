@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters.web.store import RedisWebStore, SQLiteWebStore, WebResult, WebStore
+from adapters.web.store import SessionRecord, WebResult, WebStore
+from adapters.web.store_redis import RedisWebStore
+from adapters.web.store_sqlite import SQLiteWebStore
 from bot.cli import main
 
 
@@ -108,3 +110,25 @@ def test_the_accounts_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert run("web", "user", "remove", "alice") == (0, "account alice removed\n")
     assert run("web", "user", "remove", "alice")[0] == 1
     assert run("web", "user", "list") == (0, "no accounts\n")
+
+
+async def test_sessions_end_one_at_a_time_all_but_one_or_with_the_account(store: WebStore) -> None:
+    assert await store.add_account("alice", 5.0)
+    since = await store.account_created("alice")
+    for sid in ("phone", "laptop", "tablet"):
+        await store.add_session(sid, SessionRecord("alice", 5.0, expires_at=1000.0))
+    await store.add_session("bobs", SessionRecord("bob", 7.0, expires_at=1000.0))
+    assert since == 5.0
+    assert await store.session("phone", now=10.0) == SessionRecord("alice", 5.0, 1000.0)
+    assert await store.session("phone", now=1001.0) is None  # expired
+    assert await store.session("nobody", now=10.0) is None
+    await store.end_session("phone")
+    assert await store.session("phone", now=10.0) is None
+    assert await store.end_sessions("alice", keep="laptop") == 1
+    assert await store.session("tablet", now=10.0) is None
+    assert await store.session("laptop", now=10.0) is not None
+    assert await store.remove_account("alice")
+    assert await store.session("laptop", now=10.0) is None
+    assert await store.account_created("alice") is None
+    assert await store.session("bobs", now=10.0) == SessionRecord("bob", 7.0, 1000.0)
+    assert await store.end_sessions("bob") == 1

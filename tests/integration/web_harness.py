@@ -79,7 +79,7 @@ class WebHarness:
 
     async def sign_in(self, name: str = "alice") -> str:
         """Create the account and follow its one-time link, as the browser would; returns the link."""
-        _, url = await issue_link(self.adapter.store, self.settings, name, time.time())
+        url = (await issue_link(self.adapter.store, self.settings, name, time.time())).url
         path = url[url.index("/signin/") :]
         response = await self.get(path)
         assert response.status == 303, response.text

@@ -7,27 +7,27 @@ import ipaddress
 import pytest
 
 from adapters.web.config import WebSettings
-from adapters.web.security import Signer, client_ip, origin_of, same_origin
+from adapters.web.security import Session, Signer, client_ip, origin_of, same_origin
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 
 
-def test_a_signed_cookie_reads_back_and_any_change_is_refused() -> None:
+def test_a_signed_cookie_names_its_session_and_any_change_is_refused() -> None:
     signer = Signer(b"k" * 32)
-    cookie, session = signer.cookie("alice", expires_at=2000.0)
-    assert signer.session(cookie, now=1000.0) == session
+    cookie, sid = signer.cookie()
+    assert signer.sid(cookie) == sid
+    assert signer.cookie()[1] != sid  # every sign-in is a new session
     body, mac = cookie.rsplit(".", 1)
     flipped = body[:5] + ("A" if body[5] != "A" else "B") + body[6:]
-    for bad in (f"{flipped}.{mac}", f"{body}.{mac[::-1]}", body, "", "a.b.c", f"{body}."):
-        assert signer.session(bad, now=1000.0) is None
-    assert Signer(b"other" * 8).session(cookie, now=1000.0) is None
-    assert signer.session(cookie, now=2001.0) is None  # expired
+    for bad in (f"{flipped}.{mac}", f"{body}.{mac[::-1]}", body, "", "a.b.c", f"{body}.", None):
+        assert signer.sid(bad) is None
+    assert Signer(b"other" * 8).sid(cookie) is None
 
 
 def test_csrf_tokens_belong_to_one_session() -> None:
     signer = Signer(b"k" * 32)
-    _, one = signer.cookie("alice", 2000.0)
-    _, two = signer.cookie("alice", 2000.0)
+    one = Session("alice", 2000.0, signer.cookie()[1])
+    two = Session("alice", 2000.0, signer.cookie()[1])
     assert signer.csrf_ok(one, signer.csrf_token(one))
     assert not signer.csrf_ok(one, signer.csrf_token(two))
     assert not signer.csrf_ok(one, "")
