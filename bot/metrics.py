@@ -61,6 +61,20 @@ class Metrics:
             ["backend", "feature"],
             registry=self.registry,
         )
+        self.delivery_retries = Counter(
+            "photodetective_delivery_retries",
+            "Answers put back in the queue because their platform failed for a transient reason",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.undelivered = Counter(
+            "photodetective_answers_undelivered",
+            "Jobs dead-lettered because their answer could not be delivered "
+            "(reason: horizon = the platform stayed down past the delivery horizon; refused = "
+            "refused for good, e.g. the bot was blocked)",
+            ["platform", "reason"],
+            registry=self.registry,
+        )
         self.stage_seconds = Histogram(
             "photodetective_stage_seconds",
             "Time spent per stage of a job",
@@ -75,6 +89,11 @@ class Metrics:
             "photodetective_queue_in_flight", "Jobs being worked on", registry=self.registry
         )
         self.queue_dead = Gauge("photodetective_queue_dead", "Dead-lettered jobs", registry=self.registry)
+        self.queue_delivering = Gauge(
+            "photodetective_queue_delivering",
+            "Jobs whose finished answer waits in the queue for its platform to come back",
+            registry=self.registry,
+        )
         self.oldest_job_age = Gauge(
             "photodetective_queue_oldest_age_seconds", "Age of the oldest waiting job", registry=self.registry
         )
@@ -97,6 +116,7 @@ class Metrics:
         self.queue_depth.set(stats.queued)
         self.queue_in_flight.set(stats.in_flight)
         self.queue_dead.set(stats.dead)
+        self.queue_delivering.set(stats.delivering)
         self.oldest_job_age.set(stats.oldest_queued_age_s or 0.0)
 
     def render(self) -> bytes:

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import BrokenExecutor, Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot.delivery import Courier, Delivery, DeliveryPolicy, Interrupted, Sent
 from bot.metrics import Metrics
 from bot.notices import reason_code
 from bot.photo_requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
@@ -36,6 +36,7 @@ from bot.ports import FetchFailed, PhotoSource, ReplyPort
 from bot.queue.base import EXPIRED_ERROR, JobQueue, QueueError
 from bot.queue.models import FailOutcome, Lease
 from bot.quota.base import QuotaStore, QuotaStoreError
+from bot.stored_answers import StoredAnswer, UnreadableAnswer, load_answer
 from core.analysis_types import Photo
 from core.errors import PhotoRejected, RecognizerError
 from core.limits import ImageLimits
@@ -55,15 +56,13 @@ POOL_BROKEN = "an image process died (killed by the OS or crashed)"
 GAVE_UP = f"Sorry, that photo could not be analysed (it failed several times). {NOT_CHARGED}"
 
 
-REPLY_POLL_S = 0.25  # how often an attempt waiting on another attempt's reply looks again
-
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """How one worker process behaves; filled from settings in the composition root.
 
     `charge_user_errors`: keep the charge when the user's own input was at fault (not a photo,
     too large, damaged). Off by default: the user is refunded and told why.
+    `delivery`: how an answer whose platform is down is retried (see bot.delivery).
     """
 
     worker_id: str
@@ -73,6 +72,7 @@ class WorkerConfig:
     poll_interval_s: float = 0.5
     grace_period_s: float = 20.0
     charge_user_errors: bool = False
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 
 class _TransientFailure(Exception):
@@ -93,13 +93,6 @@ class _Failed:
     detail: str
     reply: FailureReply
     retryable: bool = True
-
-
-class _Delivery(enum.Enum):
-    SENT = "sent"
-    FAILED = "failed"  # the platform refused or the port raised: the user most likely saw nothing
-    ANSWERED_ELSEWHERE = "answered_elsewhere"  # another attempt set the reply marker first
-    NO_PORT = "no_port"
 
 
 class Worker:
@@ -142,6 +135,14 @@ class Worker:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.courier = Courier(
+            queue=queue,
+            replies=replies,
+            policy=config.delivery,
+            takeover_after_s=config.visibility_timeout_s,
+            clock=clock,
+            metrics=self.metrics,
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and process jobs until `stop` is set, then drain within the grace period.
@@ -201,15 +202,17 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def process(self, lease: Lease) -> None:
-        """Do one job: analyse, reply at most once, settle the user's quota, complete.
+        """Do one job: analyse (or take the answer kept from an earlier try), reply once, settle, end.
 
         Cancelled (shutdown) while analysing, the lease is released without counting an attempt.
         An `exhausted` lease (every earlier attempt's worker died: a photo that crashes or
         OOM-kills the process) is not analysed again, which would likely kill this worker too: it
-        is dead-lettered and answered with one failure reply, and the quota is refunded (it was not
-        the user's fault). Once the analysis has a result, the rest (recording a failure, replying, settling,
-        completing) runs to its end even if cancelled: those are a few short calls, and
-        stopping between them could answer without settling, or settle without answering.
+        is answered with one failure reply, refunded (not the user's fault) and dead-lettered.
+        A lease carrying a stored answer (its platform was down, see bot.delivery) goes straight
+        to delivery. Cancelled while delivering, a send in flight gets a moment to finish, else
+        the answer goes back to the queue; the short bookkeeping after it (settling the quota,
+        ending the job) runs to its end even if cancelled, so the user is never answered without
+        being settled.
         """
         try:
             request = PhotoRequest.from_json(lease.payload)
@@ -228,14 +231,17 @@ class Worker:
                     await _to_the_end(self._close_answered(lease))
                     return
                 timings: dict[str, float] = {}
-                if lease.exhausted:
-                    result: Outcome | _Failed = _gave_up(lease, request)
+                result: Outcome | _Failed | StoredAnswer
+                if lease.answer is not None:
+                    result = _stored(lease, request)
+                elif lease.exhausted:
+                    result = _gave_up(lease, request)
                 else:
                     result = await self._attempt(request, timings)
             except asyncio.CancelledError:
                 await self._release(lease)
                 raise
-            await _to_the_end(self._conclude(lease, result, timings))
+            await self._conclude(lease, result, timings)
         finally:
             heartbeat.cancel()
 
@@ -251,29 +257,76 @@ class Worker:
             detail = f"timed out after {self.config.job_timeout_s:g} s"
             return _Failed(detail, FailureReply(request, "timeout", TIMED_OUT, user_fault=False))
 
-    async def _conclude(self, lease: Lease, result: Outcome | _Failed, timings: dict[str, float]) -> None:
-        """Record the attempt, and when the job is finished, reply, settle and complete it."""
+    async def _conclude(
+        self, lease: Lease, result: Outcome | _Failed | StoredAnswer, timings: dict[str, float]
+    ) -> None:
+        """Record a failed attempt for a retry, or deliver the job's answer and settle and end it."""
         if isinstance(result, _Failed):
-            verdict = await self.queue.fail(lease, result.detail, self.clock(), retryable=result.retryable)
-            log.warning(
-                "job %s attempt %d failed (%s): %s", lease.job_id, lease.attempt, verdict, result.detail
-            )
-            if verdict != FailOutcome.DEAD:
-                return  # RETRY: a later attempt answers; LEASE_LOST: the job's new holder does
-            outcome: Outcome = result.reply
+            if result.retryable and not lease.final and not lease.exhausted:
+                verdict = await _to_the_end(
+                    self.queue.fail(lease, result.detail, self.clock(), retryable=True)
+                )
+                log.warning(
+                    "job %s attempt %d failed (%s): %s", lease.job_id, lease.attempt, verdict, result.detail
+                )
+                if verdict is not FailOutcome.DEAD:
+                    return  # RETRY: a later attempt answers; LEASE_LOST: the job's new holder does
+            answer = StoredAnswer(result.reply, dead_error=result.detail)
+        elif isinstance(result, StoredAnswer):
+            answer = result
         else:
-            outcome = result
-        with self._timed("reply", timings):
-            delivery = await self._reply(lease, outcome)
+            answer = StoredAnswer(result)
+        if lease.answer is not None and self.courier.expired(lease):
+            await _to_the_end(self._give_up_delivery(lease, answer))
+            return
+        try:
+            with self._timed("reply", timings):
+                delivery = await self.courier.send(lease, answer)
+        except Interrupted as stopped:
+            await _to_the_end(self._settle_delivery(lease, answer, stopped.delivery, timings))
+            raise asyncio.CancelledError from None
+        await _to_the_end(self._settle_delivery(lease, answer, delivery, timings))
+
+    async def _settle_delivery(
+        self, lease: Lease, answer: StoredAnswer, delivery: Delivery, timings: dict[str, float]
+    ) -> None:
+        """After a send: charge or refund, and end the job (done, or dead with its reason)."""
+        outcome = answer.outcome
+        if delivery.result in (Sent.DEFERRED, Sent.LOST):
+            return  # the job is back in the queue (or with another worker): nothing is settled yet
         self._record_outcome(lease, outcome, delivery, timings)
-        if delivery is _Delivery.SENT:
+        if delivery.result is Sent.SENT:
             await self._settle(lease.idempotency_key, refund=self._refund_for(outcome))
-        elif delivery is _Delivery.ANSWERED_ELSEWHERE:
+        elif delivery.result is Sent.ANSWERED_ELSEWHERE:
             await self._settle(lease.idempotency_key, refund=False)
-        else:
-            await self._settle(lease.idempotency_key, refund=True)  # the user got nothing from us
-        if not isinstance(result, _Failed) and not await self.queue.complete(lease):
-            log.info("job %s was taken over by another worker before it completed", lease.job_id)
+        else:  # refused for good: the user got nothing from us
+            await self._settle(lease.idempotency_key, refund=True)
+            self.metrics.undelivered.labels(platform=outcome.request.platform, reason="refused").inc()
+            await self._end(lease, f"the platform refused the answer for good: {delivery.reason}")
+            return
+        await self._end(lease, answer.dead_error)
+
+    async def _give_up_delivery(self, lease: Lease, answer: StoredAnswer) -> None:
+        """The horizon passed: tell the user once if the platform takes it now, refund, dead-letter."""
+        outcome = answer.outcome
+        hours = self.config.delivery.horizon_s / 3600
+        error = f"answer not delivered within {hours:g} h ({lease.delivery_tries} tries)"
+        log.warning("job %s: %s; dead-lettering it with an apology", lease.job_id, error)
+        apology = await self.courier.send(
+            lease, StoredAnswer(self.courier.apology(outcome)), deferrable=False
+        )
+        told = "the user was told" if apology.result is Sent.SENT else "the apology was not delivered"
+        self.metrics.undelivered.labels(platform=outcome.request.platform, reason="horizon").inc()
+        await self._settle(lease.idempotency_key, refund=True)
+        await self._end(lease, f"{error}; {told}")
+
+    async def _end(self, lease: Lease, dead_error: str | None) -> None:
+        """Complete the job, or dead-letter it with `dead_error` when it ended without its analysis."""
+        if dead_error is None:
+            if not await self.queue.complete(lease):
+                log.info("job %s was taken over by another worker before it completed", lease.job_id)
+        elif await self.queue.fail(lease, dead_error, self.clock(), retryable=False) is not FailOutcome.DEAD:
+            log.info("job %s was taken over by another worker before it was dead-lettered", lease.job_id)
 
     def _refund_for(self, outcome: Outcome) -> bool:
         """Refund a failure that is not the user's; theirs only unless `charge_user_errors`."""
@@ -335,7 +388,7 @@ class Worker:
             timings[stage] = round(time.perf_counter() - started, 4)
 
     def _record_outcome(
-        self, lease: Lease, outcome: Outcome, delivery: _Delivery, timings: dict[str, float]
+        self, lease: Lease, outcome: Outcome, delivery: Delivery, timings: dict[str, float]
     ) -> None:
         """One log line and the counters for a finished job; ids and timings only, never content."""
         request = outcome.request
@@ -353,7 +406,7 @@ class Worker:
             "attempt": lease.attempt,
             "outcome": result,
             "reason": reason,
-            "delivery": delivery.value,
+            "delivery": delivery.result.value,
             "seconds": timings,
         }
         log.info("job %s %s", lease.job_id, result, extra={"fields": fields})
@@ -412,61 +465,6 @@ class Worker:
             except QueueError as exc:
                 log.warning("could not extend the lease on job %s: %s", lease.job_id, exc)
 
-    async def _reply(self, lease: Lease, outcome: Outcome) -> _Delivery:
-        """Deliver once: only the attempt whose mark succeeds sends, and it records the send.
-
-        See `JobQueue.mark_reply_started` for what a worker dying at each point leads to.
-        """
-        port = self.replies.get(outcome.request.platform)
-        if port is None:
-            log.error(
-                "no reply port for platform %r; job %s unanswered", outcome.request.platform, lease.job_id
-            )
-            return _Delivery.NO_PORT
-        if not await self._may_reply(lease):
-            return _Delivery.ANSWERED_ELSEWHERE
-        recorded = False
-
-        async def accepted() -> None:
-            nonlocal recorded
-            if recorded:
-                return
-            recorded = True
-            try:
-                await self.queue.mark_reply_sent(lease.job_id)
-            except QueueError as exc:
-                # The answer is out; if the job is reclaimed before `complete` lands, it may go twice.
-                log.warning("job %s: could not record its reply as sent: %s", lease.job_id, exc)
-
-        try:
-            await port.deliver(outcome, accepted)
-        except Exception:
-            if recorded:  # its first message went out; only a follow-up failed
-                log.exception("reply for job %s was cut short after its first message", lease.job_id)
-                return _Delivery.SENT
-            # The platform refused it for good (FloodControl already retried what can be): the
-            # job ends here with the user's charge refunded; a retry would fail the same way.
-            log.exception("reply for job %s could not be delivered", lease.job_id)
-            return _Delivery.FAILED
-        await accepted()
-        return _Delivery.SENT
-
-    async def _may_reply(self, lease: Lease) -> bool:
-        """Mark this attempt's reply as begun; while another attempt is sending, wait for it.
-
-        A refusal means the reply was sent, or another attempt began it. If that one is alive it
-        records "sent" within moments, and this attempt only completes the job; if it died
-        mid-send, its mark becomes old enough to take over (`visibility_timeout_s`) and this
-        attempt answers. Past that wait, the other attempt is a later one: it answers.
-        """
-        timeout = self.config.visibility_timeout_s
-        deadline = time.monotonic() + timeout + REPLY_POLL_S
-        while not await self.queue.mark_reply_started(lease.job_id, lease.attempt, self.clock(), timeout):
-            if await self.queue.reply_sent(lease.job_id) or time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(REPLY_POLL_S)
-        return True
-
     async def _release(self, lease: Lease) -> None:
         with contextlib.suppress(QueueError):
             await asyncio.shield(self.queue.release(lease))
@@ -486,11 +484,21 @@ def _gave_up(lease: Lease, request: PhotoRequest) -> _Failed:
     return _Failed(detail, reply, retryable=False)
 
 
-async def _to_the_end(step: Awaitable[None]) -> None:
+def _stored(lease: Lease, request: PhotoRequest) -> StoredAnswer | _Failed:
+    """The answer an earlier attempt kept; one this version cannot read ends the job with a notice."""
+    assert lease.answer is not None
+    try:
+        return load_answer(lease.answer)
+    except UnreadableAnswer as exc:
+        log.error("job %s: its stored answer is unreadable; answering with a failure: %s", lease.job_id, exc)
+        return _Failed(str(exc), FailureReply(request, "internal", INTERNAL_ERROR, user_fault=False), False)
+
+
+async def _to_the_end(step: Awaitable[T]) -> T:
     """Await `step`, letting it finish even when the caller is cancelled, then re-raise the cancel."""
     task = asyncio.ensure_future(step)
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         await task
         raise

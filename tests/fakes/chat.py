@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.photo_requests import AnalysisReply, FileRef, Outcome, PhotoRequest
-from bot.ports import Accepted, FetchFailed
+from bot.ports import Accepted, DeliveryFailed, FetchFailed
 from core.errors import TooLarge
 
-
-class DeliveryFailed(Exception):
-    """What a scripted failing `RecordingReplyPort` raises (the platform refused the message)."""
+#: What a scripted failing `RecordingReplyPort` raises unless told otherwise: a refusal for good.
+REFUSED = DeliveryFailed("the platform refused the message", permanent=True)
+#: A platform outage (5xx): the answer is worth sending again later.
+UNAVAILABLE = DeliveryFailed("HTTP 502", permanent=False)
 
 
 def describe(outcome: Outcome) -> dict[str, Any]:
@@ -54,8 +55,8 @@ class RecordingReplyPort:
     """A `ReplyPort` that records what users would see instead of sending it.
 
     `log_path`: also append one JSON line per delivery there (O_APPEND, so lines from several
-    processes never interleave). `fail_times`: the next N deliveries raise `DeliveryFailed` after
-    being recorded in `attempts` (as a platform that times out after receiving the message might).
+    processes never interleave). `fail_times`: the next N deliveries raise `failure` (a
+    `bot.ports.DeliveryFailed`, permanent by default) after being recorded in `attempts`.
     `delay_s`: wait this long before recording, to keep a delivery in progress. `cut_short_times`:
     the next N deliveries are recorded and accepted (their first message arrived), then raise, as
     a follow-up message the platform refused would.
@@ -68,9 +69,11 @@ class RecordingReplyPort:
         fail_times: int = 0,
         delay_s: float = 0.0,
         cut_short_times: int = 0,
+        failure: DeliveryFailed = REFUSED,
     ) -> None:
         self.log_path = log_path
         self.fail_times = fail_times
+        self.failure = failure
         self.cut_short_times = cut_short_times
         self.delay_s = delay_s
         self.delivered: list[Outcome] = []
@@ -82,14 +85,18 @@ class RecordingReplyPort:
             await asyncio.sleep(self.delay_s)
         if self.fail_times > 0:
             self.fail_times -= 1
-            raise DeliveryFailed("the platform refused the message")
+            raise DeliveryFailed(
+                self.failure.reason,
+                permanent=self.failure.permanent,
+                retry_after_s=self.failure.retry_after_s,
+            )
         self.delivered.append(outcome)
         if self.log_path is not None:
             append_line(self.log_path, json.dumps(describe(outcome), sort_keys=True))
         await accepted()
         if self.cut_short_times > 0:
             self.cut_short_times -= 1
-            raise DeliveryFailed("the platform refused a follow-up message")
+            raise DeliveryFailed("the platform refused a follow-up message", permanent=True)
 
     def replies_to(self, request: PhotoRequest) -> list[Outcome]:
         """Every delivered outcome for one platform message."""

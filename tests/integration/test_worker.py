@@ -28,7 +28,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bot.access import AccessPolicy
+from bot.delivery import DeliveryPolicy
 from bot.photo_requests import AnalysisReply, FailureReply, FileRef, PhotoRequest
+from bot.ports import DeliveryFailed
 from bot.preferences import SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.queue.base import EXPIRED_ERROR
@@ -40,7 +42,7 @@ from core.limits import ImageLimits
 from core.recognizers.rekognition import RekognitionRecognizer
 from tests.conftest import RedisServer
 from tests.fakes.aws_env import use_dummy_credentials
-from tests.fakes.chat import InMemoryPhotoSource, RecordingReplyPort
+from tests.fakes.chat import UNAVAILABLE, InMemoryPhotoSource, RecordingReplyPort
 from tests.fakes.rekognition import FakeRekognition
 
 MAX_ATTEMPTS = 3
@@ -342,16 +344,137 @@ async def test_a_job_that_times_out_every_time_is_answered_once_and_refunded(rig
     assert (dead.attempts, dead.error) == (MAX_ATTEMPTS, "timed out after 0.4 s")
 
 
-async def test_a_reply_the_platform_refuses_is_not_sent_again_and_is_refunded(rig: Rig) -> None:
-    rig.replies.fail_times = 1
+# -- delivery through a platform outage (issue 21, finding 1) ---------------------------------------
+
+FAST_DELIVERY = DeliveryPolicy(backoff_s=0.05, backoff_max_s=0.2, horizon_s=3600)
+
+
+async def test_an_answer_outlives_a_platform_outage_and_goes_out_once_without_a_second_analysis(
+    rig: Rig,
+) -> None:
+    rig.replies = RecordingReplyPort(fail_times=12, failure=UNAVAILABLE)  # far past FloodControl's tries
     request = await rig.submit()
 
-    await run_until(rig.worker(), lambda: bool(rig.replies.attempts))
+    await run_until(rig.worker(delivery=FAST_DELIVERY), lambda: bool(rig.replies.delivered), within=20)
 
-    assert len(rig.replies.attempts) == 1  # at most once: no second try, no second bill
+    assert len(rig.replies.attempts) == 13
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert len(rig.fake.requests_for("DetectLabels")) == 1  # analysed (and billed) once
+    assert await rig.used(request) == (1, 0)  # charged once, slot freed
+    stats = await rig.queue.stats(time.time())
+    assert (stats.done, stats.dead, stats.delivering, stats.queued) == (1, 0, 0, 0)
+
+
+async def test_an_answer_waiting_for_its_platform_survives_a_restart(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(fail_times=1, failure=UNAVAILABLE)
+    request = await rig.submit()
+    slow = DeliveryPolicy(backoff_s=3600, backoff_max_s=3600)
+    await run_until(rig.worker(delivery=slow), lambda: bool(rig.replies.attempts))
+    assert (await rig.queue.stats(time.time())).delivering == 1
+    rig.replies = RecordingReplyPort()  # a new process, the platform back
+
+    later = time.time() + 3601
+    lease = await rig.queue.claim("worker-2", later, 5)
+    assert lease is not None
+    assert lease.answer is not None
+    await rig.worker(clock=lambda: later).process(lease)
+
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+    assert await rig.used(request) == (1, 0)
+
+
+async def test_a_permanent_refusal_ends_the_job_at_once_as_a_refunded_dead_letter(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(
+        fail_times=1, failure=DeliveryFailed("Forbidden: bot was blocked by the user", permanent=True)
+    )
+    request = await rig.submit()
+
+    await run_until(rig.worker(delivery=FAST_DELIVERY), lambda: bool(rig.replies.attempts))
+
+    assert len(rig.replies.attempts) == 1  # no second try, no second bill
+    assert await rig.used(request) == (0, 0)
+    [letter] = await rig.queue.dead_letters()
+    assert "bot was blocked by the user" in letter.error
+    assert (await rig.queue.stats(time.time())).done == 0
+
+
+async def test_past_the_delivery_horizon_the_user_gets_one_apology_a_refund_and_a_dead_letter(
+    rig: Rig,
+) -> None:
+    rig.replies = RecordingReplyPort(fail_times=1, failure=UNAVAILABLE)
+    request = await rig.submit()
+    now = [time.time()]
+    worker = rig.worker(clock=lambda: now[0], delivery=DeliveryPolicy(backoff_s=1, horizon_s=3600))
+    lease = await rig.queue.claim("worker-1", now[0], 5)
+    assert lease is not None
+    await worker.process(lease)  # analysed; the platform is down
     assert rig.replies.delivered == []
-    assert await rig.used(request) == (0, 0)  # the user got nothing, so pays nothing
-    assert (await rig.queue.stats(time.time())).done == 1
+    assert await rig.used(request) == (1, 1)  # charged while the answer waits
+
+    now[0] += 3601  # a day's outage in an hour's clock: the platform answers again
+    lease = await rig.queue.claim("worker-1", now[0], 5)
+    assert lease is not None
+    await worker.process(lease)
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert reply.reason == "undelivered"
+    assert "not charged" in reply.message
+    assert await rig.used(request) == (0, 0)
+    [letter] = await rig.queue.dead_letters()
+    assert "not delivered within 1 h" in letter.error
+    assert "the user was told" in letter.error
+    stats = await rig.queue.stats(now[0])
+    assert (stats.dead, stats.apologised, stats.done, stats.delivering) == (1, 1, 0, 0)
+    metric = worker.metrics.undelivered.labels(platform="telegram", reason="horizon")
+    assert metric._value.get() == 1
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+
+
+async def test_a_failure_notice_is_kept_through_an_outage_too(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(fail_times=3, failure=UNAVAILABLE)
+    request = await rig.submit("page.html")  # not a photo: a friendly notice
+
+    await run_until(rig.worker(delivery=FAST_DELIVERY), lambda: bool(rig.replies.delivered))
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert reply.user_fault
+    assert await rig.used(request) == (0, 0)
+
+
+def test_the_delivery_backoff_grows_to_its_cap_with_jitter_and_honours_retry_after() -> None:
+    policy = DeliveryPolicy(backoff_s=2, backoff_max_s=60)
+    low = [policy.delay_s(n, None, lambda a, b: a) for n in range(1, 9)]
+    high = [policy.delay_s(n, None, lambda a, b: b) for n in range(1, 9)]
+
+    assert low == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert high == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert policy.delay_s(1, 40, lambda a, b: a) == 40  # never sooner than the platform asked
+    assert policy.delay_s(8, 3, lambda a, b: a) == 30
+
+
+async def test_stopping_during_a_long_delivery_puts_the_answer_back_for_the_next_worker(rig: Rig) -> None:
+    rig.replies.delay_s = 30  # the platform holds the upload (a 429 backoff, a hung connection)
+    request = await rig.submit()
+    worker = rig.worker(grace_period_s=0.05, delivery=FAST_DELIVERY)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: bool(rig.replies.attempts))
+
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+    assert time.monotonic() - started < 5  # not held through the platform's wait
+    assert rig.replies.delivered == []
+    assert (await rig.queue.stats(time.time())).delivering == 1
+    rig.replies = RecordingReplyPort()
+    await run_until(rig.worker(delivery=FAST_DELIVERY), lambda: bool(rig.replies.delivered))
+    assert isinstance(only_reply(rig, request), AnalysisReply)
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+    assert await rig.used(request) == (1, 0)
 
 
 # -- redelivery -----------------------------------------------------------------------------------
