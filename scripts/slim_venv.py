@@ -38,6 +38,9 @@ REMOVE = {
     "ai_edge_litert/libLiteRtWebGpuAccelerator.so": "the GPU accelerator; the bot runs on the CPU",
     "ai_edge_litert/vendors": "NPU plugins (Qualcomm, MediaTek, ...)",
     "ai_edge_litert/tools": "model conversion and benchmark tools",
+    "onnx": "the ONNX graph builder: install_models.py writes the classifier's and AgeGenderNet's graphs"
+    " with it; ONNX Runtime reads them without it",
+    "onnx-*.dist-info": "its metadata",
     "onnxruntime/transformers": "model optimisation tools",
     "onnxruntime/quantization": "model quantisation tools",
     "onnxruntime/tools": "model conversion tools",

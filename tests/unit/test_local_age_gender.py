@@ -1,33 +1,27 @@
-"""face-api.js's AgeGenderNet in numpy: the layers against plain loops, the TF.js weights reader, the crop.
+"""face-api.js's AgeGenderNet as an ONNX graph: its layers against plain loops, the TF.js weights reader,
+the crop, and the shipped model.
 
 The network is only as right as its layers: TensorFlow's 'same' padding puts the odd extra row and
-column after the image for stride 2, and a reader that shifted them would still give numbers, just
-wrong ones. So each layer is checked against a direct loop over the same padding rule, on random
-tensors of odd and even sizes. How well it guesses real faces is measured in tests/corpus.
+column after the image for stride 2, and a graph that shifted them would still give numbers, just
+wrong ones. So the graph builder's convolutions and pooling (`onnx_graphs.GraphBuilder`, run by
+ONNX Runtime) are checked against a direct loop over the same padding rule, on random tensors of
+odd and even sizes. That the whole graph computes what face-api.js computes is `tests/golden`'s
+job (face-api.js' own answers on real crops); how well it guesses real faces is tests/corpus'.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.recognizers.local import age_gender
-from core.recognizers.local.age_gender import (
-    AgeGender,
-    AgeGenderNet,
-    age_range,
-    conv2d,
-    face_crop_box,
-    load_weights,
-    max_pool,
-    model_input,
-    separable_conv,
-)
-from core.recognizers.local.model_files import AGE_GENDER_MANIFEST, AGE_GENDER_WEIGHTS, ModelStore
+from core.recognizers.local.age_gender import AgeGender, age_range, face_crop_box, model_input, predict
+from core.recognizers.local.inference import ModelRegistry
+from core.recognizers.local.onnx_graphs import GraphBuilder, tensor
+from core.recognizers.local.onnx_graphs.age_gender import build, read_weights
 
 RNG = np.random.default_rng(7)
 
@@ -50,7 +44,8 @@ def _reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) ->
                     y, xx = i * stride + dy - top, j * stride + dx - left
                     if 0 <= y < x.shape[0] and 0 <= xx < x.shape[1]:
                         out[i, j] += x[y, xx] @ w[dy, dx]
-    return out + b
+    result: np.ndarray = out + b
+    return result
 
 
 def _reference_depthwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -67,39 +62,49 @@ def _reference_depthwise(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(("size", "stride"), [(8, 2), (7, 2), (6, 1)])
-def test_a_full_convolution_matches_the_loop(size: int, stride: int) -> None:
-    x = RNG.normal(size=(size, size + 1, 3)).astype(np.float32)
-    w = RNG.normal(size=(3, 3, 3, 5)).astype(np.float32)
-    b = RNG.normal(size=5).astype(np.float32)
-    np.testing.assert_allclose(conv2d(x, w, b, stride), _reference_conv(x, w, b, stride), atol=1e-4)
+def _run_layer(add: Any, x: np.ndarray) -> np.ndarray:
+    """One layer, added to a graph by `add(builder, input_name)`, run by ONNX Runtime on HWC `x`."""
+    import onnxruntime  # type: ignore[import-untyped]
+
+    g = GraphBuilder()
+    g.node("Transpose", [add(g, g.node("Transpose", ["x"], perm=[0, 3, 1, 2]))], "y", perm=[0, 2, 3, 1])
+    model = g.model_bytes("layer", [tensor("x", [1, *x.shape])], [tensor("y", [1, "h", "w", "c"])])
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"x": x[np.newaxis].astype(np.float32)})
+    return np.asarray(out[0])
 
 
-def test_a_strided_one_by_one_convolution_takes_every_other_pixel() -> None:
-    x = RNG.normal(size=(8, 6, 4)).astype(np.float32)
-    w = RNG.normal(size=(1, 1, 4, 2)).astype(np.float32)
-    b = np.zeros(2, dtype=np.float32)
-    np.testing.assert_allclose(conv2d(x, w, b, 2), _reference_conv(x, w, b, 2), atol=1e-4)
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride"), [(8, 3, 2), (7, 3, 2), (6, 3, 1), (8, 1, 2), (7, 1, 2)]
+)
+def test_a_full_convolution_matches_the_loop(size: int, kernel: int, stride: int) -> None:
+    x = RNG.normal(size=(size, size, 3)).astype(np.float32)
+    w = RNG.normal(size=(kernel, kernel, 3, 4)).astype(np.float32)  # HWIO, as TF.js stores it
+    b = RNG.normal(size=4).astype(np.float32)
+    out = _run_layer(lambda g, name: g.conv(name, w.transpose(3, 2, 0, 1), b, stride=stride), x)
+    np.testing.assert_allclose(out, _reference_conv(x, w, b, stride), rtol=1e-4, atol=1e-4)
 
 
-def test_a_separable_convolution_is_a_depthwise_then_a_pointwise_one() -> None:
-    x = RNG.normal(size=(6, 5, 4)).astype(np.float32)
-    depthwise = RNG.normal(size=(3, 3, 4, 1)).astype(np.float32)
-    pointwise = RNG.normal(size=(1, 1, 4, 3)).astype(np.float32)
-    bias = RNG.normal(size=3).astype(np.float32)
-    expected = _reference_depthwise(x, depthwise) @ pointwise[0, 0] + bias
-    np.testing.assert_allclose(separable_conv(x, depthwise, pointwise, bias), expected, atol=1e-4)
+@pytest.mark.parametrize("size", [6, 7])
+def test_a_depthwise_convolution_matches_the_loop(size: int) -> None:
+    x = RNG.normal(size=(size, size, 5)).astype(np.float32)
+    w = RNG.normal(size=(3, 3, 5, 1)).astype(np.float32)  # TF.js depthwise_filter
+    out = _run_layer(lambda g, name: g.conv(name, w.transpose(2, 3, 0, 1), None, group=5), x)
+    np.testing.assert_allclose(out, _reference_depthwise(x, w), rtol=1e-4, atol=1e-4)
 
 
 def test_max_pooling_pads_after_with_nothing_that_could_win() -> None:
     x = -np.abs(RNG.normal(size=(4, 4, 1))).astype(np.float32) - 1.0  # all negative: zero padding would win
-    pooled = max_pool(x)
+    pooled = _run_layer(
+        lambda g, name: g.node("MaxPool", [name], auto_pad="SAME_UPPER", kernel_shape=[3, 3], strides=[2, 2]),
+        x,
+    )
     assert pooled.shape == (2, 2, 1)
     assert pooled[0, 0, 0] == x[0:3, 0:3, 0].max()
     assert pooled[1, 1, 0] == x[2:4, 2:4, 0].max()  # the window's last row and column are padding
 
 
-def _write_tfjs(folder: Path, tensors: dict[str, np.ndarray], quantised: set[str]) -> tuple[Path, Path]:
+def _write_tfjs(tensors: dict[str, np.ndarray], quantised: set[str]) -> tuple[bytes, bytes]:
     """A TF.js weights manifest and binary as the converter writes them (uint8: min + scale * q)."""
     entries, data = [], b""
     for name, values in tensors.items():
@@ -113,23 +118,70 @@ def _write_tfjs(folder: Path, tensors: dict[str, np.ndarray], quantised: set[str
         else:
             data += values.astype("<f4").tobytes()
         entries.append(entry)
-    manifest, weights = folder / "m.json", folder / "w.bin"
-    manifest.write_text(json.dumps([{"paths": ["w.bin"], "weights": entries}]))
-    weights.write_bytes(data)
-    return manifest, weights
+    return json.dumps([{"paths": ["w.bin"], "weights": entries}]).encode(), data
 
 
-def test_the_weights_reader_dequantises_and_checks_the_length(tmp_path: Path) -> None:
+def test_the_weights_reader_dequantises_and_checks_the_length() -> None:
     filters = RNG.normal(size=(3, 3, 2, 4)).astype(np.float32)
     bias = RNG.normal(size=4).astype(np.float32)
-    manifest, weights = _write_tfjs(tmp_path, {"a/filters": filters, "a/bias": bias}, {"a/filters"})
-    read = load_weights(manifest, weights)
+    manifest, weights = _write_tfjs({"a/filters": filters, "a/bias": bias}, {"a/filters"})
+    read = read_weights(manifest, weights)
     np.testing.assert_array_equal(read["a/bias"], bias)
     step = (filters.max() - filters.min()) / 255
     np.testing.assert_allclose(read["a/filters"], filters, atol=step / 2 + 1e-6)
-    weights.write_bytes(weights.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="manifest describes"):
-        load_weights(manifest, weights)
+        read_weights(manifest, weights + b"\0")
+
+
+def _random_age_gender() -> dict[str, np.ndarray]:
+    """Every tensor of face-api.js' AgeGenderNet, with its names and shapes and random values."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "entry_flow/conv_in/filters": (3, 3, 3, 32),
+        "entry_flow/conv_in/bias": (32,),
+    }
+
+    def separable(prefix: str, inputs: int, outputs: int) -> None:
+        shapes[f"{prefix}/depthwise_filter"] = (3, 3, inputs, 1)
+        shapes[f"{prefix}/pointwise_filter"] = (1, 1, inputs, outputs)
+        shapes[f"{prefix}/bias"] = (outputs,)
+
+    for prefix, inputs, outputs in [
+        ("entry_flow/reduction_block_0", 32, 64),
+        ("entry_flow/reduction_block_1", 64, 128),
+        ("exit_flow/reduction_block", 128, 256),
+    ]:
+        separable(f"{prefix}/separable_conv0", inputs, outputs)
+        separable(f"{prefix}/separable_conv1", outputs, outputs)
+        shapes[f"{prefix}/expansion_conv/filters"] = (1, 1, inputs, outputs)
+        shapes[f"{prefix}/expansion_conv/bias"] = (outputs,)
+    for block in range(2):
+        for index in range(3):
+            separable(f"middle_flow/main_block_{block}/separable_conv{index}", 128, 128)
+    separable("exit_flow/separable_conv", 256, 512)
+    shapes |= {
+        "fc/age/weights": (512, 1),
+        "fc/age/bias": (1,),
+        "fc/gender/weights": (512, 2),
+        "fc/gender/bias": (2,),
+    }
+    rng = np.random.default_rng(5)
+    return {name: (rng.standard_normal(shape) * 0.1).astype(np.float32) for name, shape in shapes.items()}
+
+
+def test_the_graph_is_built_the_same_every_time_and_answers_an_age_and_two_probabilities() -> None:
+    import onnxruntime
+
+    tensors = _random_age_gender()
+    manifest, weights = _write_tfjs(tensors, {n for n in tensors if not n.endswith("bias")})
+    model = build(manifest, weights)
+    assert build(manifest, weights) == model  # so its sha256 can be pinned
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    face = np.random.default_rng(6).uniform(0, 255, (1, 112, 112, 3)).astype(np.float32)
+    age, gender = session.run(None, {"face": face})
+    assert age.shape == (1, 1)
+    assert np.isfinite(age).all()
+    assert gender.shape == (1, 2)
+    assert gender.sum() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_the_age_range_widens_with_age_and_never_goes_below_zero() -> None:
@@ -163,15 +215,11 @@ def test_the_crop_box_grows_the_points_box_by_a_fifth_inside_the_photo() -> None
     assert face_crop_box(points, 205, 1000)[2] == 205.0
 
 
-def test_the_shipped_weights_load_and_give_a_finite_estimate(local_store: ModelStore) -> None:
-    tensors = load_weights(local_store.path(AGE_GENDER_MANIFEST), local_store.path(AGE_GENDER_WEIGHTS))
-    assert tensors["fc/age/weights"].shape == (512, 1)
-    net = AgeGenderNet(tensors)
+def test_the_shipped_model_gives_a_finite_repeatable_estimate(local_store: ModelRegistry) -> None:
     grey = np.full((112, 112, 3), 128, dtype=np.float32)
-    estimate = net.predict(grey)
+    estimate = predict(grey, local_store)
     assert 0 <= estimate.age < 120
     assert 0 <= estimate.male_probability <= 1
-    assert net.predict(grey) == estimate  # deterministic
+    assert predict(grey, local_store) == estimate  # deterministic
     with pytest.raises(ValueError, match="112"):
-        net.predict(np.zeros((64, 64, 3), dtype=np.float32))
-    assert age_gender._network(local_store) is age_gender._network(local_store)  # loaded once
+        predict(np.zeros((64, 64, 3), dtype=np.float32), local_store)

@@ -1,4 +1,4 @@
-"""The local labeller: the torch-free checkpoint reader, the numpy EfficientNet, the label taxonomy."""
+"""The local labeller: the torch-free checkpoint reader, EfficientNet-Lite0's ONNX graph, the taxonomy."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import numpy.typing as npt
 import pytest
 
 from core.analysis_types import Box, DetectedObject, Label
-from core.recognizers.local import effnet, layers
 from core.recognizers.local.classifier import MIN_CONFIDENCE, labels_from_probabilities
 from core.recognizers.local.imagenet import CLASS_NAMES
 from core.recognizers.local.labels import summarise_labels
+from core.recognizers.local.onnx_graphs import efficientnet
 from core.recognizers.local.pth import UnsafeCheckpoint, read_state_dict
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
@@ -195,7 +195,7 @@ def _random_checkpoint(seed: int = 0) -> dict[str, npt.NDArray[np.float32]]:
 
     conv("_conv_stem", (32, 3, 3, 3))
     bn("_bn0", 32)
-    for index, block in enumerate(effnet.BLOCKS):
+    for index, block in enumerate(efficientnet.BLOCKS):
         mid = block.inputs * block.expand
         if block.expand != 1:
             conv(f"_blocks.{index}._expand_conv", (mid, block.inputs, 1, 1))
@@ -220,59 +220,46 @@ def test_folding_batchnorm_gives_the_same_stem_output(
     random_state: dict[str, npt.NDArray[np.float32]],
 ) -> None:
     """conv -> BatchNorm by the book equals the folded convolution, at one output pixel."""
-    folded = effnet.fold_checkpoint(random_state)
+    weight, bias = efficientnet.fold_batchnorm(random_state, "_conv_stem", "_bn0", (32, 3, 3, 3))
     rng = np.random.default_rng(1)
-    patch = rng.standard_normal((3, 3, 3)).astype(np.float64)  # (row, column, channel)
-    weight = random_state["_conv_stem.weight"].astype(np.float64)  # (out, in, row, column)
-    conv = np.einsum("oirc,rci->o", weight, patch)
+    patch = rng.standard_normal((3, 3, 3)).astype(np.float64)  # (channel, row, column)
+    original = random_state["_conv_stem.weight"].astype(np.float64)  # (out, in, row, column)
+    conv = np.einsum("oirc,irc->o", original, patch)
     gamma, beta = random_state["_bn0.weight"], random_state["_bn0.bias"]
     mean, var = random_state["_bn0.running_mean"], random_state["_bn0.running_var"]
     by_the_book = (conv - mean) / np.sqrt(var + 1e-3) * gamma + beta
-    fused = patch.reshape(27) @ folded["stem.w"] + folded["stem.b"]
+    fused = np.einsum("oirc,irc->o", weight, patch) + bias
     np.testing.assert_allclose(fused, by_the_book, rtol=1e-5, atol=1e-5)
 
 
-def test_depthwise_matches_a_direct_convolution_with_tensorflow_padding() -> None:
-    rng = np.random.default_rng(2)
-    for size, kernel, stride in [(9, 3, 1), (10, 3, 2), (10, 5, 2), (7, 5, 1)]:
-        x = rng.standard_normal((size, size, 4)).astype(np.float32)
-        w = rng.standard_normal((kernel, kernel, 4)).astype(np.float32)
-        out = layers.depthwise(x, w, np.zeros(4, dtype=np.float32), stride)
-        outputs = -(-size // stride)
-        total = max((outputs - 1) * stride + kernel - size, 0)
-        before = total // 2  # TensorFlow "SAME": the odd extra row and column go after
-        padded = np.pad(x, ((before, total - before), (before, total - before), (0, 0)))
-        expected = np.zeros((outputs, outputs, 4))
-        for i in range(outputs):
-            for j in range(outputs):
-                window = padded[i * stride : i * stride + kernel, j * stride : j * stride + kernel]
-                expected[i, j] = (window * w).sum(axis=(0, 1))
-        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+def _run(model: bytes, pixels: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+    import onnxruntime  # type: ignore[import-untyped]
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    outputs: list[npt.NDArray[np.float32]] = session.run(None, {"pixels": pixels})
+    return outputs
 
 
-def test_conversion_is_deterministic_and_loads_without_pickles(
-    fake_torch: types.SimpleNamespace, random_state: dict[str, npt.NDArray[np.float32]], tmp_path: Path
+def test_conversion_is_deterministic_and_the_graph_answers_both_questions(
+    fake_torch: types.SimpleNamespace, random_state: dict[str, npt.NDArray[np.float32]]
 ) -> None:
+    """The same checkpoint gives the same bytes (so the sha256 can be pinned); the graph takes any
+    size, and its logits are the mean of its cells' (the linear layer commutes with the pooling)."""
     state = {
         name: _FakeTensor(_FakeStorage(str(i), value), 0, value.shape, _strides(value.shape))
         for i, (name, value) in enumerate(random_state.items())
     }
     checkpoint = _legacy_checkpoint(fake_torch, state)
-    converted = effnet.convert_checkpoint(checkpoint)
-    assert effnet.convert_checkpoint(checkpoint) == converted
-    path = tmp_path / "net.npz"
-    path.write_bytes(converted)
-    with zipfile.ZipFile(path) as archive:
-        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-    network = effnet.from_npz(path)
-    pixels = np.random.default_rng(3).uniform(-1, 1, (224, 224, 3)).astype(np.float32)
-    probabilities = network.probabilities(pixels)
-    assert probabilities.shape == (1000,)
-    assert np.all(np.isfinite(probabilities))
-    assert np.all(probabilities >= 0)
-    assert probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(ValueError, match="224"):
-        network.probabilities(pixels[:100])
+    converted = efficientnet.convert_checkpoint(checkpoint)
+    assert efficientnet.convert_checkpoint(checkpoint) == converted
+    rng = np.random.default_rng(3)
+    for height, width in [(224, 224), (96, 160)]:
+        pixels = rng.uniform(-1, 1, (1, height, width, 3)).astype(np.float32)
+        logits, cells = _run(converted, pixels)
+        assert logits.shape == (1, 1000)
+        assert cells.shape == (1, height // 32, width // 32, 1000)
+        assert np.all(np.isfinite(logits))
+        np.testing.assert_allclose(logits[0], cells[0].mean(axis=(0, 1)), rtol=1e-5, atol=1e-5)
 
 
 def _strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -285,7 +272,7 @@ def test_a_checkpoint_of_another_network_is_refused_at_conversion(
     other = dict(random_state)
     other["_conv_stem.weight"] = np.zeros((48, 3, 3, 3), dtype=np.float32)
     with pytest.raises(ValueError, match="stem"):
-        effnet.fold_checkpoint(other)
+        efficientnet.build(other)
 
 
 # --- from probabilities to labels --------------------------------------------------------------

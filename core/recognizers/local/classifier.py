@@ -16,19 +16,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import Label
-from core.recognizers.local.effnet import HEAD_CHANNELS, INPUT_SIZE, EfficientNetLite0, from_npz
-from core.recognizers.local.inference import InferenceModel, ModelRegistry, ModelSpec, Tensors
+from core.recognizers.local.inference import ModelRegistry, ModelSpec, OnnxModel
 from core.recognizers.local.model_files import CLASSIFIER
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
-__all__ = ["CROP_SHARE", "MIN_CONFIDENCE", "classify", "labels_from_probabilities", "model_input"]
+__all__ = [
+    "CLASSIFIER_MODEL",
+    "CROP_SHARE",
+    "MIN_CONFIDENCE",
+    "cell_logits",
+    "classify",
+    "labels_from_probabilities",
+    "logits",
+    "model_input",
+]
+
+INPUT_SIZE = 224
 
 MIN_CONFIDENCE = 0.2
 # A label also needs one class of its own at half that: on a photo the network cannot place, the
@@ -134,30 +143,27 @@ def labels_from_probabilities(
     )
 
 
-class NumpyClassifier(InferenceModel[EfficientNetLite0, Tensors, list[npt.NDArray[np.float32]]]):
-    """EfficientNet-Lite0 in numpy behind the model interface (until its ONNX graph replaces it).
-
-    The contract any runtime of the classifier keeps: `predict([pixels])` with pixels
-    (1, H, W, 3) in [-1, 1], H and W multiples of 32, returns `[logits (1, 1000), cell_logits
-    (1, H/32, W/32, 1000)]`: the pooled class scores (`classify`) and each cell's, through the
-    same linear layer (`objects.find_objects`).
-    """
-
-    def _load(self, paths: tuple[Path, ...]) -> EfficientNetLite0:
-        return from_npz(paths[0])
-
-    def _run(self, state: EfficientNetLite0, inputs: Tensors) -> list[npt.NDArray[np.float32]]:
-        features = state.features(inputs[0][0])
-        logits = state.cell_logits(features.reshape(-1, HEAD_CHANNELS).mean(axis=0))
-        return [logits[np.newaxis], state.cell_logits(features)[np.newaxis]]
+# EfficientNet-Lite0 as the ONNX graph the install step builds (`onnx_graphs.efficientnet`):
+# `predict([pixels])` with pixels (1, H, W, 3) in [-1, 1] (H, W >= 32) returns `[logits (1, 1000),
+# cell_logits (1, H/32, W/32, 1000)]`: the pooled class scores (`classify`) and each cell's through
+# the same linear layer (`objects.find_objects`).
+CLASSIFIER_MODEL = ModelSpec("efficientnet-lite0", (CLASSIFIER,), OnnxModel)
 
 
-CLASSIFIER_MODEL = ModelSpec("efficientnet-lite0", (CLASSIFIER,), NumpyClassifier)
+def logits(pixels: npt.NDArray[np.float32], models: ModelRegistry) -> npt.NDArray[np.float32]:
+    """The 1000 class scores for one (224, 224, 3) `model_input`."""
+    scores, _ = models.get(CLASSIFIER_MODEL).predict([np.ascontiguousarray(pixels[np.newaxis])])
+    return np.asarray(scores[0], dtype=np.float32)
+
+
+def cell_logits(pixels: npt.NDArray[np.float32], models: ModelRegistry) -> npt.NDArray[np.float32]:
+    """Class scores (H/32, W/32, 1000) of each cell of an (H, W, 3) input in [-1, 1]."""
+    _, cells = models.get(CLASSIFIER_MODEL).predict([np.ascontiguousarray(pixels[np.newaxis])])
+    return np.asarray(cells[0], dtype=np.float32)
 
 
 def classify(image: Image.Image, models: ModelRegistry) -> tuple[Label, ...]:
     """The photo's object and scene labels (no boxes: the classifier sees the photo as a whole)."""
-    logits, _ = models.get(CLASSIFIER_MODEL).predict([model_input(image)[np.newaxis]])
-    scores = logits[0].astype(np.float64)
+    scores = logits(model_input(image), models).astype(np.float64)
     exp = np.exp(scores - scores.max())
     return labels_from_probabilities((exp / exp.sum()).astype(np.float32))

