@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PHOTOS ?=
 OUT ?= out
 
-.PHONY: eval-photos install install-dev run test lint typecheck unit container-check container-test system-deps bench docs clean
+.PHONY: eval-photos install install-dev run test lint typecheck unit container-check container-test system-deps bench docs docs-build docs-serve docs-images clean
 
 $(BIN)/photodetective: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,17 +68,32 @@ unit: install-dev eval-photos
 container-test:
 	bash scripts/container_test.sh
 
-test: lint typecheck unit container-check container-test
+test: lint typecheck docs-build unit container-check container-test
 
 bench: install-dev
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/prepare.py
 
 # Regenerate the docs' generated blocks (docs/settings.md's settings table, docs/recognizers/embedded.md's
-# model list) and .env.example from the code.
+# model list) and .env.example from the code, then build the site into site/.
 docs: install-dev
 	$(BIN)/python -m bot.settings_doc --write docs/settings.md docs/recognizers/embedded.md
 	$(BIN)/python -m bot.settings_doc --env-example .env.example
+	$(MAKE) docs-build
+
+# The documentation site, strictly: a broken link or anchor, a missing snippet file, or a page under docs/ left
+# out of mkdocs.yml's nav fails it (make test runs this).
+docs-build: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Serve the site with live reload on http://127.0.0.1:8000/ while writing.
+docs-serve: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# Regenerate the pictures in docs/img/: annotated photos from the CLI (embedded recognizer) and the web page in
+# headless Chromium (needs chromium and chromium-driver: make system-deps).
+docs-images: install-dev
+	$(BIN)/python scripts/docs_images.py docs/img
 
 clean:
 	rm -rf $(VENV) $(OUT) .mypy_cache .ruff_cache .pytest_cache
