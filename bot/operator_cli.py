@@ -7,9 +7,11 @@ operator can look at and change live state without restarting anything.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import TextIO
 
+from bot.data_folder import operator_state
 from bot.notices import plain_text, queue_report, stats_report, usage_line
 from bot.settings import Settings
 from bot.wiring import build_service, build_stores
@@ -34,7 +36,12 @@ def add_operator_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 async def run_operator_command(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    """Carry out one operator command against the configured stores; returns the exit code."""
+    """Carry out one operator command against the configured stores; returns the exit code.
+
+    The stores must already exist: a data folder that is not there is refused (DataFolderMissing,
+    exit 2) rather than created empty, and stderr says which state was used.
+    """
+    print(operator_state(settings), file=sys.stderr)
     stores = build_stores(settings)
     try:
         service = build_service(settings, stores, capabilities=frozenset())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any, TextIO
 
 from adapters.web.config import WebSettings
 from adapters.web.store import WebStore, build_store
-from bot.settings import Settings
+from bot.data_folder import operator_state
+from bot.settings import ENV_PREFIX, Settings
 
 Command = Callable[[argparse.Namespace, Settings, TextIO], Coroutine[Any, Any, int]]
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -74,7 +76,19 @@ async def issue_link(
     return IssuedLink(created, signin_url(settings, token), ended)
 
 
+def link_origin(settings: Settings) -> str:
+    """Which settings the printed link comes from: run outside the service's environment, the
+    defaults give a link to another host or port, and this says so (on stderr, beside the state)."""
+    if settings.section(WebSettings).public_url:
+        return f"links from {ENV_PREFIX}WEB_PUBLIC_URL"
+    return (
+        f"links from {ENV_PREFIX}HTTP_HOST and {ENV_PREFIX}HTTP_PORT ({ENV_PREFIX}WEB_PUBLIC_URL is not set)"
+    )
+
+
 async def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    state = operator_state(settings)  # refuses a data folder that is not there (exit 2)
+    print(f"{state}; {link_origin(settings)}" if args.action == "add" else state, file=sys.stderr)
     store = build_store(settings.redis_url, settings.data_dir)
     try:
         if args.action == "list":

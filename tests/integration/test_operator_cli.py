@@ -18,6 +18,7 @@ def data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PHOTODETECTIVE_DATA_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("PHOTODETECTIVE_QUOTA_DAILY_LIMIT", "3")
+    (tmp_path / "state").mkdir()  # the bot made it when it started; a missing one is refused
     return tmp_path / "state"
 
 

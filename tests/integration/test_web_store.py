@@ -95,6 +95,7 @@ def test_the_accounts_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PHOTODETECTIVE_DATA_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("PHOTODETECTIVE_WEB_PUBLIC_URL", "https://photos.example.org")
+    (tmp_path / "state").mkdir()  # as the running bot left it; a missing folder is refused
 
     def run(*argv: str) -> tuple[int, str]:
         out = io.StringIO()
