@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import entry_points, version
@@ -18,7 +19,6 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from bot.analysis_json import analysis_json, error_json
-from bot.data_folder import analyze_state_folder
 from bot.logs import configure_logging
 from bot.notices import TOO_LARGE, too_large_message
 from bot.operator_cli import add_operator_commands, run_operator_command
@@ -26,6 +26,7 @@ from bot.queue import QueueError
 from bot.quota import QuotaStoreError
 from bot.runner import run_until_signalled
 from bot.settings import Settings, SettingsError, load_settings, parse_features
+from bot.startup import StartupFailed
 from bot.wiring import build_recognizer
 from core.analysis_types import Feature, Photo
 from core.errors import PhotoDetectiveError, PhotoRejected, RecognizerError
@@ -36,6 +37,8 @@ from core.summary import build_summary, render_text
 #: Commands an installed adapter adds (`photodetective web ...`); bot/ never imports adapters.
 COMMANDS_ENTRY_POINT_GROUP = "photodetective.commands"
 PluginCommand = Callable[[argparse.Namespace, Settings, TextIO], Coroutine[Any, Any, int]]
+
+log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -135,8 +138,6 @@ def _read_photo(path: Path, max_bytes: int) -> Photo:
 
 
 async def _analyze_all(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    # The rate schedule goes to the bot's data folder or the user's cache, never ./data (bot.data_folder).
-    settings = settings.model_copy(update={"data_dir": analyze_state_folder(settings)})
     features: frozenset[Feature] = settings.features if args.features is None else args.features
     recognizer: Recognizer
     if not features:
@@ -232,22 +233,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print(str(exc), file=err)
         return EXIT_USAGE
     if args.command == "analyze":
-        return asyncio.run(_analyze_all(args, settings, out, err))
+        try:
+            return asyncio.run(_analyze_all(args, settings, out, err))
+        except SettingsError as exc:
+            print(str(exc), file=err)
+            return EXIT_USAGE
     if args.command == "run":
         configure_logging(settings.log_format, settings.log_level)
         try:
             asyncio.run(run_until_signalled(settings, args.role))
-        except SettingsError as exc:
-            print(str(exc), file=err)
-            return EXIT_USAGE
+        except (SettingsError, StartupFailed) as exc:
+            # One line an operator can act on, in the log's own format; never a traceback (bot.startup).
+            log.error("%s", exc)
+            return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_SOME_FAILED
         return EXIT_OK
     try:
         if args.command in plugins:
             return asyncio.run(plugins[args.command](args, settings, out))
         return asyncio.run(run_operator_command(args, settings, out))
-    except SettingsError as exc:  # bot.data_folder.DataFolderMissing: the wrong environment
-        print(str(exc), file=err)
-        return EXIT_USAGE
     except (QuotaStoreError, QueueError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_SOME_FAILED

@@ -10,23 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from multiprocessing import get_context
 from typing import Literal
 
 from aiohttp import web
 
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.delivery import DeliveryPolicy
+from bot.health import HealthEndpoints
+from bot.metrics import Metrics
 from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
 from bot.settings import Settings, SettingsError
-from bot.wiring import Stores, build_recognizer, build_service, build_stores, quota_policy
+from bot.startup import listen_error
+from bot.stopping import Stopper, leave_signals_to_the_parent
+from bot.wiring import Stores, build_recognizer, build_service, build_stores
 from bot.worker import Worker, WorkerConfig
 from core.recognizers.base import Recognizer
 
@@ -55,70 +56,35 @@ def worker_config(settings: Settings) -> WorkerConfig:
         job_timeout_s=settings.job_timeout_s,
         grace_period_s=settings.shutdown_grace_s,
         charge_user_errors=settings.quota_charge_user_errors,
+        delivery=DeliveryPolicy(
+            backoff_max_s=settings.delivery_backoff_max_s, horizon_s=settings.delivery_horizon_s
+        ),
     )
 
 
 Role = Literal["all", "ingress", "worker"]
-READY_TIMEOUT_S = 2.0
-
-
-class HealthEndpoints:
-    """/healthz (alive), /readyz (stores reachable, recognizer configured) and /metrics."""
-
-    def __init__(self, stores: Stores, settings: Settings, recognizer: Recognizer, metrics: Metrics) -> None:
-        self.stores = stores
-        self.policy = quota_policy(settings)
-        self.recognizer = recognizer
-        self.metrics = metrics
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics_page),
-        ]
-
-    async def healthz(self, _: web.Request) -> web.Response:
-        """Alive: the process is up and its event loop answers (a container restarts it otherwise)."""
-        return web.json_response({"status": "ok"})
-
-    async def readyz(self, _: web.Request) -> web.Response:
-        """Ready for work: the queue and quota stores answer, and a recognizer is configured."""
-        checks: dict[str, str] = {}
-        now = datetime.now(UTC)
-        probes: dict[str, Awaitable[object]] = {
-            "queue": self.stores.queue.stats(now.timestamp()),
-            "quota": self.stores.quota.usage("readyz-probe", now, self.policy),
-        }
-        for name, probe in probes.items():
-            try:
-                await asyncio.wait_for(probe, READY_TIMEOUT_S)
-                checks[name] = "ok"
-            except Exception as exc:  # any failure means "not ready"; the reason is for the operator
-                checks[name] = f"unavailable: {type(exc).__name__}"
-        configured = self.recognizer.name != "none"
-        ready = configured and checks["queue"] == checks["quota"] == "ok"
-        checks["recognizer"] = self.recognizer.name if configured else "none configured"
-        return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
-
-    async def metrics_page(self, _: web.Request) -> web.Response:
-        """Prometheus text format; queue gauges are read from the queue at scrape time."""
-        try:
-            self.metrics.set_queue(
-                await asyncio.wait_for(self.stores.queue.stats(time.time()), READY_TIMEOUT_S)
-            )
-        except Exception:  # a scrape must not fail because the queue is briefly unreachable
-            log.warning("queue stats unavailable for /metrics")
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+#: How long a request in progress may finish once the HTTP server closes.
+HTTP_SHUTDOWN_S = 2.0
+#: How long a cancelled step (a start-up call, the worker) gets to run its clean-up.
+ABANDON_S = 1.0
 
 
 async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> web.AppRunner:
-    """One HTTP server for webhooks, Slack events and health, so a container exposes one port."""
+    """One HTTP server for webhooks, Slack events and health, so a container exposes one port.
+
+    At shutdown a request still being handled gets `HTTP_SHUTDOWN_S` (aiohttp's default is 60 s,
+    which would outlast any grace): event deliveries only store a job, and an upload cut short was
+    not accepted, so its sender retries.
+    """
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app.add_routes(routes)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_S)
     await runner.setup()
-    await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    try:
+        await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise listen_error(settings.http_host, settings.http_port, error) from None
     log.info("HTTP server on %s:%d", settings.http_host, settings.http_port)
     return runner
 
@@ -127,8 +93,10 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
     """Run until `stop` is set, as one process (`all`) or one role of a scaled-out deployment.
 
     `ingress` receives events and submits jobs; `worker` processes jobs (and still needs the
-    adapters' photo sources and reply ports, but does not receive events). Raises SettingsError
-    when no platform is configured.
+    adapters' photo sources and reply ports, but does not receive events). A stop during start-up
+    abandons the step in progress (a getMe that hangs): nothing was taken yet, so nothing is owed.
+    Raises SettingsError when no platform is configured or a setting is refused, and
+    StartupFailed when a platform cannot be reached (see `bot.startup`).
     """
     choice = build_recognizer(settings)
     if choice.note:
@@ -145,32 +113,64 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
         health = HealthEndpoints(stores, settings, recognizer, metrics)
         routes = [*health.routes(), *(route for a in receiving for route in a.routes())]
         http = await start_http(settings, routes)
+        working: asyncio.Task[None] | None = None
         try:
-            for adapter in receiving:
-                await adapter.start()
-                log.info("%s adapter started", adapter.name)
-            working = None
-            if role != "ingress":
-                working = asyncio.create_task(_work(settings, stores, recognizer, adapters, metrics, stop))
-            stopping = asyncio.create_task(stop.wait())
-            # A worker that dies on its own (a bug, a broken pool) must end the process, not hang it.
-            await asyncio.wait(
-                {stopping, *([working] if working else [])}, return_when=asyncio.FIRST_COMPLETED
-            )
-            stopping.cancel()
-            stop.set()
+            if await _start_receiving(receiving, stop):
+                if role != "ingress":
+                    working = asyncio.create_task(
+                        _work(settings, stores, recognizer, adapters, metrics, stop), name="worker"
+                    )
+                await _until_stopped(stop, working)
             log.info("stopping: no new photos; jobs in progress get %g s", settings.shutdown_grace_s)
-            await _stop_receiving(receiving)
+            await _stop_receiving(list(receiving))
             if working is not None:
                 await working
             log.info("stopped")
         finally:
-            await _stop_receiving(receiving)
+            await _wind_down(working)
+            await _stop_receiving(list(receiving))
             for adapter in adapters:
                 await adapter.close()
             await http.cleanup()
     finally:
         await stores.close()
+
+
+async def _start_receiving(adapters: list[PlatformAdapter], stop: asyncio.Event) -> bool:
+    """Start each adapter; False when a stop came first (the step in progress is abandoned)."""
+    for adapter in adapters:
+        start = asyncio.create_task(adapter.start(), name=f"start-{adapter.name}")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({start, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not start.done():
+                start.cancel()
+                await asyncio.wait({start}, timeout=ABANDON_S)
+        if not start.done() or start.cancelled():
+            log.info("stopped while starting %s", adapter.name)
+            return False
+        start.result()  # its failure, if any, ends start-up
+        log.info("%s adapter started", adapter.name)
+    return not stop.is_set()
+
+
+async def _until_stopped(stop: asyncio.Event, working: asyncio.Task[None] | None) -> None:
+    """Wait for `stop`; a worker that ends on its own (a bug, a broken pool) also ends the run."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({stopping, *([working] if working else [])}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    stop.set()
+
+
+async def _wind_down(working: asyncio.Task[None] | None) -> None:
+    """After a cancel, let the worker's own clean-up (releasing leases) end before stores close."""
+    if working is not None and not working.done():
+        working.cancel()
+        await asyncio.wait({working}, timeout=ABANDON_S)
 
 
 async def _stop_receiving(adapters: list[PlatformAdapter]) -> None:
@@ -202,7 +202,12 @@ async def _work(
         limits=settings.image_limits(),
         config=worker_config(settings),
         show_location=location_rule(settings),
-        pool_factory=partial(ProcessPoolExecutor, max_workers=processes, mp_context=get_context("spawn")),
+        pool_factory=partial(
+            ProcessPoolExecutor,
+            max_workers=processes,
+            mp_context=get_context("spawn"),
+            initializer=leave_signals_to_the_parent,
+        ),
         metrics=metrics,
     )
     log.info(
@@ -218,9 +223,21 @@ async def _work(
 
 
 async def run_until_signalled(settings: Settings, role: Role = "all") -> None:
-    """Run the service, stopping cleanly on SIGTERM (docker stop) or SIGINT (Ctrl-C)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_service(settings, stop, role)
+    """Run the service until SIGTERM (docker stop) or SIGINT (Ctrl-C); see `bot.stopping`.
+
+    The first signal drains within the grace; past it, what is left is cancelled here, which
+    counts as a stop (the queue hands the cancelled jobs out again), not as a failure.
+    """
+    main = asyncio.current_task()
+    assert main is not None
+    stopper = Stopper(settings.shutdown_grace_s, main.cancel)
+    stopper.install()
+    try:
+        await run_service(settings, stopper.event, role)
+    except asyncio.CancelledError:
+        if not stopper.cancelled:
+            raise
+        main.uncancel()
+        log.info("stopped")
+    finally:
+        stopper.uninstall()

@@ -15,8 +15,9 @@ from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.service import PhotoService
-from bot.settings import BackendChoice, Settings
+from bot.settings import ENV_PREFIX, BackendChoice, Settings, SettingsError
 from core.analysis_types import Feature
+from core.errors import RecognizerError
 from core.recognizers.base import CallGate, NullRecognizer, OpenGate, Recognizer
 from core.recognizers.local import LocalRecognizer, local_models_installed
 from core.recognizers.rekognition import RekognitionRecognizer, aws_credentials_available
@@ -38,7 +39,21 @@ NO_BACKEND_NOTE = (
 
 
 def build_rekognition(settings: Settings) -> RekognitionRecognizer:
-    """Rekognition configured from the settings; credentials come from the standard AWS chain."""
+    """Rekognition configured from the settings; credentials come from the standard AWS chain.
+
+    The client is built here, so a missing region or a malformed endpoint URL is a settings
+    error at start-up (one line, exit 2), named by the variables that fix it.
+    """
+    try:
+        return _rekognition(settings)
+    except RecognizerError as error:
+        raise SettingsError(f"{error} (settings: {REKOGNITION_SETTINGS})") from None
+
+
+REKOGNITION_SETTINGS = f"{ENV_PREFIX}REKOGNITION_REGION, {ENV_PREFIX}REKOGNITION_ENDPOINT_URL"
+
+
+def _rekognition(settings: Settings) -> RekognitionRecognizer:
     return RekognitionRecognizer(
         region=settings.rekognition_region,
         endpoint_url=settings.rekognition_endpoint_url,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 from telegram import Bot, Message, Update
-from telegram.error import TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     BaseRateLimiter,
@@ -37,6 +37,8 @@ from adapters.telegram.replies import TelegramReplies
 from adapters.telegram.source import TelegramSource
 from adapters.telegram.webhook import WebhookReceiver
 from bot.service import PhotoService
+from bot.settings import ENV_PREFIX, SettingsError
+from bot.startup import StartupFailed, without
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +105,43 @@ class TelegramAdapter:
         return [web.post(WEBHOOK_PATH, self._webhook.handle)]
 
     async def start(self) -> None:
+        """Connect (getMe), then receive; a refusal or an unreachable API is one clear error.
+
+        A wrong token or webhook URL raises `SettingsError`, an API that does not answer raises
+        `StartupFailed` (see `bot.startup`); neither message carries the token, which every Bot
+        API URL, and so python-telegram-bot's own messages, contain.
+        """
+        try:
+            await self._start()
+        except InvalidToken:
+            raise SettingsError(
+                f"Telegram refused the bot token: check {ENV_PREFIX}TELEGRAM_TOKEN (from @BotFather)"
+            ) from None
+        except BadRequest as error:
+            if self.config.mode != "webhook":
+                raise StartupFailed(self._unsaid(f"Telegram refused a start-up request: {error}")) from None
+            raise SettingsError(
+                self._unsaid(
+                    f"Telegram refused the webhook: {error} (check {ENV_PREFIX}TELEGRAM_WEBHOOK_URL)"
+                )
+            ) from None
+        except TelegramError as error:
+            raise StartupFailed(
+                self._unsaid(
+                    f"The Telegram Bot API at {self.config.api_url} did not answer ({type(error).__name__}: "
+                    f"{error}); check the network or {ENV_PREFIX}TELEGRAM_API_URL"
+                )
+            ) from None
+
+    def _unsaid(self, text: str) -> str:
+        return without(self.config.token, text)
+
+    async def _start(self) -> None:
         bot = await self.bot()
         try:
             await bot.set_my_commands(list(PUBLIC_COMMANDS))
         except TelegramError as error:
-            log.warning("could not set the command menu: %s", error)
+            log.warning("could not set the command menu: %s", self._unsaid(str(error)))
         if self.config.mode == "webhook":
             await bot.set_webhook(
                 url=self.config.webhook_url or "",

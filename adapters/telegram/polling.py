@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 Handle = Callable[[Update], Awaitable[None]]
 
+#: The last getUpdates at a stop only confirms; a Bot API slow or asking to back off must not hold
+#: the stop up (the unconfirmed updates come again, and the service knows them).
+CONFIRM_TIMEOUT_S = 2.0
+
 
 class Poller:
     """getUpdates in a loop; `offset` is the id of the first update not yet handled."""
@@ -60,8 +64,8 @@ class Poller:
     async def stop(self) -> None:
         """Finish the update being handled, then confirm what was handled and stop.
 
-        An open long poll is abandoned: updates it might have returned were not confirmed, so
-        Telegram hands them out again at the next start.
+        An open long poll, and a back-off pause, are abandoned: updates a poll might have returned
+        were not confirmed, so Telegram hands them out again at the next start.
         """
         self._stopping.set()
         if self._task is not None:
@@ -69,7 +73,11 @@ class Poller:
             self._task = None
         if self.offset is not None:
             try:
-                await self.bot.get_updates(offset=self.offset, limit=1, timeout=0)
+                await asyncio.wait_for(
+                    self.bot.get_updates(offset=self.offset, limit=1, timeout=0), CONFIRM_TIMEOUT_S
+                )
+            except TimeoutError:
+                log.info("could not confirm the last updates in time (they will come again)")
             except TelegramError as error:
                 log.info("could not confirm the last updates (they will come again): %s", error)
 

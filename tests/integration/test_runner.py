@@ -7,72 +7,25 @@ finish, and bad settings stopping start-up with the variable named.
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from PIL import Image
 
 from tests.fakes.rekognition import FakeRekognition
 from tests.fakes.telegram_api import TOKEN, FakeTelegram
-
-PHOTODETECTIVE = Path(sys.executable).with_name("photodetective")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def jpeg(size: tuple[int, int] = (800, 600)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (30, 120, 200)).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The machine's environment minus anything PhotoDetective or AWS would pick up, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOTODETECTIVE_", "AWS_"))}
-    env.update(
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
-        PHOTODETECTIVE_DATA_DIR=str(tmp_path / "data"),
-    )
-    env.update(extra)
-    return env
+from tests.integration.runner_helpers import (
+    PHOTODETECTIVE,
+    clean_env,
+    free_port,
+    get,
+    jpeg,
+    run_cli,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -176,15 +129,7 @@ def test_metrics_count_what_happened(
 
 
 def run_quickly(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PHOTODETECTIVE), "run"],
-        env=clean_env(tmp_path, **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(tmp_path, "run", **env)
 
 
 def test_bad_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:

@@ -1,0 +1,47 @@
+"""Start-up failures an operator can act on: one line naming the cause and the setting, an exit code.
+
+A traceback at start-up tells an operator little (127 lines for "the Bot API is unreachable") and
+may print what it must not (the token is part of every Bot API URL). So start-up reports what it
+knows as one of two exceptions, and `photodetective` prints the message alone:
+
+- `bot.settings.SettingsError`: a setting is wrong (a refused token, no AWS region, a malformed
+  URL, an address that cannot exist). Exit code 2: restarting will not help until it is changed.
+- `StartupFailed`: the settings look right but something outside is not (a platform unreachable
+  or slow, the port taken by another process). Exit code 1: a restart may well succeed.
+
+Anything else is a bug, and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from bot.settings import ENV_PREFIX, SettingsError
+
+EXIT_FAILED = 1
+EXIT_CONFIGURATION = 2
+
+
+class StartupFailed(Exception):
+    """Start-up could not finish for a reason outside the settings; a restart may succeed."""
+
+
+def listen_error(host: str, port: int, error: OSError) -> Exception:
+    """Why the HTTP server could not listen, as the exception the CLI reports in one line.
+
+    A port another process holds is a `StartupFailed` (the old instance may still be stopping);
+    any other refusal (no such address, a privileged port) is a setting to change.
+    """
+    where = f"{host}:{port}"
+    settings = f"{ENV_PREFIX}HTTP_HOST / {ENV_PREFIX}HTTP_PORT"
+    reason = error.strerror or type(error).__name__
+    if error.errno == errno.EADDRINUSE:
+        return StartupFailed(
+            f"Cannot listen on {where}: the port is in use by another process (see {settings})"
+        )
+    return SettingsError(f"Cannot listen on {where}: {reason} (check {settings})")
+
+
+def without(secret: str, text: str) -> str:
+    """`text` with every copy of `secret` masked, for messages built from a library's exception."""
+    return text.replace(secret, "***") if secret else text
