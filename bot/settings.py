@@ -178,6 +178,18 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process handles at once.")
     worker_processes: int = Field(0, ge=0, description="Processes for image work; 0 = one per CPU core.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time in-flight jobs get to finish on shutdown.")
+    delivery_horizon_s: float = Field(
+        86400.0,
+        gt=0,
+        description="How long a finished answer is kept and retried while its platform is down; "
+        "past it the user gets one apology, is refunded, and the job is a dead letter.",
+    )
+    delivery_backoff_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest wait between two tries of an undelivered answer (unless the platform asks "
+        "for longer): an answer goes out within about this long after its platform recovers.",
+    )
 
     _sections: dict[type[SettingsSection], SettingsSection] = PrivateAttr(default_factory=dict)
 

@@ -8,20 +8,28 @@ file error) the summary still goes out as a message, with a note that the image 
 Failures are private where Slack allows it: an ephemeral message to the person who asked in
 channels, a normal reply in a direct message. The :mag: reaction on the photo's message becomes
 :white_check_mark: or :x:, so everyone in the channel sees that the photo was handled.
+
+When Slack cannot take the answer now (429 past the client's own retries, 5xx, a timeout, no
+connection), `deliver` raises a transient `bot.ports.DeliveryFailed` and leaves :mag: in place:
+the worker keeps the answer, image included, and sends it when Slack is back. Slack refusing this
+conversation for good (`not_in_channel`, `channel_not_found`, an uninstalled app...) is permanent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import answer_blocks, answer_mrkdwn, escape
 from bot.photo_requests import JsonScalar, Outcome, ReplyTo
-from bot.ports import Accepted
+from bot.ports import Accepted, DeliveryFailed
 from bot.presentation import Notice, PhotoAnswer, present
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,42 @@ ANNOTATED_ALT = "The photo with boxes around what PhotoDetective found"
 
 _HARMLESS_REACTION_ERRORS = frozenset({"already_reacted", "no_reaction", "message_not_found"})
 _NO_ACCESS_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived", "invalid_auth"})
+#: Error codes Slack documents as "try again later" (with HTTP 200 or 5xx).
+_PASSING_ERRORS = frozenset(
+    {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
+)
+_UPLOAD_STATUS = re.compile(r"status: (\d{3})")
+#: What a failed call raised that says nothing about the request itself: the network or a timeout.
+TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, SlackClientError, OSError)
+
+
+def delivery_failure(error: Exception) -> DeliveryFailed:
+    """What a failed Slack call means for the answer (see the module docstring).
+
+    The reason is Slack's error code, the HTTP status or the exception's class: never a body.
+    """
+    if isinstance(error, SlackApiError):
+        status = int(error.response.status_code or 0)
+        code = str(error.response.get("error") or "")
+        reason = f"{code or 'error'} (HTTP {status})"
+        if status == 429 or code == "ratelimited":
+            return DeliveryFailed(reason, permanent=False, retry_after_s=_retry_after(error))
+        if status >= 500 or code in _PASSING_ERRORS or not code:
+            return DeliveryFailed(reason, permanent=False)
+        return DeliveryFailed(reason, permanent=True)
+    if isinstance(error, SlackRequestError):  # the raw upload step answered other than 200
+        found = _UPLOAD_STATUS.search(str(error))
+        return DeliveryFailed(f"upload step: HTTP {found.group(1) if found else '?'}", permanent=False)
+    return DeliveryFailed(type(error).__name__, permanent=False)
+
+
+def _retry_after(error: SlackApiError) -> float | None:
+    headers = error.response.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -121,7 +165,7 @@ class SlackReplies:
         answer is accepted once it returns, before the reaction swap.
         """
         target = ReplyTarget.from_reply_to(outcome.request.reply_to)
-        final = REACTION_FAILED
+        final: str | None = REACTION_FAILED
         try:
             reply = present(outcome)
             if isinstance(reply, PhotoAnswer):
@@ -130,8 +174,13 @@ class SlackReplies:
             else:
                 await self._failure(target, reply)
             await accepted()
-        finally:  # even when nothing could be posted, the photo must not look "in progress" forever
-            if target.message_ts:
+        except (SlackApiError, *TRANSPORT_ERRORS) as error:
+            failure = delivery_failure(error)
+            if not failure.permanent:
+                final = None  # the answer comes later: the photo is still "in progress"
+            raise failure from error
+        finally:  # refused for good, the photo must not look "in progress" forever
+            if target.message_ts and final is not None:
                 await self.reactions.swap(target.channel, target.message_ts, REACTION_WORKING, final)
 
     async def _analysis(self, target: ReplyTarget, answer: PhotoAnswer) -> None:
@@ -149,10 +198,8 @@ class SlackReplies:
             return
         except SlackApiError as exc:
             reason = str(exc.response.get("error") or exc.response.status_code)
-            if reason in _NO_ACCESS_ERRORS:
-                raise  # a message would be refused just the same
-        except SlackClientError as exc:
-            reason = type(exc).__name__
+            if reason in _NO_ACCESS_ERRORS or not delivery_failure(exc).permanent:
+                raise  # refused just the same as a message, or Slack is down: the whole answer later
         log.warning("uploading the annotated image failed (%s); sending the summary alone", reason)
         note = "I couldn't attach the annotated image this time."
         blocks = [

@@ -8,10 +8,13 @@ tries again. Unlike the stock `AIORateLimiter`, chat actions and lookups (getFil
 getChatMember) do not use up a group's 20 messages a minute, and a 429 in one chat does not
 hold up the others.
 
-It also rides out a short Bot API outage: a 5xx answer (Telegram reports that the request failed)
-or a connection that could not be opened (it never arrived) is sent again after 1, 2, 4 s. A request
-that may have arrived (a timeout or a connection dropped mid-answer) is only repeated for lookups:
-sending a message twice would answer a photo twice, so for messages that stays at most once.
+It also rides out a blip: a 5xx answer (Telegram reports that the request failed) or a
+connection that could not be opened (it never arrived) is sent again after 1 and 2 s, and a 429
+asking for at most 5 s is waited out. A request that may have arrived (a timeout or a connection
+dropped mid-answer) is only repeated for lookups: sending a message twice would answer a photo
+twice, so for messages that stays at most once. Anything longer is not slept through here, where
+it would hold a worker and a shutdown: the error goes up, `delivery_failure` tells the worker
+whether it is worth another try, and the answer waits in the queue (bot/delivery.py).
 """
 
 from __future__ import annotations
@@ -27,8 +30,18 @@ from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
-from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import BaseRateLimiter
+
+from bot.ports import DeliveryFailed
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +85,26 @@ def not_delivered(error: NetworkError) -> bool:
     return cause is None or isinstance(cause, httpx.ConnectError) or not isinstance(cause, httpx.HTTPError)
 
 
+def delivery_failure(error: TelegramError) -> DeliveryFailed:
+    """What a failed send means for the answer: permanent when Telegram refused this chat or request.
+
+    Permanent: 403 Forbidden (the bot was blocked, kicked, or may not write there), 400 Bad
+    Request (chat not found, a request Telegram will never take), a chat that migrated. Anything
+    else (429, 5xx, a timeout, no connection, even a token the operator is fixing) may pass.
+    The reason is Telegram's own short description or the error's class: no message content.
+    """
+    if isinstance(error, RetryAfter):
+        wait = retry_after_seconds(error)
+        return DeliveryFailed(f"429 retry after {wait:g} s", permanent=False, retry_after_s=wait)
+    if isinstance(error, (Forbidden, BadRequest, ChatMigrated)):
+        return DeliveryFailed(f"{type(error).__name__}: {error.message}", permanent=True)
+    if isinstance(error, NetworkError):
+        cause = error.__cause__
+        detail = type(cause).__name__ if cause is not None else error.message
+        return DeliveryFailed(f"{type(error).__name__}: {detail}", permanent=False)
+    return DeliveryFailed(f"{type(error).__name__}: {error.message}", permanent=False)
+
+
 def fits_as_photo(size: int, width: int, height: int) -> bool:
     """Whether Telegram accepts this image through sendPhoto (else it must go as a document)."""
     if size > MAX_PHOTO_BYTES or width <= 0 or height <= 0:
@@ -104,7 +137,7 @@ class FloodControl(BaseRateLimiter[int]):
 
     `group_per_minute` and `private_burst`/`private_per_second` are Telegram's published limits;
     a 429 asking for longer than `max_wait_s` is not waited out but raised, so a reply is not held
-    for minutes (the worker then reports the delivery as failed).
+    for minutes (the worker keeps the answer in the queue and tries again after that wait).
     """
 
     def __init__(
@@ -114,9 +147,9 @@ class FloodControl(BaseRateLimiter[int]):
         group_per_minute: float = 20,
         private_burst: float = 3,
         private_per_second: float = 1,
-        max_retries: int = 3,
-        max_wait_s: float = 60,
-        outage_retries: int = 3,
+        max_retries: int = 2,
+        max_wait_s: float = 5,
+        outage_retries: int = 2,
         outage_backoff_s: float = 1.0,
     ) -> None:
         self.overall = AsyncLimiter(overall_per_second, 1)

@@ -5,8 +5,10 @@ document; the summary rides as its caption, and what does not fit the caption's 
 follows in messages of up to 4096, each a reply to the photo. Should Telegram still refuse the
 markup (a bug of ours), the plain-text rendering goes instead, so the user gets an answer.
 
-A raise from `deliver` tells the worker the user most likely saw nothing (it refunds). Once the
-image is out, a failed follow-up message is logged, not raised: the user has the answer.
+A failed send raises `bot.ports.DeliveryFailed` (see `limits.delivery_failure`): the user most
+likely saw nothing, and the worker keeps the answer for a later try or, when Telegram refused it
+for good, ends the job with a refund. Once the image is out, a failed follow-up message is
+logged, not raised: the user has the answer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from telegram.error import BadRequest, TelegramError
 
 from adapters.telegram.albums import ReplyOrder
 from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_action
-from adapters.telegram.limits import fits_as_photo
+from adapters.telegram.limits import delivery_failure, fits_as_photo
 from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_answer, split_plain
 from bot.photo_requests import Outcome
 from bot.ports import Accepted
@@ -55,6 +57,8 @@ class TelegramReplies:
                     await self._analysis(reply, target, accepted)
                 else:
                     await self._failure(reply, target, accepted)
+        except TelegramError as error:
+            raise delivery_failure(error) from error
         finally:
             self.activity.end(target.chat_id, outcome.request.idempotency_key)
 
