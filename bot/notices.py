@@ -137,11 +137,16 @@ def stats_report(stats: Stats) -> tuple[Line, ...]:
 
 
 def queue_report(stats: QueueStats) -> str:
-    """The queue at a glance (the CLI and a chat's admin stats)."""
+    """The queue at a glance (the CLI and a chat's admin stats).
+
+    How jobs ended: answered (done), apologised (dead, but the user was told: a failure notice or
+    the apology for an answer that could not be delivered) and dead (all dead letters retained).
+    """
     oldest = "-" if stats.oldest_queued_age_s is None else f"{stats.oldest_queued_age_s:.0f} s"
     return (
-        f"{stats.queued} waiting, {stats.in_flight} in progress, {stats.done} done, "
-        f"{stats.dead} failed for good; oldest waiting {oldest}"
+        f"{stats.queued} waiting, {stats.in_flight} in progress, "
+        f"{stats.delivering} answers waiting for their platform; "
+        f"{stats.done} answered, {stats.apologised} apologised, {stats.dead} dead; oldest waiting {oldest}"
     )
 
 

@@ -58,7 +58,37 @@ def test_jobs_stats_and_dead_letters(data_dir: Path) -> None:
     asyncio.run(make_dead_job())
     code, stats = run("jobs", "stats")
     assert code == 0
-    assert "1 waiting, 0 in progress, 0 done, 1 failed for good" in stats
+    assert "1 waiting, 0 in progress, 0 answers waiting for their platform" in stats
+    assert "0 answered, 0 apologised, 1 dead" in stats
     code, dead = run("jobs", "dead")
     assert "telegram:7" in dead
     assert "recognizer down" in dead
+
+
+def test_jobs_stats_tell_answered_apologised_dead_and_answers_waiting_for_their_platform(
+    data_dir: Path,
+) -> None:
+    async def make_jobs() -> None:
+        queue = SqliteJobQueue(data_dir / "queue.sqlite3")
+        now = time.time()
+        for n in range(4):
+            await queue.enqueue(f"telegram:1:{n}", "telegram:7", {"x": n}, now)
+        leases = [await queue.claim("w", now, 30) for _ in range(4)]
+        assert None not in leases
+        answered, told, untold, waiting = [lease for lease in leases if lease is not None]
+        await queue.complete(answered, now)
+        await queue.mark_reply_started(told.job_id, told.attempt, now)
+        await queue.mark_reply_sent(told.job_id)
+        await queue.fail(told, "answer not delivered within 24 h; the user was told", now, retryable=False)
+        await queue.fail(untold, "the platform refused the answer for good: Forbidden", now, retryable=False)
+        await queue.defer(waiting, '{"kept": "answer"}', "not delivered: 502", now, 60)
+        await queue.close()
+
+    asyncio.run(make_jobs())
+    code, stats = run("jobs", "stats")
+    assert code == 0
+    assert "1 waiting, 0 in progress, 1 answers waiting for their platform" in stats
+    assert "1 answered, 1 apologised, 2 dead" in stats
+    code, dead = run("jobs", "dead")
+    assert "the user was told" in dead
+    assert "refused the answer for good: Forbidden" in dead
