@@ -1,104 +1,182 @@
-"""Time the local recognizer per feature on 1920 px photos.
+"""Time the local recognizer with every feature on, on 1920 px photos, against a previous engine in the same run.
 
-    python bench/recognize.py [--rounds N] [PHOTOS...]
+    python bench/recognize.py [--rounds N] [--baseline DIR] [PHOTOS...]
 
+Photos default to ../shared/data/faces (scaled so the long side is 1920 px, as the bot prepares a
+large upload) or, on a fresh clone, a generated picture. Each engine runs in its own process (one
+photo at a time, one BLAS thread, as `bot.launch` sets up a worker): this checkout's, and with
+`--baseline` the engine of another checkout, e.g. the commit before a change:
 
-Photos default to ../shared/data/faces (scaled up so the long side is 1920 px, as the bot prepares a
-large upload) or, on a fresh clone, generated pictures. Each round runs every feature alone and
-then all together on every photo, interleaved, so background load on a shared machine spreads
-over all of them; medians are printed. The labels feature is also split into its parts: the
-ImageNet classifier (crop, resize and the numpy EfficientNet) and the BlazePose people detector.
-Model loading is timed separately (first call).
+    git worktree add /tmp/engine-base <commit> && python bench/recognize.py --baseline /tmp/engine-base
+
+The two processes take turns photo by photo (and swap who goes first each round), so the shared
+machine's background load falls on both alike; the ratio of the medians is the comparable number.
+For this checkout's engine the table also gives each model's share of the time (every
+`InferenceModel.predict`, from the registry), the rest being the pipeline's own resizing, decoding
+and merging. Model loading is timed separately (the first photo).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "faces"
+SIDE = 1920
+
+# Runs inside each engine's process: it imports that checkout's `core`, answers one line per photo.
+_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+root, paths = sys.argv[1], json.loads(sys.argv[2])
+sys.path.insert(0, root)
 from PIL import Image, ImageDraw
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from core.analysis_types import Feature
 from core.recognizers.local import LocalRecognizer
-from core.recognizers.local.classifier import classify
-from core.recognizers.local.labels import detect_people
-from core.recognizers.local.model_files import ModelStore
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
-SIDE = 1920
-FEATURES = (Feature.FACES, Feature.LABELS, Feature.TEXT, Feature.MODERATION)
-
-
-def _at_1920(image: Image.Image) -> Image.Image:
+def at_1920(image):
     image = image.convert("RGB")
-    scale = SIDE / max(image.size)
+    scale = %(side)d / max(image.size)
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
 
-
-def _generated() -> list[Image.Image]:
-    image = Image.new("RGB", (SIDE, 1080), (200, 220, 235))
+def generated():
+    image = Image.new("RGB", (%(side)d, 1080), (200, 220, 235))
     draw = ImageDraw.Draw(image)
     draw.text((200, 300), "OPEN 9-17", fill="black", font_size=120)
     draw.ellipse((1200, 300, 1500, 700), fill=(225, 180, 150))
-    return [image]
+    return image
+
+images = [at_1920(Image.open(p)) for p in paths] or [generated()]
+recognizer = LocalRecognizer(concurrent_photos=1)
+every = frozenset(Feature)
+spent = {}
+
+def timed(name, predict):
+    def run(inputs):
+        start = time.perf_counter()
+        try:
+            return predict(inputs)
+        finally:
+            spent[name] = spent.get(name, 0.0) + (time.perf_counter() - start) * 1000
+    return run
+
+start = time.perf_counter()
+recognizer.analyze_image(images[0], every)
+load_ms = (time.perf_counter() - start) * 1000
+registry = getattr(recognizer, "models", None)
+for model in registry.models() if registry is not None else ():
+    model.predict = timed(model.name, model.predict)
+print(json.dumps({"photos": len(images), "first_ms": load_ms}), flush=True)
+for line in sys.stdin:
+    spent.clear()
+    start = time.perf_counter()
+    recognizer.analyze_image(images[int(line)], every)
+    print(json.dumps({"ms": (time.perf_counter() - start) * 1000, "models": spent}), flush=True)
+""" % {"side": SIDE}
+
+
+class Engine:
+    """One engine's process: send a photo's index, read back its time and the models' times."""
+
+    def __init__(self, label: str, root: Path, photos: list[Path]) -> None:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.label = label
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(root), json.dumps([str(p) for p in photos])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=root,
+            env=env,
+        )
+        ready = self._read()
+        self.photos = int(ready["photos"])
+        self.first_ms = float(ready["first_ms"])
+        self.times: list[float] = []
+        self.models: dict[str, list[float]] = {}
+
+    def _read(self) -> dict[str, Any]:
+        stdout: IO[str] | None = self._process.stdout
+        line = stdout.readline() if stdout is not None else ""
+        if not line:
+            raise RuntimeError(f"the {self.label} engine stopped (run it alone to see why)")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def analyse(self, index: int) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(f"{index}\n")
+        self._process.stdin.flush()
+        answer = self._read()
+        self.times.append(float(answer["ms"]))
+        for name, ms in answer["models"].items():
+            self.models.setdefault(name, []).append(float(ms))
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=60)
+
+
+def p90(values: list[float]) -> float:
+    return sorted(values)[int(len(values) * 0.9)]
+
+
+def report(engines: list[Engine]) -> None:
+    current = engines[0]
+    print(f"{current.photos} photos x {len(current.times) // current.photos} rounds, long side {SIDE} px:")
+    for engine in engines:
+        print(
+            f"  {engine.label:9s} median {statistics.median(engine.times):5.0f} ms"
+            f"   p90 {p90(engine.times):5.0f} ms   first photo (loads models) {engine.first_ms:5.0f} ms"
+        )
+    if len(engines) == 2:
+        base = engines[1]
+        median_ratio = statistics.median(current.times) / statistics.median(base.times)
+        print(f"  ratio     median {median_ratio:.2f}x   p90 {p90(current.times) / p90(base.times):.2f}x")
+    if current.models:
+        total = sum(current.times)
+        print("  this engine's time by model (sum over every photo, share of the whole analysis):")
+        rows = sorted(current.models.items(), key=lambda item: -sum(item[1]))
+        for name, values in rows:
+            per_photo = sum(values) / len(current.times)
+            print(f"    {name:20s} {per_photo:6.1f} ms/photo  {sum(values) / total:6.1%}")
+        rest = total - sum(sum(v) for v in current.models.values())
+        print(
+            f"    {'(pipeline, no model)':20s} {rest / len(current.times):6.1f} ms/photo  {rest / total:6.1%}"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("photos", nargs="*", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, help="another checkout whose engine runs alongside")
     args = parser.parse_args()
     paths = args.photos or (
         sorted(p for p in SHARED.rglob("*") if p.suffix in {".jpg", ".png"}) if SHARED.is_dir() else []
     )
-    images = [_at_1920(Image.open(p)) for p in paths] or _generated()
-    recognizer = LocalRecognizer(concurrent_photos=1)
-    every = frozenset(FEATURES)
-    start = time.perf_counter()
-    recognizer.analyze_image(images[0], every)
-    print(f"first call (loads every model): {(time.perf_counter() - start) * 1000:.0f} ms")
-    store = ModelStore(recognizer.models_dir)
-    parts: dict[str, Callable[[Image.Image], object]] = {
-        " classifier": lambda image: classify(image, store),
-        " people": lambda image: detect_people(image, store),
-    }
-    for run in parts.values():
-        run(images[0])  # load outside the timing
-    times: dict[str, list[float]] = {str(f): [] for f in FEATURES}
-    times.update({key: [] for key in parts})
-    times["all"] = []
-    for _ in range(args.rounds):
-        for image in images:
-            for key, features in [(str(f), frozenset({f})) for f in FEATURES] + [("all", every)]:
-                start = time.perf_counter()
-                recognizer.analyze_image(image, features)
-                times[key].append((time.perf_counter() - start) * 1000)
-            for key, run in parts.items():
-                start = time.perf_counter()
-                run(image)
-                times[key].append((time.perf_counter() - start) * 1000)
-    print(f"{len(images)} photos x {args.rounds} rounds, long side {SIDE} px, median ms:")
-    order = [
-        str(Feature.FACES),
-        str(Feature.LABELS),
-        *parts,
-        str(Feature.TEXT),
-        str(Feature.MODERATION),
-        "all",
-    ]
-    for key in order:
-        values = times[key]
-        print(
-            f"  {key:11s} {statistics.median(values):7.0f}"
-            f"   (p90 {sorted(values)[int(len(values) * 0.9)]:.0f})"
-        )
-    recognizer.close()
+    engines = [Engine("this", ROOT, paths)]
+    if args.baseline is not None:
+        engines.append(Engine("baseline", args.baseline.resolve(), paths))
+    for round_number in range(args.rounds):
+        for index in range(engines[0].photos):
+            order = engines if round_number % 2 == 0 else engines[::-1]
+            for engine in order:
+                engine.analyse(index)
+    for engine in engines:
+        engine.close()
+    report(engines)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from core.recognizers.local import ssd
 from core.recognizers.local.face_attributes import describe, mesh_landmarks
 from core.recognizers.local.inference import LiteRtModel, ModelRegistry, ModelSpec
 from core.recognizers.local.model_files import FACE_DETECTOR_FULL, FACE_DETECTOR_SHORT, FACE_MESH
+from core.recognizers.local.rgb import as_rgb
 
 MIN_SCORE = 0.6  # MediaPipe's own threshold for both BlazeFace models
 MERGE_IOU = 0.3
@@ -199,7 +200,7 @@ def _rotated_crop(
     # Output pixel (u, v) samples the photo at centre + R(angle) * ((u, v) - half) * scale.
     cx = centre[0] - cos * half + sin * half
     cy = centre[1] - sin * half - cos * half
-    crop = image.convert("RGB").transform(
+    crop = as_rgb(image).transform(
         (size, size), Image.Transform.AFFINE, (cos, -sin, cx, sin, cos, cy), Image.Resampling.BILINEAR
     )
 

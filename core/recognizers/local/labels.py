@@ -1,6 +1,6 @@
 """Whole-photo labels and boxed things: the label pipeline, and the summary that merges its answers.
 
-`label_photo` runs, in this order, on the same photo:
+`find_labels` runs, in this order, on the same photo:
 
 1. the COCO detector (`detector`): boxes for 80 kinds, people included;
 2. BlazePose (`people`): a box per body, grown to the faces already found, then merged with the
@@ -9,14 +9,15 @@
 4. the classifier's activation maps (`objects`): boxes for kinds the labels name and COCO lacks;
 5. colour cues and head counts (`scenes`): sky, night, snow, outdoors, people, portrait;
 
-and `summarise_labels` merges them into one list with Rekognition's names and parents: "Person"
-when people or faces were found, "Face", "Text" when the text reader found lines, each boxed kind,
-the classifier's labels, and the scenes, never ahead of the photo's subject.
+and, once the text is read too, `Findings.labelled` (`summarise_labels`) merges them into one
+list with Rekognition's names and parents: "Person" when people or faces were found, "Face",
+"Text" when the text reader found lines, each boxed kind, the classifier's labels, and the
+scenes, never ahead of the photo's subject.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from PIL import Image
 
@@ -30,20 +31,30 @@ from core.recognizers.local.people import detect_people, include_faces, merge_pe
 from core.recognizers.local.scenes import scene_labels
 from core.recognizers.local.taxonomy import PARENTS, ancestors
 
-__all__ = ["label_photo", "summarise_labels"]
+__all__ = ["Findings", "find_labels", "label_photo", "summarise_labels"]
 
 
-def label_photo(
-    image: Image.Image,
-    models: ModelRegistry,
-    faces: tuple[Face, ...] | None = None,
-    text: tuple[TextLine, ...] = (),
-) -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
-    """The photo's boxed objects (people first) and its labels.
+@dataclass(frozen=True)
+class Findings:
+    """What the label models saw on a photo; the labels follow once the text is known too."""
+
+    people: tuple[DetectedObject, ...]
+    things: tuple[DetectedObject, ...]  # boxed non-people, the detector's then the classifier's
+    classified: tuple[Label, ...]
+    scenes: tuple[Label, ...]
+    faces: tuple[Face, ...]
+
+    def labelled(self, text: tuple[TextLine, ...]) -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
+        """The boxed objects (people first) and the summary's labels ("Text" when `text` has lines)."""
+        labels = summarise_labels(self.people, self.faces, text, self.classified, self.scenes, self.things)
+        return self.people + self.things, labels
+
+
+def find_labels(image: Image.Image, models: ModelRegistry, faces: tuple[Face, ...] | None = None) -> Findings:
+    """Run the label models, in order (see the module's docstring).
 
     `faces` are those the faces feature found, or None when it did not run: people's boxes reach
-    to their faces, so they are then found here, without attributes. `text` is what the text
-    feature read ("Text" is a label when it read any).
+    to their faces, so they are then found here, without attributes.
     """
     if faces is None:
         faces = detect_faces(image, models, attributes=False)
@@ -53,7 +64,17 @@ def label_photo(
     things = tuple(o for o in detected if o.name != "Person")
     things += find_objects(image, models, classified)  # kinds COCO lacks; never people
     scenes = scene_labels(image, classified, people, faces)
-    return people + things, summarise_labels(people, faces, text, classified, scenes, things)
+    return Findings(people, things, classified, scenes, faces)
+
+
+def label_photo(
+    image: Image.Image,
+    models: ModelRegistry,
+    faces: tuple[Face, ...] | None = None,
+    text: tuple[TextLine, ...] = (),
+) -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
+    """The photo's boxed objects (people first) and its labels, in one call (benchmarks, tests)."""
+    return find_labels(image, models, faces).labelled(text)
 
 
 def summarise_labels(

@@ -21,6 +21,7 @@ from PIL import Image
 from core.analysis_types import ModerationLabel
 from core.recognizers.local.inference import ModelRegistry, ModelSpec, OnnxModel
 from core.recognizers.local.model_files import NSFW
+from core.recognizers.local.rgb import as_rgb
 
 THRESHOLD = 0.5
 _MEAN_BGR = np.array([104.0, 117.0, 123.0], dtype=np.float32)
@@ -31,7 +32,7 @@ NSFW_MODEL = ModelSpec("open-nsfw", (NSFW,), OnnxModel)
 
 def model_input(image: Image.Image) -> npt.NDArray[np.float32]:
     """open_nsfw's (1, 224, 224, 3) BGR input, mean subtracted, after the reference JPEG round trip."""
-    small = image.convert("RGB").resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
+    small = as_rgb(image).resize((256, 256), Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG")
     buffer.seek(0)

@@ -27,6 +27,7 @@ from PIL import Image
 from core.analysis_types import Box, DetectedObject, Label
 from core.recognizers.local.classifier import CLASSIFIER_MODEL
 from core.recognizers.local.inference import ModelRegistry
+from core.recognizers.local.rgb import as_rgb
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 __all__ = ["BOXABLE", "COCO_COVERED", "MAP_SIDE", "find_objects", "regions"]
@@ -88,7 +89,7 @@ def map_input(image: Image.Image, side: int = MAP_SIDE) -> FloatArray:
     width, height = image.size
     scale = side / max(width, height)
     size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
-    resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    resized = as_rgb(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     return (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
 
 

@@ -19,6 +19,7 @@ from PIL import Image
 from core.analysis_types import Box, TextLine
 from core.recognizers.local.inference import InferenceModel, ModelRegistry, ModelSpec
 from core.recognizers.local.model_files import TEXT_DETECTOR, TEXT_ORIENTATION, TEXT_RECOGNIZER
+from core.recognizers.local.rgb import as_rgb
 from core.untrusted_text import clean_text
 
 MIN_CONFIDENCE = 0.5
@@ -70,7 +71,7 @@ READER = ModelSpec("rapidocr", (TEXT_DETECTOR, TEXT_RECOGNIZER, TEXT_ORIENTATION
 
 def read_text(image: Image.Image, models: ModelRegistry) -> tuple[TextLine, ...]:
     """Every text line RapidOCR reads with at least MIN_CONFIDENCE, top to bottom."""
-    pixels = np.asarray(image.convert("RGB"))[:, :, ::-1].copy()  # RapidOCR expects BGR arrays
+    pixels = np.asarray(as_rgb(image))[:, :, ::-1].copy()  # RapidOCR expects BGR arrays
     result = models.get(READER).predict(pixels)
     if result.boxes is None or result.txts is None or result.scores is None:
         return ()

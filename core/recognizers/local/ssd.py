@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from core.recognizers.local.rgb import as_rgb
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -42,7 +44,7 @@ def letterbox(image: Image.Image, size: int, value_range: tuple[float, float] = 
     width, height = image.size
     scale = size / max(width, height)
     new_w, new_h = max(round(width * scale), 1), max(round(height * scale), 1)
-    resized = image.convert("RGB").resize((new_w, new_h), Image.Resampling.BILINEAR)
+    resized = as_rgb(image).resize((new_w, new_h), Image.Resampling.BILINEAR)
     canvas = Image.new("RGB", (size, size))
     left, top = (size - new_w) // 2, (size - new_h) // 2
     canvas.paste(resized, (left, top))
@@ -137,4 +139,3 @@ def weighted_nms(detections: list[Detection], threshold: float) -> list[Detectio
             Detection(best.score, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), points)
         )
     return kept
-
