@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.analysis_types import Analysis, Box, ExifData, FaceAttributes, ImageProperties, PreparedPhoto
+from core.analysis_types import (
+    Analysis,
+    Box,
+    ExifData,
+    FaceAttributes,
+    Feature,
+    ImageProperties,
+    PreparedPhoto,
+)
 
 JSON_VERSION = 1
 
@@ -85,6 +93,17 @@ def _properties(properties: ImageProperties | None) -> dict[str, Any] | None:
     }
 
 
+def _celebrities(analysis: Analysis) -> dict[str, Any]:
+    """The `celebrities` key only when RecognizeCelebrities ran (an opt-in, billed feature):
+    absent means "not asked", [] means "asked, nobody recognised"."""
+    if Feature.CELEBRITIES not in analysis.features:
+        return {}
+    found = [
+        {"name": c.name, "confidence": _conf(c.confidence), "box": _box(c.box)} for c in analysis.celebrities
+    ]
+    return {"celebrities": found}
+
+
 def analysis_json(
     analysis: Analysis,
     prepared: PreparedPhoto,
@@ -93,7 +112,11 @@ def analysis_json(
     annotated: str | None,
     include_location: bool = True,
 ) -> dict[str, Any]:
-    """One photo's result as the documented JSON document."""
+    """One photo's result as the documented JSON document.
+
+    `faces` is in `Analysis.faces` order, which is the faces' numbering: the n-th entry is "#n" on
+    the annotated image and in the summary.
+    """
     return {
         "version": JSON_VERSION,
         "file": file,
@@ -120,13 +143,11 @@ def analysis_json(
             {"text": t.text, "confidence": _conf(t.confidence), "box": _box(t.box)} for t in analysis.text
         ],
         "moderation": [
-            {"name": m.name, "confidence": _conf(m.confidence), "parent": m.parent}
+            # A label at the top of the taxonomy has no parent: null, not "".
+            {"name": m.name, "confidence": _conf(m.confidence), "parent": m.parent or None}
             for m in analysis.moderation
         ],
-        "celebrities": [
-            {"name": c.name, "confidence": _conf(c.confidence), "box": _box(c.box)}
-            for c in analysis.celebrities
-        ],
+        **_celebrities(analysis),
         "properties": _properties(analysis.properties),
         "errors": [
             {"feature": e.feature.value, "kind": e.kind.value, "message": e.message} for e in analysis.errors

@@ -8,6 +8,7 @@ of the original file; every confidence is 0..1 whatever the backend's own scale 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -102,9 +103,18 @@ class Landmark:
     y: float
 
 
+# The one spelling of each gender a face may be given, whatever the backend wrote ("female",
+# "FEMALE"): Rekognition's own words, which the JSON document promises.
+GENDERS: dict[str, str] = {"male": "Male", "female": "Female"}
+
+
 @dataclass(frozen=True, slots=True)
 class FaceAttributes:
-    """What a backend could tell about a face; None means the backend did not say."""
+    """What a backend could tell about a face; None means the backend did not say.
+
+    `gender` is "Male", "Female" or None: it is normalised here, when the value is made, so no
+    backend's spelling reaches the JSON, the summary or a chat, and any other word is dropped.
+    """
 
     age_low: int | None = None
     age_high: int | None = None
@@ -118,6 +128,11 @@ class FaceAttributes:
     mouth_open: bool | None = None
     emotions: tuple[Emotion, ...] = ()
     pose: Pose | None = None
+
+    def __post_init__(self) -> None:
+        word = GENDERS.get(self.gender.strip().casefold()) if isinstance(self.gender, str) else None
+        if word != self.gender:
+            object.__setattr__(self, "gender", word)
 
     @property
     def top_emotion(self) -> Emotion | None:
@@ -194,9 +209,21 @@ class FeatureError:
     message: str
 
 
+def reading_order(faces: Iterable[Face]) -> tuple[Face, ...]:
+    """Faces left to right, then top to bottom (`left` rounded, so a column reads downwards)."""
+    return tuple(sorted(faces, key=lambda f: (round(f.box.left, 3), f.box.top)))
+
+
 @dataclass(frozen=True, slots=True)
 class Analysis:
-    """Everything a recognizer said about one photo; failed features are listed in `errors`."""
+    """Everything a recognizer said about one photo; failed features are listed in `errors`.
+
+    `faces` is always in reading order (`reading_order`, applied here whatever order the backend
+    used), and that order IS the faces' numbering everywhere: face `n` (from 1) is `faces[n - 1]`,
+    "#n" on the annotated image, in the summary and in every adapter's view, and the n-th entry of
+    the JSON document's `faces`. Anything that shows faces numbers them by their index here and
+    never sorts them again.
+    """
 
     backend: str
     features: frozenset[Feature] = frozenset()
@@ -208,6 +235,11 @@ class Analysis:
     celebrities: tuple[Celebrity, ...] = ()
     properties: ImageProperties | None = None
     errors: tuple[FeatureError, ...] = ()
+
+    def __post_init__(self) -> None:
+        ordered = reading_order(self.faces)
+        if ordered != self.faces:
+            object.__setattr__(self, "faces", ordered)
 
     @property
     def failed(self) -> frozenset[Feature]:

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.analysis_types import Analysis, Box
 from core.colors import CELEBRITY_COLOR, TEXT_COLOR, Rgb, color_for_label, face_color, text_color_on
-from core.summary import face_items, format_percent, ordered_faces
+from core.summary import face_items, format_percent
 
 ELLIPSIS = "…"
 
@@ -253,7 +253,7 @@ def _requests(
 
     face_marks: list[Mark] = []
     face_labels: list[_LabelRequest] = []
-    for face, item in zip(ordered_faces(analysis.faces), face_items(analysis.faces), strict=True):
+    for face, item in zip(analysis.faces, face_items(analysis), strict=True):
         corners = _corners(face.box, width, height)
         if corners is None:
             continue

@@ -12,12 +12,10 @@ The section and item types are re-exported from here, where callers have always 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 from core.analysis_types import (
     Analysis,
     ExifData,
-    Face,
     Feature,
 )
 from core.summary_text import render_text as render_plain
@@ -81,23 +79,14 @@ __all__ = [
     "format_focal_length",
     "format_percent",
     "format_taken",
-    "ordered_faces",
     "render_text",
 ]
 
 
-def ordered_faces(faces: Iterable[Face]) -> tuple[Face, ...]:
-    """Faces in reading order (left to right, then top to bottom).
-
-    The annotated image and the summary both number faces by this order, so "#2" on the
-    picture is "#2" in the text.
-    """
-    return tuple(sorted(faces, key=lambda f: (round(f.box.left, 3), f.box.top)))
-
-
-def face_items(faces: Iterable[Face]) -> tuple[FaceItem, ...]:
-    """Numbered one-line descriptions of `faces`, numbered as on the annotated image."""
-    return tuple(FaceItem.from_face(n, face) for n, face in enumerate(ordered_faces(faces), start=1))
+def face_items(analysis: Analysis) -> tuple[FaceItem, ...]:
+    """Numbered one-line descriptions of the faces: `Analysis.faces` is already in numbering order
+    (see `Analysis`), so "#2" here is "#2" on the annotated image and the JSON's second face."""
+    return tuple(FaceItem.from_face(n, face) for n, face in enumerate(analysis.faces, start=1))
 
 
 def _finite(value: float | None) -> float | None:
@@ -260,7 +249,7 @@ def build_summary(
     for `capabilities` to say nothing about it). `show_location` comes from the settings: when
     False the summary only says that a location exists.
     """
-    faces = face_items(analysis.faces)
+    faces = face_items(analysis)
     content: list[Section | None] = [
         _moderation(analysis, max_moderation),
         _labels(analysis, max_labels),

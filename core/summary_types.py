@@ -27,6 +27,7 @@ from core.analysis_types import (
     FaceAttributes,
     Feature,
 )
+from core.english import plural
 from core.exif import format_exposure
 
 # ---------------------------------------------------------------------------------------------
@@ -153,15 +154,6 @@ def _clip(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _plural(word: str) -> str:
-    lower = word.casefold()
-    if lower.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    if len(word) > 1 and lower.endswith("y") and lower[-2] not in "aeiou":
-        return word[:-1] + "ies"
-    return word + "s"
-
-
 def _lower_common(name: str) -> str:
     """Lower-case title-cased words ("Traffic Light" -> "traffic light") but keep acronyms ("TV")."""
     return " ".join(w.lower() if w[1:].islower() or len(w) == 1 else w for w in name.split())
@@ -199,7 +191,7 @@ class ModerationItem:
 
 @dataclass(frozen=True, slots=True)
 class ObjectCount:
-    """How many boxes of one kind were found: `phrase` is "2 persons" / "1 dog"."""
+    """How many boxes of one kind were found: `phrase` is "2 people" / "1 dog"."""
 
     name: str
     count: int
@@ -207,7 +199,7 @@ class ObjectCount:
     @property
     def phrase(self) -> str:
         noun = _lower_common(self.name)
-        return f"{self.count} {noun if self.count == 1 else _plural(noun)}"
+        return f"{self.count} {noun if self.count == 1 else plural(noun)}"
 
 
 # Only the backends' two known values are shown: anything else a backend sends is not echoed.
@@ -367,7 +359,7 @@ class ObjectsSection:
 
     @property
     def phrase(self) -> str:
-        """ "2 persons, 1 dog"."""
+        """ "2 people, 1 dog"."""
         return ", ".join(c.phrase for c in self.counts)
 
 

@@ -166,7 +166,7 @@ def _face_attributes(item: Json) -> FaceAttributes:
         smiling=_flag(item.get("Smile")),
         eyeglasses=_flag(item.get("Eyeglasses")),
         sunglasses=_flag(item.get("Sunglasses")),
-        gender=gender_name.lower() if gender_name else None,
+        gender=gender_name,  # FaceAttributes keeps only Male / Female, in that spelling
         beard=_flag(item.get("Beard")),
         mustache=_flag(item.get("Mustache")),
         eyes_open=_flag(item.get("EyesOpen")),

@@ -349,7 +349,7 @@ EXPECTED_FACE = Face(
         smiling=True,
         eyeglasses=True,
         sunglasses=False,
-        gender="male",
+        gender="Male",  # as the README promises, and as the embedded recognizer spells it
         beard=True,
         mustache=False,
         eyes_open=True,
@@ -530,6 +530,18 @@ async def test_faces_with_all_attributes(stubbed: tuple[Any, Stubber]) -> None:
     assert analysis.errors == ()
     assert_same(analysis.faces, (EXPECTED_FACE,))
     assert analysis.faces[0].attributes.top_emotion == Emotion("happy", 0.85)
+
+
+async def test_faces_come_out_numbered_left_to_right_whatever_the_service_order(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    """Rekognition lists faces by its own order; the analysis (and so the JSON) is left to right."""
+    client, stubber = stubbed
+    right = {**FACE_DETAIL, "BoundingBox": {"Width": 0.1, "Height": 0.2, "Left": 0.7, "Top": 0.1}}
+    left = {**FACE_DETAIL, "BoundingBox": {"Width": 0.1, "Height": 0.2, "Left": 0.05, "Top": 0.4}}
+    stubber.add_response("detect_faces", {"FaceDetails": [right, left]})
+    analysis = await recognizer(client).analyze(PHOTO, frozenset({Feature.FACES}))
+    assert [round(f.box.left, 2) for f in analysis.faces] == [0.05, 0.7]
 
 
 async def test_text_keeps_cleaned_lines_only(stubbed: tuple[Any, Stubber]) -> None:

@@ -108,7 +108,7 @@ def test_every_section_in_mrkdwn() -> None:
     assert text.splitlines() == [
         ":warning: *Content warning:* Alcohol 81%",
         "*Labels:* Dog 97%, Petˍ∗ 90%",
-        "*Objects:* 2 persons",
+        "*Objects:* 2 people",
         "*Faces:* 1 face",
         "• #1 25-32, smiling",
         "*Text* (2 lines):",

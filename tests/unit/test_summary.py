@@ -127,7 +127,7 @@ def test_rich_analysis_gives_every_section_in_order() -> None:
     assert (len(labels.items), labels.omitted) == (8, 3)
     objects = summary.get(ObjectsSection)
     assert objects is not None
-    assert objects.phrase == "2 persons, 1 dog"
+    assert objects.phrase == "2 people, 1 dog"
     assert objects.total == 3
     faces = summary.get(FacesSection)
     assert faces is not None
@@ -162,7 +162,7 @@ def test_rich_analysis_renders_as_short_plain_text() -> None:
     assert lines[0] == "CONTENT WARNING: Revealing Clothes 93%, Suggestive 91%"
     assert "Labels: Label0 99%, Dog 97%, Label1 94%, Label2 89%" in text
     assert "(+3 more)" in text
-    assert "Objects: 2 persons, 1 dog" in lines
+    assert "Objects: 2 people, 1 dog" in lines
     assert lines[lines.index("Faces: 2 faces") + 1 :][:2] == [
         "  #1 25-32, smiling, glasses",
         "  #2 40-48, happy",
@@ -436,7 +436,41 @@ def test_object_counts_plural_and_case() -> None:
         ObjectsSection
     )
     assert section is not None
-    assert section.phrase == "3 buses, 2 butterflies, 2 persons, 2 TVs, 1 traffic light"
+    assert section.phrase == "3 buses, 2 butterflies, 2 people, 2 TVs, 1 traffic light"
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "phrase"),
+    [
+        ("Person", 2, "2 people"),
+        ("Person", 1, "1 person"),
+        ("Man", 3, "3 men"),
+        ("Woman", 2, "2 women"),
+        ("Child", 2, "2 children"),
+        ("Knife", 2, "2 knives"),
+        ("Shelf", 2, "2 shelves"),
+        ("Mouse", 2, "2 mice"),
+        ("Sheep", 4, "4 sheep"),
+        ("Glasses", 2, "2 glasses"),
+        ("Sunglasses", 2, "2 sunglasses"),
+        ("Scissors", 2, "2 scissors"),
+        ("Skis", 2, "2 skis"),
+        ("Tomato", 2, "2 tomatoes"),
+        ("Photo", 2, "2 photos"),
+        ("Wine Glass", 2, "2 wine glasses"),
+        ("Roof", 2, "2 roofs"),
+        ("Toy", 2, "2 toys"),
+        ("Police Man", 2, "2 police men"),
+        ("Footwear", 2, "2 footwear"),
+    ],
+)
+def test_object_counts_know_irregular_plurals(name: str, count: int, phrase: str) -> None:
+    objects = tuple(DetectedObject(name, 0.9, BOX) for _ in range(count))
+    section = build_summary(Analysis(backend="x", objects=objects), ExifData(), show_location=True).get(
+        ObjectsSection
+    )
+    assert section is not None
+    assert section.phrase == phrase
 
 
 @pytest.mark.parametrize(
