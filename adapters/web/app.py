@@ -94,10 +94,22 @@ class WebPages:
                 if error.status < 400:
                     raise
                 response = self.renderer.error(request, WebError(error.status, "http", error.reason))
-            if request.body_exists and not request.content.is_eof():
-                response.force_close()  # no lingering read of what a refused or stalled client still sends
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
+            if request.body_exists and not request.content.is_eof():
+                await _answer_and_hang_up(request, response)
             return response
 
         return run
+
+
+async def _answer_and_hang_up(request: web.Request, response: web.StreamResponse) -> None:
+    """Send the answer, then close the connection instead of reading what the client still sends.
+
+    Left to itself, aiohttp would keep the connection to read (and discard) the rest of a body we
+    refused or gave up on, for up to ten seconds: time a stalled or hostile client would hold.
+    """
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()

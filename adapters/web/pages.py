@@ -174,7 +174,9 @@ class ResultPages:
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         visitor, result = await self._own_result(request)
-        form = await read_form(request, BodyClock(self.web.upload_stall_s, self.web.upload_timeout_s))
+        form = await read_form(
+            request, BodyClock(request, self.web.upload_stall_s, self.web.upload_timeout_s)
+        )
         token = request.headers.get("X-CSRF-Token") or form_field(form.get("csrf_token"))
         await self.sessions.check_post(request, visitor, token)
         await self.store.delete_result(result.id)

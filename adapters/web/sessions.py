@@ -183,6 +183,8 @@ class Sessions:
         if self.web.access == "proxy":
             raise WebError(404, "not_found", "Sign out through the site's front door.")
         visitor = await self.required(request)
-        form = await read_form(request, BodyClock(self.web.upload_stall_s, self.web.upload_timeout_s))
+        form = await read_form(
+            request, BodyClock(request, self.web.upload_stall_s, self.web.upload_timeout_s)
+        )
         await self.check_post(request, visitor, form_field(form.get("csrf_token")))
         return visitor

@@ -11,6 +11,7 @@ it is logged as such at INFO and never reported as the store being unavailable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -47,9 +48,15 @@ class Upload:
 
 
 class BodyClock:
-    """The time limits of one request body: `stall_s` between bytes, `total_s` for all of it."""
+    """The time limits of one request body: `stall_s` without a new byte, `total_s` for all of it.
 
-    def __init__(self, stall_s: float, total_s: float) -> None:
+    Bytes are counted on the connection (`StreamReader.total_bytes`), not per read: a read of a
+    part's header lines may wait for several packets, and a client that keeps sending is not
+    stalled however slowly one read completes (the overall limit still ends a trickle).
+    """
+
+    def __init__(self, request: web.Request, stall_s: float, total_s: float) -> None:
+        self.content = request.content
         self.stall_s = stall_s
         self.total_s = total_s
         self._loop = asyncio.get_running_loop()
@@ -57,18 +64,36 @@ class BodyClock:
 
     async def read(self, reading: Awaitable[T]) -> T:
         """Await one read of the body within the limits; a 408 or a cut-off upload otherwise."""
-        left = self._ends - self._loop.time()
-        stalled = self.stall_s <= left
+        task = asyncio.ensure_future(reading)
         try:
-            async with asyncio.timeout(max(min(self.stall_s, left), 0.0)):
-                return await reading
-        except TimeoutError:
-            raise self._timed_out(stalled) from None
+            seen = self.content.total_bytes
+            while True:
+                left = self._ends - self._loop.time()
+                done, _ = await asyncio.wait({task}, timeout=max(min(self.stall_s, left), 0.0))
+                if done:
+                    return task.result()
+                if self._ends <= self._loop.time():
+                    raise self._timed_out(stalled=False)
+                if self.content.total_bytes == seen:
+                    raise self._timed_out(stalled=True)
+                seen = self.content.total_bytes
         except CLIENT_GONE as exc:
             log.info("the client closed the connection mid-upload (%s)", type(exc).__name__)
             raise WebError(
                 400, UPLOAD_CUT_OFF, "The upload was cut off before it finished; please send it again."
             ) from exc
+        except asyncio.CancelledError:
+            # A server run with handler_cancellation cancels the handler when the client hangs up.
+            if isinstance(self.content.exception(), CLIENT_GONE):
+                log.info("the client closed the connection mid-upload")
+            raise
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *CLIENT_GONE):
+                    await task
+            elif not task.cancelled():
+                task.exception()  # seen: a failed read is answered above, never "never retrieved"
 
     def _timed_out(self, stalled: bool) -> WebError:
         if stalled:

@@ -128,7 +128,7 @@ class Uploads:
         first_error: WebError | None = None
         photos_in = read_photos(
             request,
-            BodyClock(self.web.upload_stall_s, self.web.upload_timeout_s),
+            BodyClock(request, self.web.upload_stall_s, self.web.upload_timeout_s),
             await self.sessions.signer(),
             visitor.session,
             limit=self.service.max_bytes,

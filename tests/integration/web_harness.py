@@ -152,7 +152,18 @@ class WebHarness:
             status = await self.status(result_id)
             return status if status["status"] in ("done", "failed") else None
 
-        return dict(await eventually(check, f"result {result_id} to finish"))
+        found: dict[str, Any] | None = await eventually(check, f"result {result_id} to finish")
+        assert found is not None
+        return found
+
+
+class ServedLikeRun(TestServer):
+    """aiohttp's test server as `photodetective run` serves: a handler is not cancelled when its client
+    hangs up (the test server's default is to cancel it), so tests see what production does."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs["handler_cancellation"] = False
+        return web.AppRunner(self.app, **kwargs)
 
 
 @asynccontextmanager
@@ -174,7 +185,7 @@ async def running_web(
     assert isinstance(adapter, WebAdapter)
     app = web.Application()
     app.add_routes(list(adapter.routes()))
-    client = TestClient(TestServer(app, host="127.0.0.1"))
+    client = TestClient(ServedLikeRun(app, host="127.0.0.1"))
     await client.start_server()
     stop = asyncio.Event()
     working = None
