@@ -9,7 +9,7 @@ here; the templates escape them (autoescaping), never this module.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from bot.analysis_json import analysis_json
 from bot.photo_requests import AnalysisReply
@@ -23,8 +23,10 @@ from core.summary_types import (
     LabelsSection,
     LocationSection,
     ModerationSection,
+    ObjectsSection,
     PropertiesSection,
     RecognizerSection,
+    TextSection,
     format_percent,
 )
 
@@ -64,7 +66,13 @@ def analysis_document(reply: AnalysisReply, name: str) -> dict[str, Any] | None:
 
 
 def build_view(reply: AnalysisReply, answer: PhotoAnswer) -> dict[str, Any]:
-    """The page's items, each with the ids of its boxes (`b1`, `b2`, ...) on the prepared image."""
+    """The page's items, each with the ids of its boxes (`b1`, `b2`, ...) on the prepared image.
+
+    Faces are numbered by their place in `Analysis.faces` (core keeps them in reading order and
+    that order is the numbering), exactly as the annotated image and the summary number them:
+    the summary's face `n` gets the box of `analysis.faces[n - 1]`, never a re-sorted list, so
+    "#1" on the page highlights the box drawn as #1.
+    """
     analysis = reply.analysis
     boxes: list[dict[str, Any]] = []
     face_ids: list[str] = []
@@ -163,8 +171,10 @@ def build_view(reply: AnalysisReply, answer: PhotoAnswer) -> dict[str, Any]:
                     view["notes"].append("Nothing recognised in this photo.")
                 for failure in section.failed:
                     view["notes"].append(f"Failed: {failure.name} ({failure.kind}: {failure.message})")
+            case ObjectsSection() | TextSection():
+                pass  # listed from the analysis itself above, each with its boxes
             case _:
-                pass
+                assert_never(section)
     return view
 
 
