@@ -1,7 +1,7 @@
 """Read a PyTorch checkpoint (`.pth`) into numpy arrays without PyTorch and without trusting it.
 
 `torch.load` unpickles whatever the file asks for, so a checkpoint is code, not data. This reader
-only runs at install time (the recognizer itself reads the converted `.npz`), and even there it
+only runs at install time (the recognizer itself runs the ONNX graph built from it), and even there it
 refuses every pickled global except the handful a plain state dict of float tensors needs:
 `collections.OrderedDict`, `torch._utils._rebuild_tensor_v2` and the storage types. Those are
 mapped to small functions here that build numpy arrays; anything else (`os.system`, a model
