@@ -57,7 +57,7 @@ class Metrics:
         )
         self.recognizer_calls = Counter(
             "photodetective_recognizer_calls",
-            "Recognizer features run (one billed call each on Rekognition)",
+            "Recognizer features run (one billed unit each on Rekognition)",
             ["backend", "feature"],
             registry=self.registry,
         )

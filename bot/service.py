@@ -73,9 +73,12 @@ Verdict = Accepted | Refused
 
 
 def billed_calls(features: frozenset[Feature], capabilities: frozenset[Feature]) -> int:
-    """Recognizer calls one photo costs: one per feature, labels and properties sharing DetectLabels."""
-    run = features & capabilities
-    return len(run) - (1 if {Feature.LABELS, Feature.PROPERTIES} <= run else 0)
+    """Billed units one photo costs: one per feature the recognizer runs (0 offline).
+
+    Labels and image properties share one DetectLabels request, but AWS bills Image Properties
+    per image on top of the labels, so each counts (docs/recognizers/rekognition-costs.md).
+    """
+    return len(features & capabilities)
 
 
 def refusal_message(charge: ChargeResult, policy: QuotaPolicy, now: datetime) -> str:

@@ -147,7 +147,11 @@ class Settings(BaseSettings):
     quota_burst_limit: int = Field(5, ge=1, description="Photos per user within quota_burst_window_s.")
     quota_burst_window_s: float = Field(60.0, gt=0, description="The burst window, in seconds.")
     quota_global_daily_calls: int | None = Field(
-        1000, ge=0, description="Recognizer calls per day for everyone together (cost guard); empty = no cap."
+        1000,
+        ge=0,
+        description="Billed recognizer units per day for everyone together (cost guard): one per feature "
+        "of each photo on Rekognition (labels and image properties are billed separately), 0 offline; "
+        "empty = no cap.",
     )
     quota_timezone: str = Field("UTC", description="Time zone whose midnight starts a new quota day.")
     quota_charge_user_errors: bool = Field(

@@ -16,7 +16,8 @@ from PIL import Image
 
 
 class Feature(enum.StrEnum):
-    """One analysis a recognizer can run. Each is a separate (billed) call on Rekognition."""
+    """One analysis a recognizer can run. Each is billed separately on Rekognition, per image
+    (labels and properties share one DetectLabels request but are two billed units)."""
 
     LABELS = "labels"
     FACES = "faces"

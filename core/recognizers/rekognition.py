@@ -1,7 +1,11 @@
-"""Amazon Rekognition as a `Recognizer`: one billed API call per requested feature, run concurrently.
+"""Amazon Rekognition as a `Recognizer`: one API request per operation, run concurrently.
 
 Each feature maps to one Rekognition operation, except labels and image properties, which share
-one DetectLabels call (its `Features` list asks for both at the price of one request). The calls
+one DetectLabels request (its `Features` list asks for both). Sharing saves a round trip, not
+money: AWS bills every feature per image, and Image Properties is billed on top of the labels
+(its own price, no free tier). So a photo with every default feature is 4 requests and 4 billed
+units, and adding properties makes 5 units in the same 4 requests (docs/recognizers/
+rekognition-costs.md; `bot.service.billed_calls` counts units for the daily cost cap). The calls
 for one photo run at the same time on a small thread pool, because boto3 is synchronous but its
 clients are thread-safe, so a photo costs the latency of its slowest call rather than their sum.
 
@@ -15,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,8 +62,8 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Rekognition's limit for image bytes sent in
 MIN_IMAGE_SIDE = 80  # Rekognition's smallest accepted width or height, in pixels
 DEFAULT_MIN_CONFIDENCE = 55.0  # Rekognition's own default for DetectLabels, in percent
 DEFAULT_MAX_LABELS = 25
-# At most this many calls run for one photo: DetectLabels (labels and properties), DetectFaces,
-# DetectText, DetectModerationLabels and RecognizeCelebrities.
+# At most this many requests run for one photo: DetectLabels (labels and properties), DetectFaces,
+# DetectText, DetectModerationLabels and RecognizeCelebrities (up to 6 billed units: see above).
 CALLS_PER_PHOTO = 5
 
 _METHODS: Mapping[str, str] = {
@@ -84,11 +90,11 @@ def plan_calls(
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     max_labels: int = DEFAULT_MAX_LABELS,
 ) -> tuple[PlannedCall, ...]:
-    """The requests that answer `features`, one per billed call, in a stable order.
+    """The requests that answer `features`, one per operation, in a stable order.
 
     Labels and properties share DetectLabels: GENERAL_LABELS with the label thresholds when labels
     are wanted, IMAGE_PROPERTIES when properties are, and only IMAGE_PROPERTIES (no label limits)
-    when properties are all that is asked.
+    when properties are all that is asked. One request, but two billed units when both are asked.
     """
     calls: list[PlannedCall] = []
     label_features = features & {Feature.LABELS, Feature.PROPERTIES}
@@ -187,6 +193,10 @@ class RekognitionRecognizer:
                 ),
             )
         self._client = client
+        # Requests sent per call, counted in the calling thread (boto3 is synchronous: each call's
+        # attempts are sent from the thread that made it), so a failure can say how many there were.
+        self._sent = threading.local()
+        client.meta.events.register("before-send.rekognition", self._count_attempt)
         self._gate: CallGate = gate or OpenGate()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rekognition")
         self._closed = False
@@ -197,7 +207,7 @@ class RekognitionRecognizer:
         return self._capabilities
 
     async def analyze(self, photo: PreparedPhoto, features: frozenset[Feature]) -> Analysis:
-        """Run the requested features this backend has, concurrently, one billed call each.
+        """Run the requested features this backend has, concurrently, one request per operation.
 
         Raises TooLarge/TooSmall before any (billed) call when the JPEG is outside Rekognition's
         limits, and the error chosen by `rekognition_errors.backend_failure` when every feature
@@ -254,6 +264,10 @@ class RekognitionRecognizer:
         if self._owns_client:
             self._client.close()
 
+    def _count_attempt(self, **_: Any) -> None:
+        """botocore's before-send hook: one more request of the current thread's call went out."""
+        self._sent.attempts = getattr(self._sent, "attempts", 0) + 1
+
     def _run(self, call: PlannedCall, jpeg: bytes) -> _Findings:
         """Make one call in a worker thread and turn its answer (or its failure) into findings."""
         found = _Findings()
@@ -266,11 +280,18 @@ class RekognitionRecognizer:
                 FeatureError(f, ErrorKind.THROTTLED, str(error)) for f in _ordered(call.features)
             )
             return found
+        self._sent.attempts = 0
+        started = time.monotonic()
         try:
             response: Mapping[str, Any] = method(Image={"Bytes": jpeg}, **call.params)
         except Exception as error:  # a failed call must not take the other features down with it
             kind, message = classify(
-                error, call.operation, read_timeout=self._read_timeout, connect_timeout=self._connect_timeout
+                error,
+                call.operation,
+                read_timeout=self._read_timeout,
+                connect_timeout=self._connect_timeout,
+                attempts=self._sent.attempts,
+                elapsed=time.monotonic() - started,
             )
             _log_failure(call, kind, error)
             found.errors.extend(FeatureError(f, kind, message) for f in _ordered(call.features))

@@ -80,24 +80,35 @@ _BACKEND_WIDE: dict[ErrorKind, ErrorKind] = {
 
 
 def classify(
-    error: Exception, operation: str, *, read_timeout: float, connect_timeout: float
+    error: Exception,
+    operation: str,
+    *,
+    read_timeout: float,
+    connect_timeout: float,
+    attempts: int = 1,
+    elapsed: float = 0.0,
 ) -> tuple[ErrorKind, str]:
     """Sort one failed call into an ErrorKind with a message that is safe to show to anyone.
 
     `operation` is the API name ("DetectFaces"), used to name the IAM permission that is missing.
     Retries have already happened inside botocore (retry mode "standard"), so whatever arrives here
-    is what was left after them.
+    is what was left after them: `attempts` is how many requests were sent and `elapsed` how long
+    the call took in all, so a timeout says what really happened (three attempts of 20 s hold a
+    photo for a minute, not 20 s).
     """
     if isinstance(error, ClientError):
         return _classify_client_error(error, operation)
     if isinstance(error, ReadTimeoutError):
-        return ErrorKind.TIMEOUT, f"{SERVICE} did not answer within {read_timeout:g} s, even after retrying."
+        return ErrorKind.TIMEOUT, _waited(f"{SERVICE} did not answer", read_timeout, attempts, elapsed)
     if isinstance(error, ConnectTimeoutError):
-        return ErrorKind.TIMEOUT, f"Could not connect to {SERVICE} within {connect_timeout:g} s."
+        return ErrorKind.TIMEOUT, _waited(
+            f"Could not connect to {SERVICE}", connect_timeout, attempts, elapsed
+        )
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
     if isinstance(error, ConnectionClosedError):
-        return ErrorKind.UNAVAILABLE, f"The connection to {SERVICE} closed before it answered."
+        return ErrorKind.UNAVAILABLE, f"The connection to {SERVICE} closed before it answered{tries}."
     if isinstance(error, BotoConnectionError | HTTPClientError):
-        return ErrorKind.UNAVAILABLE, f"Could not connect to {SERVICE} (network error)."
+        return ErrorKind.UNAVAILABLE, f"Could not connect to {SERVICE} (network error{tries})."
     if isinstance(error, NoCredentialsError):
         return ErrorKind.ACCESS_DENIED, (
             f"No AWS credentials were found for {SERVICE}: "
@@ -111,6 +122,14 @@ def classify(
         ErrorKind.ERROR,
         f"{SERVICE} sent an answer PhotoDetective could not read ({type(error).__name__}).",
     )
+
+
+def _waited(what: str, limit: float, attempts: int, elapsed: float) -> str:
+    """ "... within 20 s." for one attempt; "...: 3 attempts waited 20 s each, 61 s in all." after retries."""
+    if attempts <= 1:
+        return f"{what} within {limit:g} s."
+    total = f"{elapsed:.0f}" if elapsed >= 10 else f"{elapsed:.1f}"
+    return f"{what}: {attempts} attempts waited {limit:g} s each, {total} s in all."
 
 
 def error_code(error: ClientError) -> str:

@@ -113,6 +113,7 @@ class FakeRekognition(BackgroundServer):
         self._lock = threading.Lock()
         self._script = _Script()
         self._requests: list[RecordedRequest] = []
+        self._arrivals: list[tuple[str, int | None]] = []
         self._stopping: asyncio.Event | None = None
         self._random = random.Random(0)
 
@@ -201,6 +202,7 @@ class FakeRekognition(BackgroundServer):
         with self._lock:
             self._script = _Script()
             self._requests.clear()
+            self._arrivals.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -210,6 +212,12 @@ class FakeRekognition(BackgroundServer):
 
     def requests_for(self, operation: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.operation == operation]
+
+    def attempts_arrived(self, operation: str) -> list[int | None]:
+        """The `attempt=N` of every request of `operation` as it arrived, answered yet or not (a
+        client that timed out has given up on requests the fake is still holding)."""
+        with self._lock:
+            return [attempt for name, attempt in self._arrivals if name == operation]
 
     # -- server ------------------------------------------------------------------------------
 
@@ -230,6 +238,8 @@ class FakeRekognition(BackgroundServer):
         target = request.headers.get("X-Amz-Target", "")
         operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else target
         attempt, max_attempts = _attempt_header(request.headers.get("amz-sdk-request", ""))
+        with self._lock:
+            self._arrivals.append((operation, attempt))
         authorization = request.headers.get("Authorization")
         raw = await request.read()
         body: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -291,6 +292,23 @@ async def test_a_slow_answer_is_a_timeout(
     assert analysis.labels
 
 
+async def test_a_timeout_after_retries_says_how_long_the_photo_waited(
+    fake: FakeRekognition, make_recognizer: Callable[..., RekognitionRecognizer]
+) -> None:
+    """Three attempts of 0.3 s held the photo about 0.9 s: the message says so, not "within 0.3 s"."""
+    fake.set_delay(2.0, operation="DetectFaces")
+    recognizer = make_recognizer(max_attempts=3, read_timeout=0.3)
+    analysis = await recognizer.analyze(PHOTO, frozenset({Feature.FACES, Feature.LABELS}))
+    assert [(e.feature, e.kind) for e in analysis.errors] == [(Feature.FACES, ErrorKind.TIMEOUT)]
+    assert fake.attempts_arrived("DetectFaces") == [1, 2, 3]
+    message = analysis.errors[0].message
+    assert "3 attempts" in message
+    assert "0.3 s each" in message
+    waited = re.search(r"(\d+(?:\.\d)?) s in all", message)
+    assert waited is not None, message
+    assert 0.9 <= float(waited.group(1)) < 10
+
+
 async def test_every_feature_timing_out_means_unavailable(
     fake: FakeRekognition, make_recognizer: Callable[..., RekognitionRecognizer]
 ) -> None:
@@ -374,3 +392,19 @@ async def test_the_fake_works_as_an_async_context_manager() -> None:
         finally:
             recognizer.close()
     assert [line.text for line in analysis.text] == [TEXT_LINE]
+
+
+async def test_the_standard_aws_endpoint_variable_is_honoured(
+    fake: FakeRekognition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_ENDPOINT_URL_REKOGNITION (the AWS SDKs' own variable) points the client at an endpoint
+    without PHOTODETECTIVE_REKOGNITION_ENDPOINT_URL, as docs/recognizers/rekognition-costs.md says."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", fake.url)
+    recognizer = RekognitionRecognizer(max_attempts=1)
+    try:
+        analysis = await recognizer.analyze(PHOTO, frozenset({Feature.TEXT}))
+    finally:
+        recognizer.close()
+    assert analysis.errors == ()
+    assert [r.operation for r in fake.requests] == ["DetectText"]
+    assert fake.requests[0].signed

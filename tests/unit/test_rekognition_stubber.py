@@ -662,8 +662,25 @@ def test_transport_failures_are_classified() -> None:
 
     assert kind(ReadTimeoutError(endpoint_url="https://x")) == (
         ErrorKind.TIMEOUT,
-        "Amazon Rekognition did not answer within 7.5 s, even after retrying.",
+        "Amazon Rekognition did not answer within 7.5 s.",
     )
+    retried = classify(
+        ReadTimeoutError(endpoint_url="https://x"),
+        "DetectFaces",
+        read_timeout=20,
+        connect_timeout=2,
+        attempts=3,
+        elapsed=60.4,
+    )
+    assert retried[1] == "Amazon Rekognition did not answer: 3 attempts waited 20 s each, 60 s in all."
+    refused = classify(
+        EndpointConnectionError(endpoint_url="https://x"),
+        "DetectFaces",
+        read_timeout=20,
+        connect_timeout=2,
+        attempts=3,
+    )
+    assert refused[1] == "Could not connect to Amazon Rekognition (network error after 3 attempts)."
     assert kind(EndpointConnectionError(endpoint_url="https://x"))[0] is ErrorKind.UNAVAILABLE
     assert kind(NoCredentialsError())[0] is ErrorKind.ACCESS_DENIED
     assert kind(KeyError("Labels"))[0] is ErrorKind.ERROR

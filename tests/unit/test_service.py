@@ -276,13 +276,15 @@ async def test_concurrency_refusal_until_a_running_job_finishes(world: World) ->
     accepted(await world.service.submit(photo("3", user="someone-else")))
 
 
-async def test_global_cap_counts_billed_calls_with_labels_and_properties_sharing_one(world: World) -> None:
+async def test_global_cap_counts_billed_units_with_properties_billed_beside_labels(world: World) -> None:
+    """Labels and properties share one DetectLabels request, but AWS bills Image Properties per image
+    on top of the labels: the cost guard counts what is billed, one unit per feature."""
     both = frozenset({Feature.LABELS, Feature.PROPERTIES, Feature.FACES})
-    assert billed_calls(both, BASE_CAPABILITIES) == 2
+    assert billed_calls(both, BASE_CAPABILITIES) == 3
     assert billed_calls(frozenset({Feature.CELEBRITIES, Feature.TEXT}), BASE_CAPABILITIES) == 1
     assert billed_calls(DEFAULT_FEATURES, frozenset()) == 0  # an offline recognizer bills nothing
 
-    world.rebuild(policy=QuotaPolicy(daily_limit=20, max_concurrent=10, global_daily_calls=3))
+    world.rebuild(policy=QuotaPolicy(daily_limit=20, max_concurrent=10, global_daily_calls=4))
     accepted(await world.service.submit(photo("1", features=both)))
     verdict = refused(await world.service.submit(photo("2", user="b", features=both)))
     assert verdict.reason == "global_cap"
