@@ -58,7 +58,6 @@ _PLATFORM_ARGS = {
 }
 
 
-
 def _efficientnet(members: list[bytes]) -> bytes:
     from core.recognizers.local.onnx_graphs.efficientnet import convert_checkpoint
 

@@ -16,6 +16,7 @@ photo. `--crops DIR` also writes each 112 px face crop there (raw RGB bytes, nam
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import sys
@@ -69,14 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     inputs = _inputs()
 
-    # The engine as it was before the ONNX switch (75140f2): its numpy classifier and store.
-    # isort: off
-    from core.analysis_types import Feature
-    from core.recognizers.local import LocalRecognizer, age_gender, classifier, objects
-    from core.recognizers.local.effnet import from_npz
-    from core.recognizers.local.model_files import CLASSIFIER
-
-    # isort: on
+    # The engine as it was before the ONNX switch (75140f2: a numpy classifier, a ModelStore), which
+    # this checkout no longer has: imported by name, so it is typed as Any here.
+    engine: Any = importlib.import_module("core.recognizers.local")
+    age_gender: Any = importlib.import_module("core.recognizers.local.age_gender")
+    classifier: Any = importlib.import_module("core.recognizers.local.classifier")
+    objects: Any = importlib.import_module("core.recognizers.local.objects")
+    from_npz: Any = importlib.import_module("core.recognizers.local.effnet").from_npz
+    CLASSIFIER: Any = importlib.import_module("core.recognizers.local.model_files").CLASSIFIER
+    Feature: Any = importlib.import_module("core.analysis_types").Feature
+    LocalRecognizer = engine.LocalRecognizer
 
     recognizer = LocalRecognizer()
     store = recognizer._store  # the models the recognizer loaded
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         })  # fmt: skip
 
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / "classifier.npz", **arrays)
+    np.savez_compressed(args.out / "classifier.npz", allow_pickle=False, **arrays)
     _write(args.out / "classifier.json", classified)
     _write(args.out / "recognizer.json", whole)
     _write(args.out / "age_gender.json", [{k: v for k, v in f.items() if k != "crop"} for f in faces_seen])
