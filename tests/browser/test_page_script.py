@@ -42,6 +42,25 @@ def photo_file(folder: Path, name: str, size: int | None = None) -> str:
     return str(path)
 
 
+async def test_sizes_are_said_in_the_servers_megabytes(
+    browser: WebDriver, site: tuple[FixtureSite, str], tmp_path: Path
+) -> None:
+    """1,300,000 bytes is 1.3 MB (SI, as the server and the page's own limit say), not 1.2 (MiB)."""
+    fixture, origin = site
+    big = photo_file(tmp_path, "big.jpg", size=1_300_000)
+
+    def drive() -> tuple[str, str]:
+        browser.get(f"{origin}/")
+        browser.find_element(By.ID, "photo-input").send_keys(big)
+        wait_for(browser, lambda d: d.find_element(By.ID, "upload-error").is_displayed(), "a size warning")
+        return browser.find_element(By.ID, "upload-error").text, browser.find_element(By.ID, "chosen").text
+
+    warning, chosen = await asyncio.to_thread(drive)
+    assert "big.jpg is 1.3 MB; the limit is 0.2 MB per photo" in warning
+    assert "big.jpg (1.3 MB)" in chosen
+    assert not fixture.uploads
+
+
 async def test_the_upload_checks_sizes_sends_the_token_first_and_goes_to_the_result(
     browser: WebDriver, site: tuple[FixtureSite, str], tmp_path: Path, screenshots: Path
 ) -> None:

@@ -27,9 +27,10 @@
 
   document.documentElement.classList.add("js");
 
+  // Decimal megabytes (1 MB = 1,000,000 bytes), worded as the server words them (bot/notices.py):
+  // one decimal, ".0" dropped, so the page and its refusals never disagree about a size.
   function megabytes(bytes) {
-    const mb = bytes / (1024 * 1024);
-    return mb >= 10 ? mb.toFixed(0) : mb.toFixed(1).replace(/\.0$/, "");
+    return (bytes / 1000000).toFixed(1).replace(/\.0$/, "");
   }
 
   function say(box, messages) {
