@@ -2,11 +2,12 @@
 
 `annotate` draws on a copy of the prepared image: thin boxes around text lines, coloured boxes
 for objects (one stable colour per label name), numbered boxes for faces and boxes for recognised
-celebrities, each with a label on a solid background. Sizes follow the image so labels read the
-same on a 400 px thumbnail and on a 1920 px photo. Labels are laid out so they stay inside the
-image and never cover each other: each tries above its box, then inside, then below; if all
-those spots are taken it slides to the nearest free spot beside the other labels, and is left
-out (box still drawn) only when no spot is free. Faces are placed first, then celebrities, then
+celebrities, each with a label on a solid background. Every box line has a thin black or white
+edge on both sides, so it shows on any photo, even one of its own colour. Sizes follow the image
+so labels read the same on a 400 px thumbnail and on a 1920 px photo. Labels are laid out so they
+stay inside the image and never cover each other: each tries above its box, then inside, then
+below; if all those spots are taken it slides to the nearest free spot beside the other labels,
+and is left out (box still drawn) only when no spot is free. Faces are placed first, then celebrities, then
 objects by confidence, so the important labels get the best spots.
 
 `plan_annotations` does all the geometry without touching pixels, so the layout can be tested
@@ -91,11 +92,25 @@ class Rect:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A box outline to draw: pixel corners (inclusive) on the image, colour and line width."""
+    """A box outline to draw: pixel corners (inclusive) on the image, colour and line width.
+
+    `halo` is black or white, whichever contrasts more with `color`: a thin line of it runs along
+    both sides of the coloured line, so a box stays visible where the photo has its very colour (a
+    red box on a red car, a yellow face box on a yellow wall).
+    """
 
     corners: tuple[int, int, int, int]
     color: Rgb
     width: int
+
+    @property
+    def halo(self) -> Rgb:
+        return text_color_on(self.color)
+
+    @property
+    def halo_width(self) -> int:
+        """One pixel on thin lines, a third of the line on thick ones."""
+        return max(1, round(self.width / 3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +316,10 @@ def _rgb_copy(image: Image.Image) -> Image.Image:
 def _paint(image: Image.Image, plan: Plan) -> None:
     draw = ImageDraw.Draw(image)
     for mark in plan.marks:
+        # Halo first, `halo_width` wider on each side of the line, then the line over its middle.
+        x0, y0, x1, y1 = mark.corners
+        h = mark.halo_width
+        draw.rectangle((x0 - h, y0 - h, x1 + h, y1 + h), outline=mark.halo, width=mark.width + 2 * h)
         draw.rectangle(mark.corners, outline=mark.color, width=mark.width)
     font = _font(plan.style.font_size)
     for label in plan.labels:

@@ -270,6 +270,49 @@ def test_label_text_contrasts_with_its_background(background: tuple[int, int, in
     assert (lighter + 0.05) / (darker + 0.05) >= 4.5  # WCAG AA for normal text
 
 
+def _name_with_colour(colour: tuple[int, int, int]) -> str:
+    return next(f"Thing {i}" for i in range(10_000) if color_for_label(f"Thing {i}") == colour)
+
+
+def _contrast(a: tuple[int, ...], b: tuple[int, int, int]) -> float:
+    lighter, darker = sorted((relative_luminance((a[0], a[1], a[2])), relative_luminance(b)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+BOX_KINDS = [
+    *(("object", colour) for colour in OBJECT_PALETTE),
+    ("face", FACE_PALETTE[0]),
+    ("celebrity", CELEBRITY_COLOR),
+    ("text", TEXT_COLOR),
+]
+
+
+@pytest.mark.parametrize(("kind", "colour"), BOX_KINDS, ids=[f"{k}-{c}" for k, c in BOX_KINDS])
+def test_every_box_shows_on_a_background_of_its_own_colour(kind: str, colour: tuple[int, int, int]) -> None:
+    """A box colour is sometimes the photo's own (a red box on a red car): each box has a thin
+    black or white outline that contrasts with its colour at least 3:1 (WCAG's bar for graphics)."""
+    box = Box(0.3, 0.3, 0.4, 0.4)
+    if kind == "object":
+        analysis = _analysis(objects=(DetectedObject(_name_with_colour(colour), 0.9, box),))
+    elif kind == "face":
+        analysis = _analysis(faces=(Face(box, 0.99),))
+    elif kind == "celebrity":
+        analysis = _analysis(celebrities=(Celebrity("Jane Example", 0.98, box),))
+    else:
+        analysis = _analysis(text=(TextLine("OPEN", 0.99, box),))
+    image = Image.new("RGB", (800, 600), colour)
+
+    out = annotate(image, analysis)
+
+    x0, y0, x1, y1 = box.to_pixels(800, 600)
+    y_mid, x_mid = (y0 + y1) // 2, (x0 + x1) // 2
+    left_edge = [out.getpixel((x, y_mid)) for x in range(x0 - 6, x0 + 10)]
+    bottom_edge = [out.getpixel((x_mid, y)) for y in range(y1 - 10, y1 + 6)]
+    for edge in (left_edge, bottom_edge):
+        best = max(_contrast(pixel, colour) for pixel in edge if isinstance(pixel, tuple))
+        assert best >= 3.0, (kind, colour, edge)
+
+
 # --- encoding -------------------------------------------------------------------------------
 
 
