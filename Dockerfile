@@ -1,5 +1,5 @@
 # PhotoDetective: one self-hosted container. Build: docker build -t photodetective .
-# Run:   docker run -d --env-file .env -v photodetective-data:/data -p 8080:8080 photodetective
+# Run:   docker run -d --stop-timeout 30 --env-file .env -v photodetective-data:/data -p 8080:8080 photodetective
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -45,5 +45,9 @@ VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+# SIGTERM drains: jobs in progress get PHOTODETECTIVE_SHUTDOWN_GRACE_S (20 s), and the process is gone at most 2 s
+# later. docker stop's own default is to SIGKILL after 10 s, so give it more: docker stop -t 30 (or docker run
+# --stop-timeout 30; compose: stop_grace_period). A second SIGTERM or SIGINT exits at once (docs/operating/stopping.md).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["photodetective"]
 CMD ["run"]

@@ -26,7 +26,7 @@ from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
 from bot.settings import Settings, SettingsError
 from bot.startup import listen_error
-from bot.stopping import Stopper, leave_signals_to_the_parent
+from bot.stopping import Stopper, exit_now, leave_signals_to_the_parent
 from bot.wiring import Stores, build_recognizer, build_service, build_stores
 from bot.worker import Worker, WorkerConfig
 from core.recognizers.base import Recognizer
@@ -207,6 +207,7 @@ async def _work(
             max_workers=processes,
             mp_context=get_context("spawn"),
             initializer=leave_signals_to_the_parent,
+            initargs=(os.getpid(),),
         ),
         metrics=metrics,
     )
@@ -226,7 +227,9 @@ async def run_until_signalled(settings: Settings, role: Role = "all") -> None:
     """Run the service until SIGTERM (docker stop) or SIGINT (Ctrl-C); see `bot.stopping`.
 
     The first signal drains within the grace; past it, what is left is cancelled here, which
-    counts as a stop (the queue hands the cancelled jobs out again), not as a failure.
+    counts as a stop (the queue hands the cancelled jobs out again), not as a failure. Once the
+    service has stopped on a signal the process ends at once: a call that runs in a thread (a
+    Rekognition request) cannot be cancelled, and Python's normal exit would wait for it.
     """
     main = asyncio.current_task()
     assert main is not None
@@ -241,3 +244,5 @@ async def run_until_signalled(settings: Settings, role: Role = "all") -> None:
         log.info("stopped")
     finally:
         stopper.uninstall()
+    if stopper.signalled:
+        exit_now(0)

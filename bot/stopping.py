@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -37,6 +38,7 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 #: After the grace, what is left is cancelled; its clean-up (requeue, close) gets the rest.
 CANCEL_AFTER_GRACE_S = 0.25
 #: After the grace, the process exits whatever it is doing (within the promised grace + 2 s).
@@ -48,13 +50,29 @@ def signal_exit_code(signum: int) -> int:
     return 128 + signum
 
 
-def leave_signals_to_the_parent() -> None:
-    """Pool process initializer: ignore Ctrl-C, which a terminal sends to the whole process group.
+def leave_signals_to_the_parent(parent: int) -> None:
+    """Pool process initializer: the parent alone decides how a stop goes, and outlives its pool.
 
-    The parent decides how a stop goes (drain, then cancel); a pool process that died of the same
-    Ctrl-C would only break the pool under the jobs that are finishing.
+    Ctrl-C reaches the whole process group, and systemd's default `KillMode=control-group` sends
+    SIGTERM to every process of the service: a pool process dying of either would break the pool
+    under the jobs that are finishing. So pool processes ignore both, and the parent ends them
+    (pool shutdown, or `exit_now`). Should the parent die outright (kill -9, the OOM killer), Linux
+    kills them with it (PR_SET_PDEATHSIG), so no pool process is left behind, blocked forever.
+    `parent` is the pid of the process that builds the pool.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died before prctl took effect
+            os._exit(1)
 
 
 def exit_now(code: int) -> None:
@@ -102,6 +120,11 @@ class Stopper:
         self._previous: dict[int, object] = {}
         self._timer: threading.Timer | None = None
         self._cancel_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def signalled(self) -> bool:
+        """Whether a stop signal came (the run ended because it was asked to)."""
+        return self._signal is not None
 
     def install(self) -> None:
         """Take over SIGTERM and SIGINT (call from the main thread, inside the running loop)."""

@@ -28,7 +28,8 @@ from adapters.slack.intake import ACK_BUDGET_S, PLATFORM, Intake
 from adapters.slack.replies import Reactions, SlackReplies
 from adapters.slack.source import SlackPhotoSource
 from bot.service import PhotoService
-from bot.settings import ENV_PREFIX, Settings
+from bot.settings import ENV_PREFIX, Settings, SettingsError
+from bot.startup import StartupFailed
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class SlackAdapter:
         """HTTP: accept deliveries. Socket Mode: connect, failing clearly if Slack never answers."""
         if self.mode == "socket":
             if not self._app_token:
-                raise ValueError("Socket Mode needs slack_app_token")
+                raise SettingsError(f"Slack Socket Mode needs {ENV_PREFIX}SLACK_APP_TOKEN")
             self._socket = AsyncSocketModeHandler(self.app, self._app_token, web_client=self.client)
             try:
                 await asyncio.wait_for(
@@ -95,7 +96,7 @@ class SlackAdapter:
             except TimeoutError:
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
                 self._socket = None
-                raise RuntimeError(
+                raise StartupFailed(  # one line at start-up, exit 1 (bot.startup)
                     "Slack Socket Mode did not connect: check PHOTODETECTIVE_SLACK_APP_TOKEN "
                     "(an xapp- token with connections:write) and that Socket Mode is enabled"
                 ) from None

@@ -1,0 +1,261 @@
+"""A stop that stops: `photodetective run` exits within its grace + 2 s after SIGTERM, whatever it does.
+
+Each case runs the real executable against the fakes, puts it in one state (idle in a long poll,
+stuck in getMe at start-up, analysing, replying through a 429 `retry_after` 40 backoff, serving
+Slack and the web page), sends SIGTERM and measures until the process is gone. The grace is 3 s
+here so the suite stays quick; the deadlines scale with it (see bot.stopping). Cutting a job short
+must not lose it: the queue still holds it afterwards, neither done nor dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.queue import SqliteJobQueue
+from bot.queue.models import QueueStats
+from tests.fakes.rekognition import FakeRekognition
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.telegram_api import FakeTelegram
+from tests.integration.runner_helpers import PHOTODETECTIVE, clean_env, free_port, get, jpeg, wait_for
+
+GRACE_S = 3.0
+#: The promise: gone within the grace plus this, measured from the signal.
+WITHIN_S = GRACE_S + 2.0
+
+pytestmark = pytest.mark.slow
+
+
+class Bot:
+    """One `photodetective run` process and what a test needs to stop it and look at it after."""
+
+    def __init__(self, tmp_path: Path, telegram: FakeTelegram, **env: str) -> None:
+        self.port = free_port()
+        self.data = tmp_path / "data"
+        settings = {
+            "PHOTODETECTIVE_BACKEND": "none",
+            "PHOTODETECTIVE_TELEGRAM_TOKEN": telegram.token,
+            "PHOTODETECTIVE_TELEGRAM_API_URL": telegram.url,
+            "PHOTODETECTIVE_HTTP_HOST": "127.0.0.1",
+            "PHOTODETECTIVE_HTTP_PORT": str(self.port),
+            "PHOTODETECTIVE_WORKER_PROCESSES": "1",
+            "PHOTODETECTIVE_SHUTDOWN_GRACE_S": str(GRACE_S),
+            **env,
+        }
+        self.process = subprocess.Popen(
+            [str(PHOTODETECTIVE), "run"],
+            env=clean_env(tmp_path, **settings),
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr = ""
+
+    def serving(self) -> None:
+        """Wait until /healthz answers (the HTTP server is up; adapters may still be starting)."""
+        base = f"http://127.0.0.1:{self.port}"
+        wait_for(lambda: get(f"{base}/healthz")[0] == 200 or self.process.poll() is not None, "/healthz")
+        assert self.process.poll() is None, self.process.communicate()[1]
+
+    def children(self) -> list[int]:
+        """The process's children now (the image pool), from /proc."""
+        found: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            found += [int(pid) for pid in (task / "children").read_text().split()]
+        return found
+
+    def stop(self, signum: int = signal.SIGTERM) -> float:
+        """Send `signum`; the seconds until the process was gone."""
+        sent = time.monotonic()
+        self.process.send_signal(signum)
+        _, self.stderr = self.process.communicate(timeout=60)
+        return time.monotonic() - sent
+
+    def queue(self) -> QueueStats:
+        queue = SqliteJobQueue(self.data / "queue.sqlite3")
+
+        async def read() -> QueueStats:
+            try:
+                return await queue.stats(time.time())
+            finally:
+                await queue.close()
+
+        return asyncio.run(read())
+
+    def kill(self) -> None:
+        """Test clean-up after a failure: SIGKILL the process and its pool (which SIGKILL orphans)."""
+        if self.process.poll() is None:
+            for pid in self.children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.process.kill()
+            self.process.communicate(timeout=10)
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[type[Bot]]:
+    started: list[Bot] = []
+
+    def start(**env: str) -> Bot:
+        bot = Bot(tmp_path, telegram, **env)
+        started.append(bot)
+        return bot
+
+    yield start  # type: ignore[misc]
+    for bot in started:
+        bot.kill()
+
+
+def send_photo(telegram: FakeTelegram) -> None:
+    alice = telegram.user(4242)
+    telegram.send_photo(telegram.private_chat(alice), jpeg(), sender=alice)
+
+
+def test_idle_in_a_long_poll_stops_at_once(launch: type[Bot], telegram: FakeTelegram) -> None:
+    bot = launch()
+    bot.serving()
+    wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
+    took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    assert "stopped" in bot.stderr
+
+
+def test_a_getme_that_hangs_at_start_up_does_not_hold_the_stop(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    telegram.set_delay("getMe", 120)
+    bot = launch()
+    wait_for(lambda: "getMe" in [method for method, _ in telegram.started], "getMe")
+    took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    assert "Traceback" not in bot.stderr
+
+
+def analysing(launch: type[Bot], telegram: FakeTelegram, rekognition: FakeRekognition) -> Bot:
+    """A bot whose one job waits on a Rekognition call that takes a minute (in a thread)."""
+    rekognition.set_delay(60.0, operation="DetectLabels")
+    bot = launch(
+        AWS_ACCESS_KEY_ID="AKIAFAKESTOPPING0000",
+        AWS_SECRET_ACCESS_KEY="fake-stopping-secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        PHOTODETECTIVE_BACKEND="rekognition",
+        PHOTODETECTIVE_REKOGNITION_ENDPOINT_URL=rekognition.url,
+        PHOTODETECTIVE_REKOGNITION_MAX_ATTEMPTS="1",
+        PHOTODETECTIVE_REKOGNITION_READ_TIMEOUT="60",
+    )
+    bot.serving()
+    send_photo(telegram)
+    wait_for(lambda: rekognition.requests_for("DetectFaces"), "the recognizer at work")
+    return bot
+
+
+def test_a_job_still_analysing_after_the_grace_goes_back_to_the_queue(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    with FakeRekognition() as rekognition:
+        bot = analysing(launch, telegram, rekognition)
+        took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    stats = bot.queue()
+    assert (stats.done, stats.dead) == (0, 0)
+    assert stats.queued + stats.in_flight == 1
+    assert not telegram.calls_to("sendPhoto", "sendDocument", "sendMessage", ok=True)
+
+
+def test_a_reply_backing_off_after_429_retry_after_40_does_not_hold_the_stop(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    telegram.rate_limit("sendPhoto", times=100, retry_after=40)
+    telegram.rate_limit("sendDocument", times=100, retry_after=40)
+    bot = launch()
+    bot.serving()
+    send_photo(telegram)
+    wait_for(lambda: telegram.calls_to("sendPhoto", "sendDocument"), "the first reply attempt (429)")
+    took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    stats = bot.queue()
+    assert (stats.done, stats.dead) == (0, 0)
+    assert stats.queued + stats.in_flight == 1
+
+
+def test_a_second_signal_exits_at_once_and_leaves_no_image_process(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    with FakeRekognition() as rekognition:
+        bot = analysing(launch, telegram, rekognition)
+        pool = bot.children()
+        assert pool, "the image pool should be running"
+        bot.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # inside the grace: the job is still being waited for
+        took = bot.stop(signal.SIGINT)
+    assert took < 1.5, bot.stderr
+    assert bot.process.returncode == 128 + signal.SIGINT, bot.stderr
+    assert "SIGINT again: exiting at once" in bot.stderr
+    for pid in pool:
+        wait_for(
+            lambda pid=pid: not os.path.exists(f"/proc/{pid}") or zombie(pid), f"pool process {pid} gone", 5
+        )
+    stats = bot.queue()
+    assert (stats.done, stats.dead) == (0, 0)
+    assert stats.queued + stats.in_flight == 1
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_slack_and_the_web_page_running_stop_within_the_grace(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    with FakeSlack() as slack:
+        bot = launch(
+            PHOTODETECTIVE_SLACK_BOT_TOKEN="xoxb-fake-bot-token",
+            PHOTODETECTIVE_SLACK_SIGNING_SECRET="stopping-signing-secret",
+            PHOTODETECTIVE_SLACK_API_URL=slack.api_url,
+            PHOTODETECTIVE_WEB_ENABLED="true",
+        )
+        bot.serving()
+        wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
+        took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    assert "slack adapter started" in bot.stderr
+    assert "web adapter started" in bot.stderr
+
+
+def test_a_process_killed_outright_takes_its_image_processes_with_it(
+    launch: type[Bot], telegram: FakeTelegram
+) -> None:
+    bot = launch()
+    bot.serving()
+    send_photo(telegram)
+    wait_for(lambda: telegram.calls_to("sendPhoto", "sendDocument", ok=True), "the reply")
+    pool = bot.children()
+    assert pool, "the image pool should be running"
+    bot.process.kill()
+    bot.process.communicate(timeout=10)  # returns only once no pool process holds stderr open
+    for pid in pool:
+        wait_for(
+            lambda pid=pid: not os.path.exists(f"/proc/{pid}") or zombie(pid), f"pool process {pid} gone", 5
+        )
