@@ -48,6 +48,8 @@ REMOVE = {
     "the Python module (onnxruntime_pybind11_state) carries its own copy and does not load it",
 }
 
+ONNX_SCRIPTS = ("backend-test-tools", "check-model", "check-node")
+
 # botocore describes every AWS service; boto3 loads only the ones a client is made for. Rekognition,
 # plus what the credential chain can call (STS for assumed roles and web identity, SSO for profiles).
 BOTOCORE_SERVICES = {"rekognition", "sts", "sso", "sso-oidc"}
@@ -82,6 +84,9 @@ def slim(venv: Path) -> int:
                 freed += _remove(service)
     for script in venv.glob("bin/pip*"):
         freed += _remove(script)
+    for name in ONNX_SCRIPTS:  # onnx's console scripts, which would fail once onnx is gone
+        if (venv / "bin" / name).is_file():
+            freed += _remove(venv / "bin" / name)
     return freed
 
 
