@@ -223,3 +223,62 @@ def test_the_shipped_model_gives_a_finite_repeatable_estimate(local_store: Model
     assert predict(grey, local_store) == estimate  # deterministic
     with pytest.raises(ValueError, match="112"):
         predict(np.zeros((64, 64, 3), dtype=np.float32), local_store)
+
+
+def _tarball(path: Any, members: dict[str, bytes]) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_the_install_step_builds_the_graph_from_both_files_and_checks_every_hash(tmp_path: Any) -> None:
+    """scripts/install_models.py on a generated npm tarball: the manifest and the weights are each
+    hash checked, the built graph must hash to its pin, and a changed weights file is refused."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import install_models  # type: ignore[import-not-found]
+
+    from core.recognizers.local.model_files import Conversion, ModelFile, NpmSource
+
+    tensors = _random_age_gender()
+    manifest, weights = _write_tfjs(tensors, {n for n in tensors if not n.endswith("bias")})
+    built = build(manifest, weights)
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    def model(weights_pin: str) -> ModelFile:
+        conversion = Conversion(
+            sha(manifest), len(manifest), "face-api-age-gender-onnx", "test",
+            extra_members=(("package/model/w.bin", weights_pin),),
+        )  # fmt: skip
+        return ModelFile(
+            "age_gender.onnx",
+            source,
+            "package/model/m.json",
+            sha(built),
+            len(built),
+            "MIT",
+            "test",
+            conversion,
+        )
+
+    tarball = tmp_path / "face-api-1.0.0.tgz"
+    _tarball(
+        tarball, {"package/model/m.json": manifest, "package/model/w.bin": weights, "package/LICENSE": b"MIT"}
+    )
+    source = NpmSource("face-api", "1.0.0", tarball.name, sha(tarball.read_bytes()), "MIT")
+    target = tmp_path / "models"
+    install_models._extract(tarball, [model(sha(weights))], source, target)
+    assert (target / "age_gender.onnx").read_bytes() == built
+    with pytest.raises(SystemExit, match=r"w\.bin"):
+        install_models._extract(tarball, [model("0" * 64)], source, tmp_path / "other")
+    assert not (tmp_path / "other" / "age_gender.onnx").exists()
