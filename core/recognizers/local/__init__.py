@@ -43,6 +43,7 @@ from core.errors import RecognizerError, RecognizerUnavailable
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.inference import ModelRegistry
 from core.recognizers.local.labels import Findings, find_labels
+from core.recognizers.local.memory import release_freed_memory
 from core.recognizers.local.model_files import ALL_MODELS, default_models_dir, missing_models
 from core.recognizers.local.moderation import moderate
 from core.recognizers.local.ocr import read_text
@@ -140,7 +141,14 @@ class LocalRecognizer:
         return await loop.run_in_executor(self._executor, self.analyze_image, photo.image, wanted)
 
     def analyze_image(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
-        """The synchronous analysis (for the thread pool, the benchmark and tests), step by step.
+        """The synchronous analysis (for the thread pool, the benchmark and tests); frees as it leaves."""
+        try:
+            return self._analyze(image, wanted)
+        finally:
+            release_freed_memory()
+
+    def _analyze(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
+        """The pipeline, step by step.
 
         Each feature runs once, on the same photo; a feature that fails is noted and the others
         still answer. The text is read on a thread of its own beside the rest (RapidOCR is ONNX

@@ -213,6 +213,7 @@ class OnnxModel(InferenceModel[_OrtState, Tensors, list[npt.NDArray[Any]]]):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self.options.threads
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False  # per-run buffers go back to the heap, and then to the system
         session = onnxruntime.InferenceSession(str(paths[0]), options, providers=["CPUExecutionProvider"])
         return _OrtState(session, tuple(i.name for i in session.get_inputs()))
 

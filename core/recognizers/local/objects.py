@@ -25,14 +25,14 @@ import numpy.typing as npt
 from PIL import Image
 
 from core.analysis_types import Box, DetectedObject, Label
-from core.recognizers.local.classifier import CLASSIFIER_MODEL
+from core.recognizers.local.classifier import cell_logits
 from core.recognizers.local.inference import ModelRegistry
 from core.recognizers.local.rgb import as_rgb
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 __all__ = ["BOXABLE", "COCO_COVERED", "MAP_SIDE", "find_objects", "regions"]
 
-MAP_SIDE = 320  # 10 cells on the long side: about 50-90 ms of numpy on this machine
+MAP_SIDE = 320  # 10 cells on the long side
 # The general names an instance is called by (as Rekognition's instances: "Dog", not "Beagle").
 BOXABLE: tuple[str, ...] = (
     "Dog", "Cat", "Bird", "Bear", "Elephant", "Monkey", "Ape", "Rabbit", "Livestock", "Fish",
@@ -137,8 +137,7 @@ def find_objects(
             wanted[name] = max(wanted.get(name, 0.0), label.confidence)
     if not wanted:
         return ()
-    _, cells = models.get(CLASSIFIER_MODEL).predict([map_input(image)[np.newaxis]])
-    logits = cells[0].astype(np.float64)
+    logits = cell_logits(map_input(image), models).astype(np.float64)
     logits -= logits.max(axis=2, keepdims=True)
     probabilities = np.exp(logits)
     probabilities /= probabilities.sum(axis=2, keepdims=True)
