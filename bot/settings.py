@@ -131,6 +131,14 @@ class Settings(BaseSettings):
         description="Address of the HTTP server (webhooks, Slack events, health); 0.0.0.0 in a container.",
     )
     http_port: int = Field(8080, ge=1, le=65535, description="Port of that HTTP server.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address of the /metrics listener, apart from the public HTTP port; in a container "
+        "0.0.0.0 with the metrics port left unpublished (reachable on the private network only).",
+    )
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the /metrics listener (Prometheus); 0 turns it off."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level logged."

@@ -26,6 +26,8 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 3600.0
+#: How often photos waiting for the quota's concurrency are offered again (a cheap read when none wait).
+WAITING_INTERVAL_S = 1.0
 
 
 class WebAdapter:
@@ -39,6 +41,7 @@ class WebAdapter:
         store: WebStore | None = None,
         clock: Callable[[], float] = time.time,
         sweep_interval_s: float = SWEEP_INTERVAL_S,
+        waiting_interval_s: float = WAITING_INTERVAL_S,
     ) -> None:
         self.settings = settings.section(WebSettings)
         self.name = PLATFORM
@@ -48,7 +51,9 @@ class WebAdapter:
         self.replies = WebReplies(self.store)
         self.pages = WebPages(self.settings, service, self.store, clock=clock)
         self.sweep_interval_s = sweep_interval_s
+        self.waiting_interval_s = waiting_interval_s
         self._sweeper: asyncio.Task[None] | None = None
+        self._releaser: asyncio.Task[None] | None = None
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return self.pages.routes()
@@ -68,17 +73,32 @@ class WebAdapter:
                 log.exception("retention sweep failed; trying again later")
             await asyncio.sleep(self.sweep_interval_s)
 
+    async def release_waiting(self) -> int:
+        """Submit the photos of earlier uploads that were waiting for the user's concurrency."""
+        return await self.pages.waiting.release()
+
+    async def _release_forever(self) -> None:
+        while True:
+            try:
+                await self.release_waiting()
+            except Exception:  # the stores briefly unreachable: the photos keep waiting
+                log.exception("releasing waiting web photos failed; trying again shortly")
+            await asyncio.sleep(self.waiting_interval_s)
+
     async def start(self) -> None:
         await self.pages.signer()  # the session secret exists before the first request
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="web-retention")
+        if self._releaser is None:
+            self._releaser = asyncio.create_task(self._release_forever(), name="web-waiting")
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._releaser):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._releaser = None
 
     async def close(self) -> None:
         await self.stop()

@@ -7,8 +7,8 @@ CSRF token and our own origin; every result is looked up for the signed-in accou
 
 This module wires them into routes and wraps each handler once: a `WebError` becomes its page or
 JSON, a store outage a 503, and a body left unread closes the connection (a stalled client must
-not keep it). The security headers are added by a middleware of the whole server
-(`bot.http_server`), so aiohttp's own 404 and 405 carry them too.
+not keep it). The security headers are added to every answer of the whole server as it is
+prepared (`bot.http_server`), so aiohttp's own 404 and 405 carry them too.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from adapters.web.config import WebSettings
 from adapters.web.errors import STORE_ERRORS, WebError
 from adapters.web.pages import ResultPages
 from adapters.web.render import Renderer
-from adapters.web.security import SECURITY_HEADERS, Signer
+from adapters.web.security import Signer
 from adapters.web.sessions import Sessions
 from adapters.web.store import WebStore
 from adapters.web.uploads import Uploads
+from adapters.web.waiting import WaitingPhotos
+from bot.http_server import SECURITY_HEADERS
 from bot.service import TRY_AGAIN_SHORTLY, PhotoService
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,8 @@ class WebPages:
         self.renderer = Renderer(can_sign_out=web_settings.access != "proxy")
         self.sessions = Sessions(web_settings, store, clock)
         self.pages = ResultPages(web_settings, service, store, self.sessions, self.renderer)
-        self.uploads = Uploads(web_settings, service, store, self.sessions, self.pages, clock)
+        self.waiting = WaitingPhotos(service, store, clock)
+        self.uploads = Uploads(web_settings, service, store, self.sessions, self.pages, self.waiting, clock)
 
     async def signer(self) -> Signer:
         return await self.sessions.signer()
@@ -94,7 +97,7 @@ class WebPages:
                 if error.status < 400:
                     raise
                 response = self.renderer.error(request, WebError(error.status, "http", error.reason))
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in SECURITY_HEADERS.items():  # until the runner stamps every answer
                 response.headers.setdefault(name, value)
             if request.body_exists and not request.content.is_eof():
                 await _answer_and_hang_up(request, response)

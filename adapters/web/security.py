@@ -1,4 +1,4 @@
-"""The web page's security mechanics: signed session cookies, CSRF tokens, origins, client IPs, headers.
+"""The web page's security mechanics: signed session cookies, CSRF tokens, origins, client IPs.
 
 A session cookie names a random session id and nothing else, signed (HMAC-SHA256) so a forged or
 altered cookie is refused before any lookup. Whose session it is and until when lives in the
@@ -22,17 +22,6 @@ from urllib.parse import urlsplit
 from adapters.web.config import Network
 
 SESSION_COOKIE = "pd_session"
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 
 
 def _b64(data: bytes) -> str:

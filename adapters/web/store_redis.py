@@ -70,6 +70,8 @@ class RedisWebStore:
         found = await self.result(result_id)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(self._k("result", result_id), *(self._k("blob", result_id, k) for k in BLOB_KINDS))
+            pipe.delete(self._k("waiting-request", result_id))
+            pipe.zrem(self._k("waiting"), result_id)
             pipe.zrem(self._k("results"), result_id)
             if found is not None:
                 pipe.zrem(self._k("account-results", found.account), result_id)
@@ -166,6 +168,25 @@ class RedisWebStore:
             pipe.srem(index, *ending)
             ended, _ = await pipe.execute()
         return int(ended)
+
+    async def add_waiting(self, result_id: str, request: str, since: float) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self._k("waiting-request", result_id), request)
+            pipe.zadd(self._k("waiting"), {result_id: since})
+            await pipe.execute()
+
+    async def waiting(self, limit: int) -> list[tuple[str, str]]:
+        ids = [_text(i) for i in await self.client.zrange(self._k("waiting"), 0, limit - 1)]
+        if not ids:
+            return []
+        requests = await self.client.mget([self._k("waiting-request", i) for i in ids])
+        return [(i, _text(r)) for i, r in zip(ids, requests, strict=True) if r is not None]
+
+    async def end_waiting(self, result_id: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._k("waiting-request", result_id))
+            pipe.zrem(self._k("waiting"), result_id)
+            await pipe.execute()
 
     async def count(self, key: str, day: str) -> int:
         raw = await self.client.get(self._k("count", key, day))

@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from adapters.web.store import BlobKind, SessionRecord, WebResult, token_digest
 
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS signins (digest TEXT PRIMARY KEY, account TEXT NOT NU
 CREATE TABLE IF NOT EXISTS sessions (
     digest TEXT PRIMARY KEY, account TEXT NOT NULL, account_since REAL NOT NULL, expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_account ON sessions (account);
+CREATE TABLE IF NOT EXISTS waiting (result_id TEXT PRIMARY KEY, request TEXT NOT NULL, since REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (
     key TEXT NOT NULL, day TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (key, day));
 CREATE TABLE IF NOT EXISTS slots (
@@ -73,18 +74,21 @@ class SQLiteWebStore:
         async with self._lock:
             return await asyncio.to_thread(work)
 
+    async def _execute(self, sql: str, *params: object) -> int:
+        """One statement in its own transaction; how many rows it changed."""
+        return await self._run(lambda db: db.execute(sql, params).rowcount)
+
+    async def _row(self, sql: str, *params: object) -> Any:
+        return await self._run(lambda db: db.execute(sql, params).fetchone())
+
     async def add_result(self, result: WebResult) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO results (id, account, created_at, data) VALUES (?, ?, ?, ?)",
-                (result.id, result.account, result.created_at, json.dumps(result.to_json())),
-            )
+        await self._execute(
+            "INSERT INTO results (id, account, created_at, data) VALUES (?, ?, ?, ?)",
+            *(result.id, result.account, result.created_at, json.dumps(result.to_json())),
         )
 
     async def result(self, result_id: str) -> WebResult | None:
-        row = await self._run(
-            lambda db: db.execute("SELECT data FROM results WHERE id = ?", (result_id,)).fetchone()
-        )
+        row = await self._row("SELECT data FROM results WHERE id = ?", result_id)
         return None if row is None else WebResult.from_json(json.loads(row[0]))
 
     async def results_of(self, account: str) -> list[WebResult]:
@@ -96,41 +100,31 @@ class SQLiteWebStore:
         return [WebResult.from_json(json.loads(row[0])) for row in rows]
 
     async def update(self, result: WebResult) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE results SET data = ? WHERE id = ?", (json.dumps(result.to_json()), result.id)
-            )
+        await self._execute(
+            "UPDATE results SET data = ? WHERE id = ?", json.dumps(result.to_json()), result.id
         )
 
     @staticmethod
     def _delete(db: sqlite3.Connection, ids: list[str]) -> None:
         for result_id in ids:
             db.execute("DELETE FROM blobs WHERE result_id = ?", (result_id,))
+            db.execute("DELETE FROM waiting WHERE result_id = ?", (result_id,))
             db.execute("DELETE FROM results WHERE id = ?", (result_id,))
 
     async def delete_result(self, result_id: str) -> None:
         await self._run(lambda db: self._delete(db, [result_id]))
 
     async def put_blob(self, result_id: str, kind: BlobKind, data: bytes) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO blobs (result_id, kind, data) VALUES (?, ?, ?)",
-                (result_id, kind, data),
-            )
+        await self._execute(
+            "INSERT OR REPLACE INTO blobs (result_id, kind, data) VALUES (?, ?, ?)", result_id, kind, data
         )
 
     async def blob(self, result_id: str, kind: BlobKind) -> bytes | None:
-        row = await self._run(
-            lambda db: db.execute(
-                "SELECT data FROM blobs WHERE result_id = ? AND kind = ?", (result_id, kind)
-            ).fetchone()
-        )
+        row = await self._row("SELECT data FROM blobs WHERE result_id = ? AND kind = ?", result_id, kind)
         return None if row is None else bytes(row[0])
 
     async def delete_blob(self, result_id: str, kind: BlobKind) -> None:
-        await self._run(
-            lambda db: db.execute("DELETE FROM blobs WHERE result_id = ? AND kind = ?", (result_id, kind))
-        )
+        await self._execute("DELETE FROM blobs WHERE result_id = ? AND kind = ?", result_id, kind)
 
     async def sweep(self, older_than: float) -> int:
         def work(db: sqlite3.Connection) -> int:
@@ -182,11 +176,9 @@ class SQLiteWebStore:
         return None if row is None else float(row[0])
 
     async def add_signin(self, token: str, account: str, expires_at: float) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO signins (digest, account, expires_at) VALUES (?, ?, ?)",
-                (token_digest(token), account, expires_at),
-            )
+        await self._execute(
+            "INSERT INTO signins (digest, account, expires_at) VALUES (?, ?, ?)",
+            *(token_digest(token), account, expires_at),
         )
 
     async def take_signin(self, token: str, now: float) -> str | None:
@@ -201,40 +193,46 @@ class SQLiteWebStore:
         return await self._run(work)
 
     async def add_session(self, sid: str, record: SessionRecord) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO sessions (digest, account, account_since, expires_at) VALUES (?, ?, ?, ?)",
-                (token_digest(sid), record.account, record.account_since, record.expires_at),
-            )
+        await self._execute(
+            "INSERT INTO sessions (digest, account, account_since, expires_at) VALUES (?, ?, ?, ?)",
+            *(token_digest(sid), record.account, record.account_since, record.expires_at),
         )
 
     async def session(self, sid: str, now: float) -> SessionRecord | None:
-        row = await self._run(
-            lambda db: db.execute(
-                "SELECT account, account_since, expires_at FROM sessions "
-                "WHERE digest = ? AND expires_at >= ?",
-                (token_digest(sid), now),
-            ).fetchone()
+        row = await self._row(
+            "SELECT account, account_since, expires_at FROM sessions WHERE digest = ? AND expires_at >= ?",
+            *(token_digest(sid), now),
         )
         return None if row is None else SessionRecord(str(row[0]), float(row[1]), float(row[2]))
 
     async def end_session(self, sid: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM sessions WHERE digest = ?", (token_digest(sid),)))
+        await self._execute("DELETE FROM sessions WHERE digest = ?", token_digest(sid))
 
     async def end_sessions(self, account: str, keep: str | None = None) -> int:
         kept = token_digest(keep) if keep is not None else ""
-        return await self._run(
-            lambda db: (
-                db.execute("DELETE FROM sessions WHERE account = ? AND digest <> ?", (account, kept)).rowcount
-            )
+        return await self._execute("DELETE FROM sessions WHERE account = ? AND digest <> ?", account, kept)
+
+    async def add_waiting(self, result_id: str, request: str, since: float) -> None:
+        await self._execute(
+            "INSERT OR REPLACE INTO waiting (result_id, request, since) VALUES (?, ?, ?)",
+            result_id,
+            request,
+            since,
         )
 
-    async def count(self, key: str, day: str) -> int:
-        row = await self._run(
+    async def waiting(self, limit: int) -> list[tuple[str, str]]:
+        rows = await self._run(
             lambda db: db.execute(
-                "SELECT count FROM counters WHERE key = ? AND day = ?", (key, day)
-            ).fetchone()
+                "SELECT result_id, request FROM waiting ORDER BY since, result_id LIMIT ?", (limit,)
+            ).fetchall()
         )
+        return [(str(row[0]), str(row[1])) for row in rows]
+
+    async def end_waiting(self, result_id: str) -> None:
+        await self._execute("DELETE FROM waiting WHERE result_id = ?", result_id)
+
+    async def count(self, key: str, day: str) -> int:
+        row = await self._row("SELECT count FROM counters WHERE key = ? AND day = ?", key, day)
         return 0 if row is None else int(row[0])
 
     async def add_count(self, key: str, day: str, amount: int) -> int:

@@ -4,13 +4,16 @@ The size is refused from `Content-Length` before the body is read, and again whi
 each photo (a client may lie or not say). Per-IP daily limits and the caps on parallel uploads
 per IP and per account come first; the quota (the same store as the chat platforms, as
 `web:<account>`) is charged by `service.submit` for each photo. The body is read under
-`adapters.web.upload_body`'s time limits, so a stalled upload gives its slots back.
+`adapters.web.upload_body`'s time limits, so a stalled upload gives its slots back. A photo
+the quota can take only later (the user's earlier photos still being analysed) is accepted and
+waits its turn (`adapters.web.waiting`).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,14 +27,23 @@ from adapters.web.security import client_ip
 from adapters.web.sessions import Sessions, Visitor
 from adapters.web.store import WebResult, WebStore, new_result_id
 from adapters.web.upload_body import BodyClock, Upload, read_photos
+from adapters.web.waiting import WaitingPhotos, refused_for_now
 from bot.notices import TOO_LARGE, describe_reset, megabytes, photos, too_large_message
 from bot.photo_requests import FileRef, PhotoRequest
-from bot.service import Accepted, PhotoService
+from bot.service import Accepted, PhotoService, Refused
 from core.analysis_types import Feature
 
 #: Multipart framing and the small fields around the photos, on top of the photos' own bytes.
 FORM_OVERHEAD = 64 * 1024
 REFUSAL_STATUS = {TOO_LARGE: 413, "not_allowed": 403, "blocked": 403, "unavailable": 503}
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A photo of the upload taken in: submitted, or `waiting` for the user's earlier photos."""
+
+    result_id: str
+    waiting: bool
 
 
 class Uploads:
@@ -44,6 +56,7 @@ class Uploads:
         store: WebStore,
         sessions: Sessions,
         pages: ResultPages,
+        waiting: WaitingPhotos,
         clock: Callable[[], float],
     ) -> None:
         self.web = web_settings
@@ -51,6 +64,7 @@ class Uploads:
         self.store = store
         self.sessions = sessions
         self.pages = pages
+        self.waiting = waiting
         self.clock = clock
 
     @property
@@ -126,6 +140,7 @@ class Uploads:
         accepted: list[dict[str, str]] = []
         refused: list[dict[str, Any]] = []
         first_error: WebError | None = None
+        waiting = False  # once one photo waits, the rest of the upload waits behind it, in order
         photos_in = read_photos(
             request,
             BodyClock(request, self.web.upload_stall_s, self.web.upload_timeout_s),
@@ -145,10 +160,13 @@ class Uploads:
                 # The rest of the body is not read (it may be huge): what came before stands.
                 refused.append({"name": "", "code": error.code, "message": error.message})
                 break
-            refusal = await self._queue_one(upload, account, features, ip, day, accepted)
-            if refusal is not None:
-                first_error = first_error or refusal
-                refused.append({"name": upload.name, "code": refusal.code, "message": refusal.message})
+            outcome = await self._queue_one(upload, account, features, ip, day, waiting=waiting)
+            if isinstance(outcome, WebError):
+                first_error = first_error or outcome
+                refused.append({"name": upload.name, "code": outcome.code, "message": outcome.message})
+            else:
+                accepted.append({"id": outcome.result_id, "url": f"/results/{outcome.result_id}"})
+                waiting = waiting or outcome.waiting
         if not accepted:
             assert first_error is not None
             raise first_error
@@ -165,9 +183,10 @@ class Uploads:
         features: frozenset[Feature],
         ip: str,
         day: str,
-        accepted: list[dict[str, str]],
-    ) -> WebError | None:
-        """Store one photo and submit it; the refusal (per-IP day, quota, size) when not accepted."""
+        *,
+        waiting: bool,
+    ) -> Queued | WebError:
+        """Store one photo and submit it (or, behind a waiting one, let it wait); else the refusal."""
         try:
             await self._check_ip_day(ip)
         except WebError as error:
@@ -188,14 +207,18 @@ class Uploads:
             private=True,
         )
         try:
-            verdict = await self.service.submit(request)
+            verdict = None if waiting else await self.service.submit(request)
         except BaseException:
             await self.store.delete_result(result_id)
             raise
+        if verdict is None or (isinstance(verdict, Refused) and refused_for_now(verdict)):
+            # One upload is one request: a photo past the concurrency or burst limit waits its turn.
+            await self.waiting.hold(result_id, request)
+            await self.store.add_count(f"ip:{ip}", day, 1)
+            return Queued(result_id, waiting=True)
         if isinstance(verdict, Accepted):
             await self.store.add_count(f"ip:{ip}", day, 1)
-            accepted.append({"id": result_id, "url": f"/results/{result_id}"})
-            return None
+            return Queued(result_id, waiting=False)
         await self.store.delete_result(result_id)
         return WebError(
             REFUSAL_STATUS.get(verdict.reason, 429),
@@ -209,6 +232,4 @@ class Uploads:
         if reason in ("daily_limit", "global_cap"):
             _, midnight = self._day()
             return max(int(midnight.timestamp() - self.clock()), 1)
-        if reason == "concurrency":
-            return 30
         return None

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from PIL import Image, ImageDraw
 
-from adapters.web.security import SECURITY_HEADERS
+from bot.http_server import SECURITY_HEADERS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STATIC = Path(__file__).resolve().parents[2] / "adapters" / "web" / "static"

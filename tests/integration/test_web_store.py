@@ -133,3 +133,18 @@ async def test_sessions_end_one_at_a_time_all_but_one_or_with_the_account(store:
     assert await store.account_created("alice") is None
     assert await store.session("bobs", now=10.0) == SessionRecord("bob", 7.0, 1000.0)
     assert await store.end_sessions("bob") == 1
+
+
+async def test_waiting_photos_come_back_oldest_first_and_leave_with_their_result(store: WebStore) -> None:
+    for n, since in ((1, 30.0), (2, 10.0), (3, 20.0)):
+        await store.add_result(WebResult(f"w{n}-000000000000000", "alice", since, f"{n}.jpg"))
+        await store.add_waiting(f"w{n}-000000000000000", f'{{"n": {n}}}', since)
+    assert [r for r, _ in await store.waiting(10)] == [
+        "w2-000000000000000",
+        "w3-000000000000000",
+        "w1-000000000000000",
+    ]
+    assert await store.waiting(1) == [("w2-000000000000000", '{"n": 2}')]
+    await store.end_waiting("w2-000000000000000")
+    await store.delete_result("w3-000000000000000")
+    assert await store.waiting(10) == [("w1-000000000000000", '{"n": 1}')]

@@ -24,6 +24,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.web import WebAdapter, create
 from adapters.web.commands import issue_link
+from bot.health import HealthEndpoints
+from bot.http_server import build_app
+from bot.metrics import Metrics
 from bot.service import PhotoService
 from bot.settings import Settings
 from bot.wiring import Stores, build_service, build_stores
@@ -183,8 +186,8 @@ async def running_web(
     service = build_service(settings, stores, recognizer.capabilities, backend=recognizer.name)
     adapter = create(settings, service) if clock is None else WebAdapter(settings, service, clock=clock)
     assert isinstance(adapter, WebAdapter)
-    app = web.Application()
-    app.add_routes(list(adapter.routes()))
+    health = HealthEndpoints(stores, settings, recognizer, Metrics())
+    app = build_app([*health.routes(), *adapter.routes()])  # as `photodetective run` serves them
     client = TestClient(ServedLikeRun(app, host="127.0.0.1"))
     await client.start_server()
     stop = asyncio.Event()
