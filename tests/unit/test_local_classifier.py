@@ -36,7 +36,7 @@ class _FakeStorage:
 
 class _FakeTensor:
     def __init__(self, storage: _FakeStorage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]):
-        self.args = (storage, offset, shape, stride, False, collections.OrderedDict())
+        self.args: tuple[object, ...] = (storage, offset, shape, stride, False, collections.OrderedDict())
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def _state_pickle(fake: types.SimpleNamespace, state: dict[str, _FakeTensor]) ->
                 return ("storage", fake.FloatStorage, obj.key, "cpu", obj.values.size)
             return None
 
-        def reducer_override(self, obj: object) -> object:
+        def reducer_override(self, obj: object) -> typing.Any:
             if isinstance(obj, _FakeTensor):
                 return fake.rebuild, obj.args
             return NotImplemented
