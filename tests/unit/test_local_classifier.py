@@ -36,7 +36,7 @@ class _FakeStorage:
 
 class _FakeTensor:
     def __init__(self, storage: _FakeStorage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]):
-        self.args: tuple[object, ...] = (storage, offset, shape, stride, False, collections.OrderedDict())
+        self.args: tuple[typing.Any, ...] = (storage, offset, shape, stride, False, collections.OrderedDict())
 
 
 @pytest.fixture
