@@ -12,6 +12,13 @@ real `photodetective run`, the fake Bot API) take a steady stream of photos from
 - half way in, the fake Bot API answers 20 calls with 429 (retry_after 1), 20 with 500, and three
   getUpdates with 502.
 
+With `--outage SECONDS` (the delivery test of issue 21), the Bot API instead has one long
+outage starting `--outage-start` seconds in: for that long, sendPhoto answers 502 (nginx's HTML
+page), sendMessage 500, sendDocument 429 with retry_after 30 and sendChatAction 503, while the
+photo stream goes on (getUpdates and the file downloads still work, so photos keep arriving and
+being analysed; their answers wait in the queue) and workers keep being killed. It prints the
+queue just before the platform recovers and how long after recovery the last answer went out.
+
 Then the stream stops, the faults stop, and the soak waits for the queue to drain. It checks, and
 prints: every accepted photo answered exactly once (an analysis, or one apology when its job was
 dead-lettered), none twice, none lost; quota charged once per analysis (the daily count of each
@@ -35,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load_rig import QUEUED_NOTE, REPLY_METHODS, ROOT, Proc, Rig, photo_set, rig
 
+from tests.fakes.faults import Fault
+
 USERS = 20
 VISIBILITY_S = 10.0  # a killed worker's jobs come back after this long (default 60; shorter to drain)
 
@@ -55,6 +64,9 @@ class Counts:
     users_off: int = -1
     queue_left: str = "?"
     seconds: float = 0.0
+    outage_s: float = 0.0
+    queue_at_recovery: str = ""
+    last_answer_after_recovery_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,18 +83,40 @@ class Counts:
 class Faults(threading.Thread):
     """The fault schedule, run beside the photo stream until `stop` is set."""
 
-    def __init__(self, the_rig: Rig, workers: list[Proc], seconds: float, kill_every: float) -> None:
+    def __init__(
+        self,
+        the_rig: Rig,
+        workers: list[Proc],
+        seconds: float,
+        kill_every: float,
+        outage: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(daemon=True)
         self.rig, self.workers, self.seconds, self.kill_every = the_rig, workers, seconds, kill_every
+        self.outage = outage  # (start, length) in seconds from the start, instead of the short faults
+        self.recovered_at: float | None = None  # monotonic time the outage ended
         self.stop = threading.Event()
         self.kills = self.redis_restarts = self.bot_api_errors = 0
         self.chance = random.Random(7)
+
+    def begin_outage(self, length: float) -> None:
+        """Every answering call fails, the way Telegram's front end and Bot API do, for `length` s."""
+        until = time.monotonic() + length
+        faults = self.rig.telegram.faults
+        faults.add(Fault("status", "sendPhoto", 502, html=True, until=until))
+        faults.add(Fault("status", "sendMessage", 500, error="Internal Server Error", until=until))
+        faults.add(Fault("status", "sendDocument", 429, 30, "Too Many Requests: retry after 30", until=until))
+        faults.add(Fault("status", "sendChatAction", 503, html=True, until=until))
+        self.recovered_at = until
 
     def run(self) -> None:
         start = time.monotonic()
         next_kill = start + self.kill_every
         redis_at = start + self.seconds / 3 if self.rig.redis is not None else None
         bot_api_at: float | None = start + self.seconds / 2
+        outage_at = None
+        if self.outage is not None:
+            outage_at, bot_api_at, redis_at = start + self.outage[0], None, None
         while not self.stop.wait(0.2):
             now = time.monotonic()
             if now >= next_kill:
@@ -98,6 +132,9 @@ class Faults(threading.Thread):
                 self.rig.redis.start()
                 self.redis_restarts += 1
                 redis_at = None
+            if outage_at is not None and now >= outage_at and self.outage is not None:
+                self.begin_outage(self.outage[1])
+                outage_at = None
             if bot_api_at is not None and now >= bot_api_at:
                 telegram = self.rig.telegram
                 telegram.rate_limit(None, times=20, retry_after=1)
@@ -163,8 +200,33 @@ def _check_quota(the_rig: Rig, counts: Counts, per_user: dict[int, int]) -> None
     counts.queue_left = _operator(the_rig, "jobs", "stats")
 
 
-def soak(store: str, seconds: float, rate: float, kill_every: float, log_level: str = "WARNING") -> Counts:
+def _ride_out_the_outage(the_rig: Rig, faults: Faults, counts: Counts) -> None:
+    """Wait for the outage to end (workers still being killed), noting the queue just before."""
+    while faults.recovered_at is None or time.monotonic() < faults.recovered_at - 5:
+        time.sleep(1.0)
+    counts.queue_at_recovery = _operator(the_rig, "jobs", "stats")
+    print(f"  just before recovery: {counts.queue_at_recovery}", flush=True)
+    while time.monotonic() < faults.recovered_at:
+        time.sleep(0.2)
+
+
+def _last_answer_after(the_rig: Rig, moment: float) -> float:
+    replies = the_rig.replies()
+    last = max((times[0] for times in replies.values()), default=moment)
+    return max(0.0, last - moment)
+
+
+def soak(
+    store: str,
+    seconds: float,
+    rate: float,
+    kill_every: float,
+    log_level: str = "WARNING",
+    outage: tuple[float, float] | None = None,
+    backend: str = "local",
+) -> Counts:
     counts = Counts(store)
+    counts.outage_s = outage[1] if outage else 0.0
     env = {
         "PHOTODETECTIVE_JOB_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
         "PHOTODETECTIVE_WORKER_PROCESSES": "1",
@@ -172,15 +234,17 @@ def soak(store: str, seconds: float, rate: float, kill_every: float, log_level: 
         "PHOTODETECTIVE_LOG_LEVEL": log_level,
     }
     started = time.monotonic()
-    with rig(redis=store == "redis", redis_persistent=True, env=env) as the_rig:
+    with rig(backend=backend, redis=store == "redis", redis_persistent=True, env=env) as the_rig:
         the_rig.spawn("ingress")
         workers = [the_rig.spawn("worker"), the_rig.spawn("worker")]
         the_rig.wait_ready()
         photos = photo_set()
         messages = the_rig.messages(photos, int(seconds * rate), USERS)
-        faults = Faults(the_rig, workers, seconds, kill_every)
+        faults = Faults(the_rig, workers, seconds, kill_every, outage)
         faults.start()
         the_rig.send(messages, rate)
+        if outage is not None:
+            _ride_out_the_outage(the_rig, faults, counts)
         faults.stop.set()
         faults.join()
         counts.kills, counts.redis_restarts = faults.kills, faults.redis_restarts
@@ -188,6 +252,8 @@ def soak(store: str, seconds: float, rate: float, kill_every: float, log_level: 
         counts.sent = len(the_rig.sent)
         # Jobs of a killed worker come back after the visibility timeout, up to the attempt limit.
         the_rig.wait_answered(counts.sent, 600)
+        if faults.recovered_at is not None:
+            counts.last_answer_after_recovery_s = _last_answer_after(the_rig, faults.recovered_at)
         time.sleep(3 * VISIBILITY_S)  # long enough for a second answer to show, if one were coming
         per_user = _classify(the_rig, counts)
         _check_quota(the_rig, counts, per_user)
@@ -220,12 +286,21 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1.0, help="photos per second")
     parser.add_argument("--kill-every", type=float, default=8.0, help="seconds between worker SIGKILLs")
     parser.add_argument("--log-level", default="WARNING", help="the bot's log level (INFO to trace a loss)")
+    parser.add_argument("--outage", type=float, default=0.0, help="seconds of Bot API outage (0: none)")
+    parser.add_argument("--outage-start", type=float, default=20.0, help="seconds in when it starts")
+    parser.add_argument("--backend", default="local", help="recognizer backend of the bot (none: EXIF only)")
     args = parser.parse_args()
+    outage = (args.outage_start, args.outage) if args.outage > 0 else None
     results = []
     for store in args.stores.split(","):
         print(f"soak on {store}: {args.seconds:g} s at {args.rate:g} photos/s", flush=True)
-        results.append(soak(store, args.seconds, args.rate, args.kill_every, args.log_level))
+        results.append(
+            soak(store, args.seconds, args.rate, args.kill_every, args.log_level, outage, args.backend)
+        )
         print(row(results[-1]), flush=True)
+        if outage is not None:
+            after = results[-1].last_answer_after_recovery_s
+            print(f"  outage {args.outage:g} s; last answer {after} s after recovery", flush=True)
     print()
     print(HEADER)
     print("\n".join(row(c) for c in results))

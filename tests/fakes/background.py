@@ -24,6 +24,7 @@ class BackgroundServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = 0
+        self._wanted_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -49,10 +50,15 @@ class BackgroundServer:
             raise RuntimeError("the fake is not running")
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> Self:
-        """Start the server in a background thread and wait until it listens."""
+    def start(self, port: int = 0) -> Self:
+        """Start the server in a background thread and wait until it listens (on `port`, 0: any).
+
+        A stopped fake started again on its old port is a platform host that was down (refusing
+        connections) and is back, for clients that keep its URL.
+        """
         if self._thread is not None:
             raise RuntimeError("already running")
+        self._wanted_port = port
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name=self.thread_name, daemon=True)
         thread.start()
@@ -92,7 +98,7 @@ class BackgroundServer:
         await self._on_start()
         runner = web.AppRunner(self._build_app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, 0)
+        site = web.TCPSite(runner, self.host, self._wanted_port)
         await site.start()
         self._runner = runner
         self.port = runner.addresses[0][1]

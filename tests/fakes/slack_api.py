@@ -18,6 +18,13 @@ What it serves:
 - `/socket`: a WebSocket that says `hello`, then sends whatever envelopes the test queues, and
   records the acknowledgements it gets back.
 
+Faults (`faults`, a `tests.fakes.faults.FaultTable`; helpers `too_many_requests`,
+`server_error`, `timeout`, `drop`) make any method, the file host ("download") or the upload
+step ("upload") answer 429 with `Retry-After` and `{"ok": false, "error": "ratelimited"}`, 500
+with `{"ok": false, "error": "internal_error"}`, 502/503/504 with the front end's HTML page, hang
+until the client gives up, or close the connection; for a number of calls or for a while. Slack
+refuses a conversation for good with HTTP 200 and an error code: `fail(method, "channel_not_found")`.
+
 It runs on its own event loop in a background thread, like every fake (`tests.fakes.background`):
 
     with FakeSlack() as slack:
@@ -41,6 +48,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.fakes.background import BackgroundServer
+from tests.fakes.faults import Fault, FaultTable, front_end_page, misbehave
 
 LOGIN_PAGE = (
     b"<!DOCTYPE html><html lang='en'><head><title>Slack</title></head>"
@@ -132,6 +140,8 @@ class FakeSlack(BackgroundServer):
         self._upload_ids = itertools.count(1)
         self._outbox: asyncio.Queue[dict[str, Any]] | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._stopping: asyncio.Event | None = None
+        self.faults = FaultTable()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -222,6 +232,46 @@ class FakeSlack(BackgroundServer):
         with self._lock:
             self._script.rate_limits[method] = [times, retry_after]
 
+    def too_many_requests(
+        self, call: str | None, *, retry_after: int = 1, times: int | None = 1, for_s: float | None = None
+    ) -> Fault:
+        """HTTP 429 with `Retry-After` (and `ratelimited` for API methods), as Slack rate-limits."""
+        fault = Fault("status", call, 429, retry_after, "ratelimited", times=times, for_s=for_s)
+        return self.faults.add(fault)
+
+    def server_error(
+        self, call: str | None, status: int = 500, *, times: int | None = 1, for_s: float | None = None
+    ) -> Fault:
+        """500 with Slack's `internal_error`; 502/503/504 as the HTML page of Slack's front end."""
+        fault = Fault(
+            "status", call, status, None, "internal_error", html=status != 500, times=times, for_s=for_s
+        )
+        return self.faults.add(fault)
+
+    def timeout(self, call: str | None, *, times: int | None = 1, for_s: float | None = None) -> Fault:
+        """Take the request and never answer it."""
+        return self.faults.add(Fault("hang", call, times=times, for_s=for_s))
+
+    def drop(self, call: str | None, *, times: int | None = 1, for_s: float | None = None) -> Fault:
+        """Close the connection without an answer."""
+        return self.faults.add(Fault("drop", call, times=times, for_s=for_s))
+
+    async def _fault(self, request: web.Request, call: str) -> web.StreamResponse | None:
+        """The response for a scripted fault on `call`, or None to serve it normally."""
+        fault = self.faults.take(call)
+        if fault is None:
+            return None
+        if fault.kind != "status":
+            await misbehave(request, fault, self._stopping)
+            return web.Response(status=504)  # never reaches the client: the connection is gone
+        if fault.html:
+            return front_end_page(fault.status)
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+        if call in ("download", "upload"):
+            return web.Response(status=fault.status, text="error", headers=headers)
+        body = {"ok": False, "error": fault.error}
+        return web.json_response(body, status=fault.status, headers=headers)
+
     def fail(self, method: str, error: str, *, times: int | None = None) -> None:
         """Answer `method` with `{"ok": false, "error": error}` (`times` calls, or all)."""
         with self._lock:
@@ -286,6 +336,7 @@ class FakeSlack(BackgroundServer):
 
     async def _on_start(self) -> None:
         self._outbox = asyncio.Queue()
+        self._stopping = asyncio.Event()
 
     def _build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -297,6 +348,8 @@ class FakeSlack(BackgroundServer):
         return app
 
     async def _on_stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()  # hung requests end now
         for ws in list(self._sockets):
             await ws.close()
 
@@ -330,9 +383,13 @@ class FakeSlack(BackgroundServer):
                 return str(rule[1])
         return None
 
-    async def _api(self, request: web.Request) -> web.Response:
+    async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         params = await self._params(request)
+        faulty = await self._fault(request, method)
+        if faulty is not None:
+            self._record(ApiCall(method, params, None, faulty.status, "fault"))
+            return faulty
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else params.get("token")
         retry_after = self._scripted_429(method)
@@ -469,6 +526,9 @@ class FakeSlack(BackgroundServer):
     # -- other routes ------------------------------------------------------------------------
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
+        faulty = await self._fault(request, "download")
+        if faulty is not None:
+            return faulty
         team_file = request.match_info["team_file"]
         file_id = team_file.split("-", 1)[-1]
         auth = request.headers.get("Authorization")
@@ -493,7 +553,11 @@ class FakeSlack(BackgroundServer):
         await response.write_eof()
         return response
 
-    async def _upload(self, request: web.Request) -> web.Response:
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        faulty = await self._fault(request, "upload")
+        if faulty is not None:
+            return faulty
         retry_after = self._scripted_429("upload")
         if retry_after is not None:
             return web.Response(status=429, text="rate limited", headers={"Retry-After": str(retry_after)})

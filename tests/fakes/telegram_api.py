@@ -16,6 +16,12 @@ Telegram where PhotoDetective depends on it:
 - compressed photos are re-encoded (long side 1280, EXIF dropped) like Telegram's, documents are
   kept byte for byte.
 
+Faults (`faults`, a `tests.fakes.faults.FaultTable`; helpers `too_many_requests`, `server_error`,
+`timeout`, `drop`, `forbidden`) make any method, or the file download ("download"), answer 429
+with `parameters.retry_after`, 500 with Telegram's JSON error, 502/503/504 with the HTML page of
+Telegram's nginx front end, hang until the client times out, close the connection, or answer 403
+"Forbidden: bot was blocked by the user", for a number of calls or for a while.
+
 Every call is recorded (method, parameters, uploaded files, status) so tests assert what a user
 would see. The server runs on its own event loop in a background thread, like
 `tests.fakes.background.BackgroundServer`:
@@ -38,13 +44,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tests.fakes.background import BackgroundServer
+from tests.fakes.faults import Fault, FaultTable, front_end_page, misbehave
 
 TOKEN = "123456789:TEST-fake-token_for-photodetective"
 BOT_ID = 123456789
@@ -285,6 +292,7 @@ class FakeTelegram(BackgroundServer):
         self._media_groups = itertools.count(77_000)
         self._new_update: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
+        self.faults = FaultTable()
         self.bot_user = {
             "id": BOT_ID,
             "is_bot": True,
@@ -329,6 +337,37 @@ class FakeTelegram(BackgroundServer):
             description=f"Too Many Requests: retry after {retry_after}",
             retry_after=retry_after,
         )
+
+    # -- faults, with Telegram's documented shapes (see the module docstring) -----------------
+
+    def too_many_requests(
+        self, method: str | None, *, retry_after: int = 1, times: int | None = 1, for_s: float | None = None
+    ) -> Fault:
+        """429 with `parameters.retry_after`, as Telegram's flood control answers."""
+        error = f"Too Many Requests: retry after {retry_after}"
+        fault = Fault("status", method, 429, retry_after, error, times=times, for_s=for_s)
+        return self.faults.add(fault)
+
+    def server_error(
+        self, method: str | None, status: int = 500, *, times: int | None = 1, for_s: float | None = None
+    ) -> Fault:
+        """500 as the Bot API's JSON error; 502/503/504 as the HTML page of Telegram's nginx front end."""
+        error = "Internal Server Error" if status == 500 else ""
+        fault = Fault("status", method, status, None, error, html=status != 500, times=times, for_s=for_s)
+        return self.faults.add(fault)
+
+    def timeout(self, method: str | None, *, times: int | None = 1, for_s: float | None = None) -> Fault:
+        """Take the request and never answer it (the client's read timeout ends it)."""
+        return self.faults.add(Fault("hang", method, times=times, for_s=for_s))
+
+    def drop(self, method: str | None, *, times: int | None = 1, for_s: float | None = None) -> Fault:
+        """Close the connection without an answer."""
+        return self.faults.add(Fault("drop", method, times=times, for_s=for_s))
+
+    def forbidden(self, method: str | None, *, times: int | None = None, for_s: float | None = None) -> Fault:
+        """403 as Telegram answers a bot that the user blocked (for good, unless told otherwise)."""
+        error = "Forbidden: bot was blocked by the user"
+        return self.faults.add(Fault("status", method, 403, None, error, times=times, for_s=for_s))
 
     def set_delay(self, method: str, seconds: float) -> None:
         """Wait this long before answering `method`."""
@@ -666,7 +705,7 @@ class FakeTelegram(BackgroundServer):
                 params[name] = text
         return params, files
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         method = request.match_info["method"]
         params, files = await self._read_params(request)
@@ -679,6 +718,9 @@ class FakeTelegram(BackgroundServer):
             if delay and self._stopping is not None:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
+            fault = self.faults.take(method)
+            if fault is not None:
+                return await self._fault(request, fault, Call(method, params, files, 0, {}, started))
             failure = self._scripted_failure(method)
             if failure is not None:
                 status, answer = failure
@@ -691,6 +733,22 @@ class FakeTelegram(BackgroundServer):
         with self._lock:
             self._state.calls.append(Call(method, params, files, status, answer, started))
         return web.json_response(answer, status=status)
+
+    async def _fault(self, request: web.Request, fault: Fault, call: Call) -> web.StreamResponse:
+        """Answer with `fault` instead of carrying out the call; recorded with its status (0: none)."""
+        if fault.kind != "status":
+            with self._lock:
+                self._state.calls.append(call)
+            await misbehave(request, fault, self._stopping)
+            return web.Response(status=504)  # never reaches the client: the connection is gone
+        answer = _error(fault.status, fault.error)
+        if fault.retry_after is not None:
+            answer["parameters"] = {"retry_after": fault.retry_after}
+        with self._lock:
+            self._state.calls.append(replace(call, status=fault.status, response=answer))
+        if fault.html:
+            return front_end_page(fault.status)
+        return web.json_response(answer, status=fault.status)
 
     def _scripted_failure(self, method: str) -> tuple[int, dict[str, Any]] | None:
         with self._lock:
@@ -708,10 +766,16 @@ class FakeTelegram(BackgroundServer):
                 return rule.error_code, answer
         return None
 
-    async def _download(self, request: web.Request) -> web.Response:
+    async def _download(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:
             return web.Response(status=401)
         path = request.match_info["path"]
+        fault = self.faults.take("download")
+        if fault is not None:
+            if fault.kind != "status":
+                await misbehave(request, fault, self._stopping)
+                return web.Response(status=504)
+            return front_end_page(fault.status) if fault.html else web.Response(status=fault.status)
         with self._lock:
             stored = self._state.paths.get(path)
             self._state.downloads.append(path)

@@ -249,6 +249,7 @@ async def running_slack(
     recognizer: Recognizer | None = None,
     start: bool = True,
     ack_budget_s: float | None = None,
+    worker: WorkerConfig | None = None,
     **overrides: Any,
 ) -> AsyncIterator[SlackHarness]:
     """The whole application with the Slack adapter, against `fake`; stopped cleanly on exit."""
@@ -280,10 +281,10 @@ async def running_slack(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    config = WorkerConfig(worker_id="slack-test", poll_interval_s=0.02, visibility_timeout_s=30.0)
-    worker = adapter_worker(settings, stores, adapter, recognizer, config)
+    config = worker or WorkerConfig(worker_id="slack-test", poll_interval_s=0.02, visibility_timeout_s=30.0)
+    the_worker = adapter_worker(settings, stores, adapter, recognizer, config)
     stop = asyncio.Event()
-    working = asyncio.create_task(worker.run(stop))
+    working = asyncio.create_task(the_worker.run(stop))
     http = aiohttp.ClientSession()
     harness = SlackHarness(fake, settings, service, stores, adapter, f"http://127.0.0.1:{port}", http)
     try:
