@@ -21,6 +21,8 @@ from aiohttp import web
 
 from bot.delivery import DeliveryPolicy
 from bot.health import HealthEndpoints
+from bot.http_log import RefusedRequestLog, refused_requests
+from bot.http_server import build_app, start_metrics
 from bot.metrics import Metrics
 from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
@@ -76,9 +78,11 @@ async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> 
     which would outlast any grace): event deliveries only store a job, and an upload cut short was
     not accepted, so its sender retries.
     """
-    app = web.Application(client_max_size=2 * 1024 * 1024)
-    app.add_routes(routes)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_S)
+    app = build_app(routes)  # every answer stamped with the security headers (bot.http_server)
+    # A refused request is logged as one line without its content (bot.http_log); others are not.
+    runner = web.AppRunner(
+        app, shutdown_timeout=HTTP_SHUTDOWN_S, access_log_class=RefusedRequestLog, access_log=refused_requests
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
@@ -109,12 +113,15 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
         adapters: list[PlatformAdapter] = load_adapters(settings, service)
         if not adapters:
             raise SettingsError(NO_PLATFORM)
-        receiving = adapters if role in ("all", "ingress") else []
+        receiving = list(adapters) if role in ("all", "ingress") else []
         health = HealthEndpoints(stores, settings, recognizer, metrics)
         routes = [*health.routes(), *(route for a in receiving for route in a.routes())]
         http = await start_http(settings, routes)
+        metrics_http: web.AppRunner | None = None
         working: asyncio.Task[None] | None = None
         try:
+            # /metrics on its own listener (loopback by default), not on the public port.
+            metrics_http = await start_metrics(settings, health.metrics_routes())
             if await _start_receiving(receiving, stop):
                 if role != "ingress":
                     working = asyncio.create_task(
@@ -122,16 +129,18 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
                     )
                 await _until_stopped(stop, working)
             log.info("stopping: no new photos; jobs in progress get %g s", settings.shutdown_grace_s)
-            await _stop_receiving(list(receiving))
+            await _stop_receiving(receiving)
             if working is not None:
                 await working
             log.info("stopped")
         finally:
             await _wind_down(working)
-            await _stop_receiving(list(receiving))
+            await _stop_receiving(receiving)
             for adapter in adapters:
                 await adapter.close()
             await http.cleanup()
+            if metrics_http is not None:
+                await metrics_http.cleanup()
     finally:
         await stores.close()
 
