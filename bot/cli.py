@@ -24,6 +24,7 @@ from bot.notices import TOO_LARGE, too_large_message
 from bot.operator_cli import add_operator_commands, run_operator_command
 from bot.queue import QueueError
 from bot.quota import QuotaStoreError
+from bot.redaction import configured_secrets
 from bot.runner import run_until_signalled
 from bot.settings import Settings, SettingsError, load_settings, parse_features
 from bot.startup import StartupFailed
@@ -239,7 +240,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             print(str(exc), file=err)
             return EXIT_USAGE
     if args.command == "run":
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, configured_secrets(settings))
         try:
             asyncio.run(run_until_signalled(settings, args.role))
         except (SettingsError, StartupFailed) as exc:

@@ -79,7 +79,13 @@ class SlackAdapter:
         """Hand a signed Slack request to Bolt; 503 while not receiving, so Slack retries later."""
         if not self._receiving:
             return web.Response(status=503, text="not receiving events right now")
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:
+            # Bolt parses the body before checking its signature, and a body that is not JSON
+            # (or a form whose payload is not) raised: a forged request was a 500 and a traceback.
+            return web.Response(status=400, text="malformed request")
+        bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def start(self) -> None:
