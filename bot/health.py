@@ -1,4 +1,9 @@
-"""The operator's endpoints on the shared HTTP port: /healthz, /readyz and /metrics."""
+"""The operator's endpoints: /healthz and /readyz on the shared HTTP port, /metrics on its own listener.
+
+Health checks answer whoever can reach the service (a container's probe, a load balancer); the
+metrics say how busy the bot is and what it costs, so `bot.http_server` serves them apart,
+on loopback unless the operator says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -30,11 +35,12 @@ class HealthEndpoints:
         self.metrics = metrics
 
     def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics_page),
-        ]
+        """The health checks, for the shared (public) HTTP port."""
+        return [web.get("/healthz", self.healthz), web.get("/readyz", self.readyz)]
+
+    def metrics_routes(self) -> list[web.RouteDef]:
+        """/metrics, for the metrics listener only (`bot.http_server.start_metrics`)."""
+        return [web.get("/metrics", self.metrics_page)]
 
     async def healthz(self, _: web.Request) -> web.Response:
         """Alive: the process is up and its event loop answers (a container restarts it otherwise)."""

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from bot.delivery import DeliveryPolicy
 from bot.health import HealthEndpoints
-from bot.http_log import RefusedRequestLog, refused_requests
 from bot.http_server import build_app, start_metrics
 from bot.metrics import Metrics
 from bot.photo_requests import PhotoRequest
@@ -79,10 +78,7 @@ async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> 
     not accepted, so its sender retries.
     """
     app = build_app(routes)  # every answer stamped with the security headers (bot.http_server)
-    # A refused request is logged as one line without its content (bot.http_log); others are not.
-    runner = web.AppRunner(
-        app, shutdown_timeout=HTTP_SHUTDOWN_S, access_log_class=RefusedRequestLog, access_log=refused_requests
-    )
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
@@ -113,7 +109,7 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
         adapters: list[PlatformAdapter] = load_adapters(settings, service)
         if not adapters:
             raise SettingsError(NO_PLATFORM)
-        receiving = list(adapters) if role in ("all", "ingress") else []
+        receiving = adapters if role in ("all", "ingress") else []
         health = HealthEndpoints(stores, settings, recognizer, metrics)
         routes = [*health.routes(), *(route for a in receiving for route in a.routes())]
         http = await start_http(settings, routes)
@@ -129,13 +125,13 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
                     )
                 await _until_stopped(stop, working)
             log.info("stopping: no new photos; jobs in progress get %g s", settings.shutdown_grace_s)
-            await _stop_receiving(receiving)
+            await _stop_receiving(list(receiving))
             if working is not None:
                 await working
             log.info("stopped")
         finally:
             await _wind_down(working)
-            await _stop_receiving(receiving)
+            await _stop_receiving(list(receiving))
             for adapter in adapters:
                 await adapter.close()
             await http.cleanup()

@@ -28,7 +28,6 @@ from adapters.web.sessions import Sessions
 from adapters.web.store import WebStore
 from adapters.web.uploads import Uploads
 from adapters.web.waiting import WaitingPhotos
-from bot.http_server import SECURITY_HEADERS
 from bot.service import TRY_AGAIN_SHORTLY, PhotoService
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,6 @@ class WebPages:
                 if error.status < 400:
                     raise
                 response = self.renderer.error(request, WebError(error.status, "http", error.reason))
-            for name, value in SECURITY_HEADERS.items():  # until the runner stamps every answer
-                response.headers.setdefault(name, value)
             if request.body_exists and not request.content.is_eof():
                 await _answer_and_hang_up(request, response)
             return response

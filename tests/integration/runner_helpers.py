@@ -59,6 +59,8 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),
         PHOTODETECTIVE_DATA_DIR=str(tmp_path / "data"),
+        # No /metrics listener unless a test asks for one: its default port would be shared.
+        PHOTODETECTIVE_METRICS_PORT="0",
     )
     env.update(extra)
     return env

@@ -35,8 +35,14 @@ def fakes() -> Iterator[tuple[FakeTelegram, FakeRekognition]]:
 
 
 @pytest.fixture
+def metrics_port() -> int:
+    """The /metrics listener's port (apart from the public HTTP port)."""
+    return free_port()
+
+
+@pytest.fixture
 def bot(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeRekognition]
+    tmp_path: Path, fakes: tuple[FakeTelegram, FakeRekognition], metrics_port: int
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`photodetective run` with Telegram (polling) and Rekognition pointed at the fakes."""
     telegram, rekognition = fakes
@@ -52,6 +58,7 @@ def bot(
         PHOTODETECTIVE_TELEGRAM_TOKEN=TOKEN,
         PHOTODETECTIVE_TELEGRAM_API_URL=telegram.url,
         PHOTODETECTIVE_HTTP_PORT=str(port),
+        PHOTODETECTIVE_METRICS_PORT=str(metrics_port),
         PHOTODETECTIVE_WORKER_PROCESSES="1",
         PHOTODETECTIVE_SHUTDOWN_GRACE_S="20",
         PHOTODETECTIVE_LOG_FORMAT="json",
@@ -109,16 +116,17 @@ def test_photo_to_reply_health_metrics_and_a_draining_sigterm(
 
 
 def test_metrics_count_what_happened(
-    bot: tuple[subprocess.Popen[str], str], fakes: tuple[FakeTelegram, FakeRekognition]
+    bot: tuple[subprocess.Popen[str], str], fakes: tuple[FakeTelegram, FakeRekognition], metrics_port: int
 ) -> None:
     _, base = bot
+    assert get(f"{base}/metrics")[0] == 404  # not on the public port
     telegram, _ = fakes
     bob = telegram.user(777)
     telegram.send_photo(telegram.private_chat(bob), jpeg(), sender=bob)
     wait_for(lambda: telegram.calls_to("sendPhoto", "sendDocument", ok=True), "the reply", 40)
 
     def analysed() -> str | None:
-        _, text = get(f"{base}/metrics")
+        _, text = get(f"http://127.0.0.1:{metrics_port}/metrics")
         return text if 'photodetective_photos_analysed_total{platform="telegram"} 1.0' in text else None
 
     text = wait_for(analysed, "the analysed counter")
