@@ -134,7 +134,8 @@ class TelegramAdapter:
             ) from None
 
     def _unsaid(self, text: str) -> str:
-        return without(self.config.token, text)
+        """`text` without the token or the webhook secret (a library message may quote either)."""
+        return without(self.config.webhook_secret or "", without(self.config.token, text))
 
     async def _start(self) -> None:
         bot = await self.bot()

@@ -123,3 +123,26 @@ def test_a_rekognition_setting_mistake_is_one_line_and_exit_2(
     assert result.returncode == 2
     assert named in line
     assert "PHOTODETECTIVE_REKOGNITION_REGION" in line
+
+
+def test_a_refused_webhook_names_its_setting(tmp_path: Path) -> None:
+    secret = "webhook-secret-never-printed"
+    with FakeTelegram() as telegram:
+        telegram.fail(
+            "setWebhook", description="Bad Request: bad webhook: HTTPS url must be provided for webhook"
+        )
+        result = run_cli(
+            tmp_path,
+            "run",
+            PHOTODETECTIVE_BACKEND="none",
+            PHOTODETECTIVE_TELEGRAM_TOKEN=telegram.token,
+            PHOTODETECTIVE_TELEGRAM_API_URL=telegram.url,
+            PHOTODETECTIVE_TELEGRAM_MODE="webhook",
+            PHOTODETECTIVE_TELEGRAM_WEBHOOK_URL="https://bot.example.org/telegram/webhook",
+            PHOTODETECTIVE_TELEGRAM_WEBHOOK_SECRET=secret,
+            PHOTODETECTIVE_HTTP_PORT=str(free_port()),
+        )
+        line = one_error_line(result, telegram.token, secret)
+    assert result.returncode == 2
+    assert "https url must be provided" in line.lower()
+    assert "PHOTODETECTIVE_TELEGRAM_WEBHOOK_URL" in line
