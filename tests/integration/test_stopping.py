@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 class Bot:
     """One `photodetective run` process and what a test needs to stop it and look at it after."""
 
-    def __init__(self, tmp_path: Path, telegram: FakeTelegram, **env: str) -> None:
+    def __init__(self, tmp_path: Path, telegram: FakeTelegram, role: str = "all", **env: str) -> None:
         self.port = free_port()
         self.data = tmp_path / "data"
         settings = {
@@ -51,7 +51,7 @@ class Bot:
             **env,
         }
         self.process = subprocess.Popen(
-            [str(PHOTODETECTIVE), "run"],
+            [str(PHOTODETECTIVE), "run", "--role", role],
             env=clean_env(tmp_path, **settings),
             cwd=tmp_path,
             stderr=subprocess.PIPE,
@@ -110,8 +110,8 @@ def telegram() -> Iterator[FakeTelegram]:
 def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[type[Bot]]:
     started: list[Bot] = []
 
-    def start(**env: str) -> Bot:
-        bot = Bot(tmp_path, telegram, **env)
+    def start(role: str = "all", **env: str) -> Bot:
+        bot = Bot(tmp_path, telegram, role, **env)
         started.append(bot)
         return bot
 
@@ -125,10 +125,12 @@ def send_photo(telegram: FakeTelegram) -> None:
     telegram.send_photo(telegram.private_chat(alice), jpeg(), sender=alice)
 
 
-def test_idle_in_a_long_poll_stops_at_once(launch: type[Bot], telegram: FakeTelegram) -> None:
-    bot = launch()
+@pytest.mark.parametrize("role", ["all", "ingress", "worker"])
+def test_idle_in_a_long_poll_stops_at_once(launch: type[Bot], telegram: FakeTelegram, role: str) -> None:
+    bot = launch(role)
     bot.serving()
-    wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
+    if role != "worker":  # a worker receives nothing: it waits for jobs in the queue
+        wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
     took = bot.stop()
     assert bot.process.returncode == 0, bot.stderr
     assert took < WITHIN_S, bot.stderr
