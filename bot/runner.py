@@ -21,10 +21,13 @@ from aiohttp import web
 
 from bot.delivery import DeliveryPolicy
 from bot.health import HealthEndpoints
+from bot.http_log import RefusedRequestLog, refused_requests
 from bot.http_server import build_app, start_metrics
+from bot.logs import LogFormat, configure_logging
 from bot.metrics import Metrics
 from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
+from bot.redaction import configured_secrets
 from bot.settings import Settings, SettingsError
 from bot.startup import listen_error
 from bot.stopping import Stopper, exit_now, leave_signals_to_the_parent
@@ -78,7 +81,10 @@ async def start_http(settings: Settings, routes: list[web.AbstractRouteDef]) -> 
     not accepted, so its sender retries.
     """
     app = build_app(routes)  # every answer stamped with the security headers (bot.http_server)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_S)
+    # A refused request is logged as one line without its content (bot.http_log); others are not.
+    runner = web.AppRunner(
+        app, shutdown_timeout=HTTP_SHUTDOWN_S, access_log_class=RefusedRequestLog, access_log=refused_requests
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
@@ -198,6 +204,7 @@ async def _work(
     broke; the pool it holds at the end is shut down here.
     """
     processes = settings.worker_processes or os.cpu_count() or 1
+    secrets = configured_secrets(settings)  # the pool processes redact them too
     worker = Worker(
         queue=stores.queue,
         quota=stores.quota,
@@ -211,8 +218,8 @@ async def _work(
             ProcessPoolExecutor,
             max_workers=processes,
             mp_context=get_context("spawn"),
-            initializer=leave_signals_to_the_parent,
-            initargs=(os.getpid(),),
+            initializer=_start_image_process,
+            initargs=(os.getpid(), settings.log_format, settings.log_level, tuple(secrets)),
         ),
         metrics=metrics,
     )
@@ -226,6 +233,12 @@ async def _work(
         await worker.run(stop)
     finally:
         await worker.close()
+
+
+def _start_image_process(parent: int, log_format: LogFormat, level: str, secrets: tuple[str, ...]) -> None:
+    """Pool process initializer: stops are the parent's; logs, Pillow's warnings too, follow its rules."""
+    leave_signals_to_the_parent(parent)
+    configure_logging(log_format, level, secrets)
 
 
 async def run_until_signalled(settings: Settings, role: Role = "all") -> None:
