@@ -75,6 +75,7 @@ class WebPages:
             web.get("/signin/{token}", g(sessions.signin)),
             web.post("/signout", g(sessions.signout)),
             web.post("/signout/others", g(sessions.signout_others)),
+            web.get("/signedout", g(pages.signed_out)),
             web.get("/static/{name}", g(pages.static)),
             # Anything else under our prefixes is our 404 page, not aiohttp's plain text.
             web.get("/results/{rest:.*}", g(pages.not_found)),

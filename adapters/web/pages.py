@@ -193,5 +193,17 @@ class ResultPages:
             raise WebError(404, "not_found", "No such file.")
         return web.Response(body=path.read_bytes(), content_type=kind, headers={"Cache-Control": "no-cache"})
 
+    async def signed_out(self, request: web.Request) -> web.StreamResponse:
+        """Where "Sign out" lands: a plain page (the upload page would only say "please sign in")."""
+        return self.renderer.page(
+            "message.html",
+            title="Signed out",
+            heading="Signed out",
+            message=self.sessions.signed_out_words(),
+            code="signed_out",
+            link="/",
+            link_text="Back to the upload page",
+        )
+
     async def not_found(self, request: web.Request) -> web.StreamResponse:
         raise WebError(404, "not_found", "There is no such page.")

@@ -169,9 +169,15 @@ class Sessions:
         """POST /signout: this browser's session ends (every copy of its cookie with it)."""
         visitor = await self._posted(request)
         await self.store.end_session(visitor.session.sid)
-        response = redirect("/")
+        response = redirect("/signedout")
         response.del_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def signed_out_words(self) -> str:
+        """What the page after "Sign out" says: how to come back, per the access mode."""
+        if self.web.access == "open":
+            return "You are signed out, and this browser's results are no longer shown here."
+        return "You are signed out. To sign in again, ask the operator for a new sign-in link."
 
     async def signout_others(self, request: web.Request) -> web.StreamResponse:
         """POST /signout/others: every other session of this account ends; this one stays."""

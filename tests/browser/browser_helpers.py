@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -30,7 +30,7 @@ def classes(driver: WebDriver, selector: str) -> list[str]:
 
 def assert_no_console_errors(driver: WebDriver) -> None:
     """No script error and no CSP violation was reported by the page."""
-    entries = driver.get_log("browser")
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[attr-defined]  # Chrome's own
     severe = [
         e["message"] for e in entries if e.get("level") == "SEVERE" and "favicon.ico" not in e["message"]
     ]

@@ -23,6 +23,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from adapters.web.commands import issue_link
+from adapters.web.security import SESSION_COOKIE
 from core.analysis_types import (
     Analysis,
     Box,
@@ -138,9 +139,12 @@ async def test_upload_then_result_then_highlight_layers_and_download(
 
             ActionChains(browser).move_to_element(dog).perform()
             for box_id in dog_boxes:
-                wait_for(
-                    browser, lambda d, b=box_id: "highlight" in classes(d, f'.box[data-box-id="{b}"]'), box_id
-                )
+                selector = f'.box[data-box-id="{box_id}"]'
+
+                def lit(driver: WebDriver, selector: str = selector) -> bool:
+                    return "highlight" in classes(driver, selector)
+
+                wait_for(browser, lit, box_id)
             assert "highlight" not in classes(browser, f'.box[data-box-id="{face_box}"]')
 
             toggle = browser.find_element(By.CSS_SELECTOR, '.layer-toggle[data-kind="object"]')
@@ -169,3 +173,31 @@ async def test_upload_then_result_then_highlight_layers_and_download(
     assert document["backend"] == "scripted"
     assert [o["name"] for o in document["objects"]] == ["Dog", "Dog"]
     assert document["text"][0]["text"] == "OPEN"
+
+
+async def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(
+    browser: WebDriver, tmp_path: Path
+) -> None:
+    async with running_web(tmp_path / "data", worker=False) as web:
+        url = (await issue_link(web.adapter.store, web.settings, "alice", time.time())).url
+        signin = web.origin + url[url.index("/signin/") :]
+
+        def drive() -> tuple[str, str]:
+            browser.delete_all_cookies()
+            browser.get(signin)
+            wait_for(browser, lambda d: d.find_elements(By.ID, "upload-form"), "the upload page")
+            copy = str(browser.get_cookie(SESSION_COOKIE)["value"])  # type: ignore[index]
+            assert browser.find_element(By.ID, "signout-others-form").is_displayed()
+            browser.find_element(By.CSS_SELECTOR, "#signout-form button").click()
+            wait_for(browser, lambda d: d.current_url.endswith("/signedout"), "the signed-out page")
+            assert browser.get_cookie(SESSION_COOKIE) is None
+            assert_no_console_errors(browser)
+            page = browser.find_element(By.TAG_NAME, "body").text
+            browser.get(web.origin + "/")  # signed out for good: the upload page asks for a sign-in
+            return copy, page + "\n" + browser.find_element(By.TAG_NAME, "body").text
+
+        copy, page = await asyncio.to_thread(drive)
+        replayed = await web.get("/", headers={"Cookie": f"{SESSION_COOKIE}={copy}"})
+    assert "You are signed out" in page
+    assert "Please sign in first" in page
+    assert replayed.status == 401

@@ -72,6 +72,7 @@ async def test_a_copy_of_the_cookie_stops_working_after_sign_out(
         after = await status_with(web, copy)
     assert before == 200
     assert signed_out.status == 303
+    assert signed_out.headers["Location"] == "/signedout"
     assert after == 401
 
 
