@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 #: After the grace, what is left is cancelled; its clean-up (requeue, close) gets the rest.
-CANCEL_AFTER_GRACE_S = 0.25
+CANCEL_AFTER_GRACE_S = 0.75
 #: After the grace, the process exits whatever it is doing (within the promised grace + 2 s).
 EXIT_AFTER_GRACE_S = 1.5
 
