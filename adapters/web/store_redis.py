@@ -115,8 +115,11 @@ class RedisWebStore:
         return None if raw is None else float(raw)
 
     async def add_signin(self, token: str, account: str, expires_at: float) -> None:
+        # The account's creation time goes with the link: removing the account and adding it
+        # again must not bring an old, unused link back to life (SQLite deletes such links).
         ttl = max(int(expires_at - time.time()) + 1, 1)
-        value = json.dumps({"account": account, "expires_at": expires_at})
+        since = await self.account_created(account)
+        value = json.dumps({"account": account, "expires_at": expires_at, "account_since": since})
         await self.client.set(self._k("signin", token_digest(token)), value, ex=ttl)
 
     async def take_signin(self, token: str, now: float) -> str | None:
@@ -125,7 +128,10 @@ class RedisWebStore:
             return None
         data = json.loads(raw)
         account = str(data["account"])
-        if float(data["expires_at"]) < now or not await self.has_account(account):
+        if float(data["expires_at"]) < now:
+            return None
+        since = await self.account_created(account)
+        if since is None or data.get("account_since", since) != since:  # links made before 2026-12 had none
             return None
         return account
 

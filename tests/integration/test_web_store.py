@@ -148,3 +148,13 @@ async def test_waiting_photos_come_back_oldest_first_and_leave_with_their_result
     await store.end_waiting("w2-000000000000000")
     await store.delete_result("w3-000000000000000")
     assert await store.waiting(10) == [("w1-000000000000000", '{"n": 1}')]
+
+
+async def test_a_link_made_before_removal_does_not_sign_in_the_account_added_again(store: WebStore) -> None:
+    assert await store.add_account("alice", 1.0)
+    await store.add_signin("old-link", "alice", expires_at=9e9)
+    assert await store.remove_account("alice")
+    assert await store.add_account("alice", 2.0)
+    await store.add_signin("new-link", "alice", expires_at=9e9)
+    assert await store.take_signin("old-link", now=10.0) is None
+    assert await store.take_signin("new-link", now=10.0) == "alice"
