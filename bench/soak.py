@@ -232,6 +232,7 @@ def soak(
         "PHOTODETECTIVE_WORKER_PROCESSES": "1",
         "PHOTODETECTIVE_QUOTA_DAILY_LIMIT": "1000",
         "PHOTODETECTIVE_LOG_LEVEL": log_level,
+        "PHOTODETECTIVE_METRICS_PORT": "0",  # several processes on one host: no /metrics port each
     }
     started = time.monotonic()
     with rig(backend=backend, redis=store == "redis", redis_persistent=True, env=env) as the_rig:

@@ -17,7 +17,6 @@ conversation for good (`not_in_channel`, `channel_not_found`, an uninstalled app
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Mapping
@@ -50,7 +49,7 @@ _PASSING_ERRORS = frozenset(
 )
 _UPLOAD_STATUS = re.compile(r"status: (\d{3})")
 #: What a failed call raised that says nothing about the request itself: the network or a timeout.
-TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, SlackClientError, OSError)
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, SlackClientError, OSError)
 
 
 def delivery_failure(error: Exception) -> DeliveryFailed:
@@ -64,7 +63,7 @@ def delivery_failure(error: Exception) -> DeliveryFailed:
         reason = f"{code or 'error'} (HTTP {status})"
         if status == 429 or code == "ratelimited":
             return DeliveryFailed(reason, permanent=False, retry_after_s=_retry_after(error))
-        if status >= 500 or code in _PASSING_ERRORS or not code:
+        if status >= 500 or code in _PASSING_ERRORS or (not code and status < 400):
             return DeliveryFailed(reason, permanent=False)
         return DeliveryFailed(reason, permanent=True)
     if isinstance(error, SlackRequestError):  # the raw upload step answered other than 200

@@ -85,6 +85,17 @@ def not_delivered(error: NetworkError) -> bool:
     return cause is None or isinstance(cause, httpx.ConnectError) or not isinstance(cause, httpx.HTTPError)
 
 
+def short_reason(error: TelegramError) -> str:
+    """The error in a few safe words for logs and dead letters, never the body the server sent.
+
+    python-telegram-bot puts an unparsable answer (a front end's HTML error page) into the
+    message after "Parsing the server response"; Telegram's own descriptions are short text.
+    """
+    message = error.message.split(". Parsing the server response", 1)[0]
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in message)[:120]
+    return f"{type(error).__name__}: {cleaned}"
+
+
 def delivery_failure(error: TelegramError) -> DeliveryFailed:
     """What a failed send means for the answer: permanent when Telegram refused this chat or request.
 
@@ -97,12 +108,11 @@ def delivery_failure(error: TelegramError) -> DeliveryFailed:
         wait = retry_after_seconds(error)
         return DeliveryFailed(f"429 retry after {wait:g} s", permanent=False, retry_after_s=wait)
     if isinstance(error, (Forbidden, BadRequest, ChatMigrated)):
-        return DeliveryFailed(f"{type(error).__name__}: {error.message}", permanent=True)
-    if isinstance(error, NetworkError):
-        cause = error.__cause__
-        detail = type(cause).__name__ if cause is not None else error.message
-        return DeliveryFailed(f"{type(error).__name__}: {detail}", permanent=False)
-    return DeliveryFailed(f"{type(error).__name__}: {error.message}", permanent=False)
+        return DeliveryFailed(short_reason(error), permanent=True)
+    cause = error.__cause__
+    if isinstance(error, NetworkError) and cause is not None:  # no answer: the transport failed
+        return DeliveryFailed(f"{type(error).__name__}: {type(cause).__name__}", permanent=False)
+    return DeliveryFailed(short_reason(error), permanent=False)
 
 
 def fits_as_photo(size: int, width: int, height: int) -> bool:
@@ -227,5 +237,5 @@ class FloodControl(BaseRateLimiter[int]):
                     raise
                 wait = self.outage_backoff_s * 2**outage
                 outage += 1
-                log.warning("Bot API %s failed (%s): retrying in %.0f s", endpoint, error, wait)
+                log.warning("Bot API %s failed (%s): retrying in %.0f s", endpoint, short_reason(error), wait)
                 await asyncio.sleep(wait)
