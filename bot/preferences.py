@@ -15,6 +15,16 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.storage.redis import DEFAULT_REDIS, RedisPolicy, async_redis
+from bot.storage.sqlite import DEFAULT_SQLITE, SqliteFile, SqlitePolicy
+
+
+def _create_table(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS preferences "
+        "(scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (scope, key))"
+    )
+
 
 class PreferencesUnavailable(Exception):
     """The store cannot be reached; callers fall back to defaults."""
@@ -33,45 +43,33 @@ class PreferencesStore(Protocol):
 
 
 class SQLitePreferences:
-    """Preferences in one SQLite file (WAL); each call opens its own short connection in a thread."""
+    """Preferences in one SQLite file, opened like every store's (`bot.storage.sqlite.SqliteFile`:
+    WAL, busy timeout, SQLITE_BUSY waited out); each call runs in a thread on its own connection."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS preferences "
-                "(scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (scope, key))"
-            )
+    def __init__(self, path: Path, policy: SqlitePolicy = DEFAULT_SQLITE) -> None:
+        self._file = SqliteFile(path, policy, schema=_create_table)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    @property
+    def path(self) -> Path:
+        return self._file.path
 
     def _get(self, scope: str, key: str) -> str | None:
-        db = self._connect()
-        try:
+        with self._file.transaction(write=False) as db:
             row = db.execute(
                 "SELECT value FROM preferences WHERE scope = ? AND key = ?", (scope, key)
             ).fetchone()
-        finally:
-            db.close()
         return None if row is None else str(row[0])
 
     def _set(self, scope: str, key: str, value: str | None) -> None:
-        db = self._connect()
-        try:
-            with db:
-                if value is None:
-                    db.execute("DELETE FROM preferences WHERE scope = ? AND key = ?", (scope, key))
-                else:
-                    db.execute(
-                        "INSERT INTO preferences (scope, key, value) VALUES (?, ?, ?) "
-                        "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
-                        (scope, key, value),
-                    )
-        finally:
-            db.close()
+        with self._file.transaction(write=True) as db:
+            if value is None:
+                db.execute("DELETE FROM preferences WHERE scope = ? AND key = ?", (scope, key))
+            else:
+                db.execute(
+                    "INSERT INTO preferences (scope, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
+                    (scope, key, value),
+                )
 
     async def get(self, scope: str, key: str) -> str | None:
         try:
@@ -90,10 +88,16 @@ class SQLitePreferences:
 
 
 class RedisPreferences:
-    """Preferences in Redis hashes, one per scope, so every replica sees the same choices."""
+    """Preferences in Redis hashes, one per scope, so every replica sees the same choices; the
+    client is built by `bot.storage.redis` with the stores' one policy."""
 
-    def __init__(self, url: str, prefix: str = "photodetective:prefs:") -> None:
-        self.client: aioredis.Redis = aioredis.Redis.from_url(url, socket_timeout=2.0, decode_responses=True)
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "photodetective:prefs:",
+        policy: RedisPolicy = DEFAULT_REDIS,
+    ) -> None:
+        self.client: aioredis.Redis = async_redis(url, policy)
         self.prefix = prefix
 
     async def get(self, scope: str, key: str) -> str | None:

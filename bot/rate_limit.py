@@ -16,7 +16,6 @@ worker slot.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Protocol
 
 import redis
 
+from bot.storage.redis import DEFAULT_REDIS, RedisPolicy, sync_redis
+from bot.storage.sqlite import DEFAULT_SQLITE, SqliteFile, SqlitePolicy
 from core.errors import RecognizerThrottled
 
 DEFAULT_MAX_WAIT = 10.0
@@ -92,12 +93,14 @@ class RedisSlotSchedule:
     """The schedule for several hosts, in Redis; keys expire once their slots are in the past."""
 
     def __init__(
-        self, url: str, *, prefix: str = "photodetective:rate:", socket_timeout: float = 5.0
+        self,
+        url: str,
+        *,
+        prefix: str = "photodetective:rate:",
+        policy: RedisPolicy = DEFAULT_REDIS,
     ) -> None:
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
-        self._reserve = self._client.register_script(RESERVE_LUA)
+        self.client = sync_redis(url, policy)
+        self._reserve = self.client.register_script(RESERVE_LUA)
         self._prefix = prefix
 
     def reserve(self, operation: str, interval: float, max_wait: float) -> float | None:
@@ -116,52 +119,53 @@ class RedisSlotSchedule:
 
     def close(self) -> None:
         """Drop the connection pool."""
-        self._client.close()
+        self.client.close()
 
 
 class SqliteSlotSchedule:
     """The schedule for the workers of one host, in a SQLite file they all open.
 
     `BEGIN IMMEDIATE` takes the write lock before reading, so two processes cannot read the same
-    next slot; the wall clock is shared by every process of the host.
+    next slot; the wall clock is shared by every process of the host. The file is opened like every
+    store's (`bot.storage.sqlite.SqliteFile`), so workers starting together all get it.
     """
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS slots (operation TEXT PRIMARY KEY, next_free REAL)"
-        )
-        self._lock = threading.Lock()  # one connection, used by the recognizer's call threads in turn
+    def __init__(
+        self,
+        path: Path,
+        *,
+        policy: SqlitePolicy = DEFAULT_SQLITE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._file = SqliteFile(path, policy, schema=_create_slots)
         self._clock = clock
 
     def reserve(self, operation: str, interval: float, max_wait: float) -> float | None:
-        """Read, decide and write the API's next slot inside one write transaction."""
-        with self._lock:
-            try:
-                self._connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                raise RecognizerThrottled(f"The shared rate limit is busy ({error}).") from error
-            try:
+        """Read, decide and write the API's next slot inside one write transaction.
+
+        A file locked past the busy timeout (or unreadable) is a throttling answer: the job is
+        retried later rather than failed.
+        """
+        try:
+            with self._file.transaction(write=True) as db:
                 now = self._clock()
-                row = self._connection.execute(
-                    "SELECT next_free FROM slots WHERE operation = ?", (operation,)
-                ).fetchone()
+                row = db.execute("SELECT next_free FROM slots WHERE operation = ?", (operation,)).fetchone()
                 next_free = max(float(row[0]) if row else 0.0, now)
                 wait = next_free - now
                 if wait > max_wait:
                     return None
-                self._connection.execute(
+                db.execute(
                     "INSERT INTO slots (operation, next_free) VALUES (?, ?) "
                     "ON CONFLICT(operation) DO UPDATE SET next_free = excluded.next_free",
                     (operation, next_free + interval),
                 )
                 return wait
-            finally:
-                self._connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise RecognizerThrottled(f"The shared rate limit is busy ({error}).") from error
 
     def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._connection.close()
+        """Nothing to release: each reservation opens and closes its own connection."""
+
+
+def _create_slots(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS slots (operation TEXT PRIMARY KEY, next_free REAL)")

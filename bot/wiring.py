@@ -16,6 +16,7 @@ from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.service import PhotoService
 from bot.settings import ENV_PREFIX, BackendChoice, Settings, SettingsError
+from bot.storage import RedisPolicy, SqlitePolicy
 from core.analysis_types import Feature
 from core.errors import RecognizerError
 from core.recognizers.base import CallGate, NullRecognizer, OpenGate, Recognizer
@@ -67,14 +68,20 @@ def _rekognition(settings: Settings) -> RekognitionRecognizer:
     )
 
 
+#: How every store built here reaches SQLite and Redis (bot.storage), decided once: a writer waits
+#: 5 s for another process's lock; Redis answers within 1 s or the store reports itself unavailable.
+SQLITE_POLICY = SqlitePolicy(busy_timeout_s=5.0)
+REDIS_POLICY = RedisPolicy(timeout_s=1.0, retries=1, max_connections=50)
+
+
 def build_rate_gate(settings: Settings) -> CallGate:
     """The account-wide Rekognition rate limit: in Redis when replicas share it, else a SQLite file."""
     if settings.rekognition_tps <= 0:
         return OpenGate()
     schedule: SlotSchedule = (
-        RedisSlotSchedule(settings.redis_url)
+        RedisSlotSchedule(settings.redis_url, policy=REDIS_POLICY)
         if settings.redis_url
-        else SqliteSlotSchedule(settings.data_dir / "rate.sqlite3")
+        else SqliteSlotSchedule(settings.data_dir / "rate.sqlite3", policy=SQLITE_POLICY)
     )
     return RateGate(schedule, settings.rekognition_tps)
 
@@ -146,14 +153,14 @@ def build_stores(settings: Settings) -> Stores:
     if settings.redis_url:
         return Stores(
             queue=RedisJobQueue(settings.redis_url, max_attempts=settings.job_max_attempts),
-            quota=RedisQuotaStore.from_url(settings.redis_url),
-            preferences=RedisPreferences(settings.redis_url),
+            quota=RedisQuotaStore.from_url(settings.redis_url, policy=REDIS_POLICY),
+            preferences=RedisPreferences(settings.redis_url, policy=REDIS_POLICY),
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Stores(
         queue=SqliteJobQueue(settings.data_dir / "queue.sqlite3", max_attempts=settings.job_max_attempts),
-        quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3"),
-        preferences=SQLitePreferences(settings.data_dir / "preferences.sqlite3"),
+        quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3", policy=SQLITE_POLICY),
+        preferences=SQLitePreferences(settings.data_dir / "preferences.sqlite3", policy=SQLITE_POLICY),
     )
 
 

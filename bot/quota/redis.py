@@ -31,8 +31,6 @@ from datetime import datetime
 from typing import Any, Self
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,6 +44,7 @@ from bot.quota.base import (
     require_aware,
 )
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage, UserCount
+from bot.storage.redis import DEFAULT_REDIS, RedisPolicy, async_redis
 
 DEFAULT_PREFIX = "photodetective:{quota}:"
 _FINISH_TRIES = 5
@@ -181,8 +180,8 @@ def _text(value: Any) -> str:
 class RedisQuotaStore(QuotaStore):
     """Quotas in Redis, for deployments with more than one host or many processes.
 
-    Build it with `RedisQuotaStore.from_url(url)` (short timeouts, one retry) or hand it a client
-    you configured yourself; `keep_days` is how long job records and daily counters live.
+    Build it with `RedisQuotaStore.from_url(url, policy)` (the stores' one client policy) or hand it
+    a client you configured yourself; `keep_days` is how long job records and daily counters live.
     """
 
     def __init__(
@@ -209,26 +208,18 @@ class RedisQuotaStore(QuotaStore):
         *,
         prefix: str = DEFAULT_PREFIX,
         keep_days: int = 7,
-        socket_timeout_s: float = 1.0,
-        max_connections: int = 50,
+        policy: RedisPolicy = DEFAULT_REDIS,
     ) -> Self:
-        """A store with its own client: short timeouts so an outage is reported in about a second.
+        """A store with its own client, built by `bot.storage.redis` like every store's.
 
-        One retry with a tiny backoff covers a connection that died while idle in the pool; more
-        would only delay the "try again shortly" answer. The pool blocks (up to `socket_timeout_s`
-        more) when all `max_connections` are busy, instead of failing a burst of charges outright
-        as redis-py's default pool does past 100 concurrent commands.
+        The policy's short timeouts report an outage in about a second (one retry covers a pooled
+        connection that died while idle), and its pool blocks rather than failing a burst.
         """
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=socket_timeout_s,
-            socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=1),
-            decode_responses=True,
-        )
-        return cls(aioredis.Redis.from_pool(pool), prefix=prefix, keep_days=keep_days, owns_client=True)
+        return cls(async_redis(url, policy), prefix=prefix, keep_days=keep_days, owns_client=True)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)

@@ -3,9 +3,9 @@
 Every check-and-charge is one `BEGIN IMMEDIATE` transaction, which takes SQLite's single write lock
 before reading anything, so two processes (or two threads) can never both see "19 of 20 used" and
 both charge. WAL mode lets readers (`usage`, `stats`) run while a writer holds the lock, and the busy
-timeout makes writers queue instead of failing. The stdlib `sqlite3` is blocking, so each call runs
-in a worker thread on a connection of its own, opened and closed within that call: connections are
-never shared between threads, and there is nothing to clean up when a worker thread goes away.
+timeout makes writers queue instead of failing (both from `bot.storage.sqlite.SqliteFile`). The
+stdlib `sqlite3` is blocking, so each call runs in a worker thread on a connection of its own,
+opened and closed within that call: connections are never shared between threads.
 The store has its own small thread pool rather than asyncio's default one, so quota checks do not
 queue behind slow recognizer calls that other code runs with `asyncio.to_thread`.
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +34,7 @@ from bot.quota.base import (
 )
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage, UserCount
 from bot.quota.rules import JobState, StoredCounts, StoredJob, decide_charge, settle
+from bot.storage.sqlite import DEFAULT_SQLITE, SqliteFile, SqlitePolicy
 
 T = TypeVar("T")
 
@@ -85,27 +84,30 @@ CREATE TABLE IF NOT EXISTS blocked (
 class SQLiteQuotaStore(QuotaStore):
     """Quotas in one SQLite file (for instance `data_dir / "quota.sqlite3"`).
 
-    `busy_timeout_s` is how long a writer waits for another writer before the store gives up
-    with `QuotaStoreUnavailable`; `keep_days` is how long job records (idempotency, refunds) and
+    `policy.busy_timeout_s` is how long a writer waits for another writer before the store gives up
+    with `QuotaStoreUnavailable` (`bot.storage.sqlite`: WAL, busy timeout and SQLITE_BUSY handling
+    are shared with the other stores); `keep_days` is how long job records (idempotency, refunds) and
     daily counters (stats) are kept before being pruned. `threads` sizes the store's own pool:
     writes are serialised by SQLite anyway, so a few threads are plenty.
     """
 
     def __init__(
-        self, path: Path, *, busy_timeout_s: float = 5.0, keep_days: int = 7, threads: int = 4
+        self,
+        path: Path,
+        *,
+        policy: SqlitePolicy = DEFAULT_SQLITE,
+        keep_days: int = 7,
+        threads: int = 4,
     ) -> None:
         if keep_days < 1:
             raise ValueError("keep_days must be >= 1")
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="quota-sqlite")
-        self._path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
+        self._file = SqliteFile(path, policy, schema=self._create_schema)
         self._keep_days = keep_days
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._file.path
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run blocking SQLite work on the store's own threads."""
@@ -113,89 +115,31 @@ class SQLiteQuotaStore(QuotaStore):
 
     # -- connections ---------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        """A fresh connection for this call, in autocommit mode so transactions are ours to begin."""
-        if not self._schema_ready:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
-        try:
-            connection.execute("PRAGMA synchronous = NORMAL")
-            if not self._schema_ready:
-                with self._schema_lock:
-                    if not self._schema_ready:
-                        self._create_schema(connection)
-                        self._schema_ready = True
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
     def _create_schema(self, connection: sqlite3.Connection) -> None:
-        """Switch the file to WAL and create the tables, once per store object.
+        """Create the tables (inside `SqliteFile`'s first write transaction, after the switch to WAL).
 
-        The tables are created under the write lock so processes starting together do not trip
-        over each other; newer schemas written by newer code are refused rather than misread.
+        Newer schemas written by newer code are refused rather than misread.
         """
-        self._enable_wal(connection)
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(f"{self._path} has quota schema {version}, newer than this code")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
-
-    def _enable_wal(self, connection: sqlite3.Connection) -> None:
-        """Set WAL mode, retrying while another process holds a lock.
-
-        `PRAGMA journal_mode = WAL` answers SQLITE_BUSY at once instead of calling the busy
-        handler (seen with two processes opening a new file together), so the busy timeout is
-        applied here by hand. WAL is a property of the file: later opens find it already set.
-        """
-        deadline = time.monotonic() + self._busy_timeout_s
-        delay = 0.002
-        while True:
-            try:
-                connection.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{self._file.path} has quota schema {version}, newer than this code")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction on its own connection; SQLite trouble becomes `QuotaStoreUnavailable`.
+        """One transaction (`SqliteFile.transaction`); SQLite trouble becomes `QuotaStoreUnavailable`.
 
         Writers use BEGIN IMMEDIATE: the write lock is taken before the first read, which is
-        what makes check-then-charge atomic (a deferred transaction could read, then fail to
-        upgrade, or worse, act on a stale read).
+        what makes check-then-charge atomic.
         """
         try:
-            connection = self._connect()
-        except sqlite3.OperationalError as error:
-            raise QuotaStoreUnavailable(f"sqlite: {error}") from error
-        try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
+            with self._file.transaction(write=write) as connection:
                 yield connection
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
+        except sqlite3.OperationalError as error:  # locked past the busy timeout, disk full, unreadable
             raise QuotaStoreUnavailable(f"sqlite: {error}") from error
-        finally:
-            connection.close()
 
     # -- the interface -------------------------------------------------------------------------
 

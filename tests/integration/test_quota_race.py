@@ -29,6 +29,7 @@ from bot.quota import (
     SQLiteQuotaStore,
 )
 from bot.quota.redis import DEFAULT_PREFIX
+from bot.storage import RedisPolicy, SqlitePolicy
 from tests.conftest import RedisServer
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -155,7 +156,7 @@ async def test_the_global_cost_cap_holds_across_processes(backend: tuple[str, st
 
 @pytest.fixture
 async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisQuotaStore]:
-    store = RedisQuotaStore.from_url(redis_server.url, socket_timeout_s=0.5)
+    store = RedisQuotaStore.from_url(redis_server.url, policy=RedisPolicy(timeout_s=0.5))
     yield store
     await store.close()
 
@@ -205,7 +206,7 @@ async def test_a_redis_that_accepts_but_never_answers_is_reported_within_the_soc
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    store = RedisQuotaStore.from_url(f"redis://127.0.0.1:{port}", socket_timeout_s=0.3)
+    store = RedisQuotaStore.from_url(f"redis://127.0.0.1:{port}", policy=RedisPolicy(timeout_s=0.3))
     try:
         async with asyncio.timeout(10):  # guards against a hang only
             with pytest.raises(QuotaStoreUnavailable) as caught:
@@ -222,7 +223,7 @@ async def test_a_redis_that_accepts_but_never_answers_is_reported_within_the_soc
 
 async def test_sqlite_locked_longer_than_the_busy_timeout_raises_the_typed_error(tmp_path: Path) -> None:
     path = tmp_path / "quota.sqlite3"
-    store = SQLiteQuotaStore(path, busy_timeout_s=0.2)
+    store = SQLiteQuotaStore(path, policy=SqlitePolicy(busy_timeout_s=0.2))
     policy = QuotaPolicy()
     assert (await store.try_charge("alice", "j1", 1, NOW, policy)).granted
 

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
+from bot.storage import RedisPolicy
 from core.analysis_types import ExifData, Feature, PreparedPhoto
 from core.errors import RecognizerThrottled
 from core.recognizers.base import CallGate, OpenGate
@@ -89,7 +90,7 @@ def test_the_gate_sleeps_until_its_slot_and_refuses_instead_of_waiting_too_long(
 
 
 def test_an_unreachable_redis_is_a_throttling_answer(redis_server: RedisServer) -> None:
-    schedule = RedisSlotSchedule(redis_server.url, socket_timeout=0.5)
+    schedule = RedisSlotSchedule(redis_server.url, policy=RedisPolicy(timeout_s=0.5))
     redis_server.stop()
     with pytest.raises(RecognizerThrottled, match="could not be reached"):
         schedule.reserve("DetectLabels", 0.1, 1)

@@ -36,6 +36,7 @@ from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.queue.base import EXPIRED_ERROR
 from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused
+from bot.storage import RedisPolicy
 from bot.worker import GAVE_UP, POOL_BROKEN, Worker, WorkerConfig
 from core.analysis_types import DEFAULT_FEATURES, Feature
 from core.limits import ImageLimits
@@ -781,7 +782,7 @@ async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
     queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
-    quota = RedisQuotaStore.from_url(redis_server.url, socket_timeout_s=0.5)
+    quota = RedisQuotaStore.from_url(redis_server.url, policy=RedisPolicy(timeout_s=0.5))
     service = make_service(queue, quota, tmp_path)
     request = PRIVATE_REQUEST
     try:

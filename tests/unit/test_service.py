@@ -23,6 +23,7 @@ from bot.queue import SqliteJobQueue
 from bot.queue.models import FailOutcome
 from bot.quota import QuotaPolicy, SQLiteQuotaStore
 from bot.service import TRY_AGAIN_SHORTLY, Accepted, PhotoService, Refused, billed_calls
+from bot.storage import SqlitePolicy
 from core.analysis_types import DEFAULT_FEATURES, Feature
 from core.recognizers.rekognition import BASE_CAPABILITIES
 
@@ -77,7 +78,7 @@ def replace_service(service: PhotoService, **changes: object) -> PhotoService:
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     queue = SqliteJobQueue(tmp_path / "queue.sqlite3", busy_timeout_s=0.2)
-    quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3", busy_timeout_s=0.2)
+    quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3", policy=SqlitePolicy(busy_timeout_s=0.2))
     clock = FakeClock()
     service = PhotoService(
         queue=queue,
