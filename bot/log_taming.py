@@ -7,6 +7,9 @@ Content-Length: during an upload, those bytes are the photo). Each such record b
 saying what happened, without the content; the refused request itself is logged by
 `bot.http_log` with its method, path, status and size.
 
+Socket Mode's client (slack_sdk) logs every envelope, whole, at DEBUG through the app's own
+logger; those records are dropped, as slack_sdk's own loggers are held at WARNING.
+
 Records are recognised by the library file that logged them and the message's fixed start, not
 by logger name: Bolt names its loggers after the app and its classes, which a later Bolt or app
 name would change. Everything else passes untouched (and is then redacted and escaped by
@@ -22,7 +25,8 @@ from pathlib import PurePath
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-Rewrite = Callable[[logging.LogRecord], None]
+#: A rule rewrites a record in place; False drops it.
+Rule = Callable[[logging.LogRecord], bool]
 _TYPE = re.compile(r"'type': '([\w.:-]{1,64})'")
 
 
@@ -43,7 +47,7 @@ def _replace(record: logging.LogRecord, message: str, level: int | None = None) 
         record.levelno, record.levelname = level, logging.getLevelName(level)
 
 
-def _bolt(record: logging.LogRecord) -> None:
+def _bolt(record: logging.LogRecord) -> bool:
     message = str(record.msg)
     if message.startswith("Invalid request signature detected"):
         _replace(record, "Slack request refused: invalid signature or timestamp (its content is not logged)")
@@ -54,9 +58,15 @@ def _bolt(record: logging.LogRecord) -> None:
         _replace(record, f"Slack request not handled by any listener: {kinds}")
     elif message.startswith("A global middleware (") and "for the request (" in message:
         _replace(record, message.split(" for the request (", 1)[0] + " (the request body is not logged)")
+    return True
 
 
-def _aiohttp(record: logging.LogRecord) -> None:
+def _slack_sdk(record: logging.LogRecord) -> bool:
+    """Socket Mode logs every envelope it receives or sends, whole, at DEBUG, through the app's logger."""
+    return record.levelno > logging.DEBUG
+
+
+def _aiohttp(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
     if isinstance(error, HttpProcessingError):
         # The exception's text quotes the offending bytes; its class and status say enough.
@@ -67,21 +77,21 @@ def _aiohttp(record: logging.LogRecord) -> None:
             "(its bytes are not logged)",
             logging.DEBUG,  # bot.http_log's line for the 400 says the rest
         )
+    return True
 
 
-_RULES: dict[str, Rewrite] = {"slack_bolt": _bolt, "aiohttp": _aiohttp}
+_RULES: dict[str, Rule] = {"slack_bolt": _bolt, "slack_sdk": _slack_sdk, "aiohttp": _aiohttp}
 
 
 class LibraryRecordTamer(logging.Filter):
-    """A handler filter applying the rewrites above.
+    """A handler filter applying the rules above.
 
-    A record a rewrite lowered below its logger's level is dropped, as it would have been had the
-    library logged it at that level.
+    Besides what a rule drops, a record a rule lowered below its logger's level is dropped, as it
+    would have been had the library logged it at that level.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         rule = _RULES.get(_library(record))
         if rule is None:
             return True
-        rule(record)
-        return record.levelno >= logging.getLogger(record.name).getEffectiveLevel()
+        return rule(record) and record.levelno >= logging.getLogger(record.name).getEffectiveLevel()

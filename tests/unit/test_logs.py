@@ -246,6 +246,23 @@ def test_bolt_unhandled_request_advice_is_one_line(logged: tuple[io.StringIO, lo
     assert len(lines(buffer)) == 1
 
 
+def test_socket_mode_envelopes_are_not_logged_even_at_debug(
+    logged: tuple[io.StringIO, logging.Logger],
+) -> None:
+    buffer, _ = logged
+    configure(buffer, "text", "DEBUG")
+    envelope = 'Received message (type: TEXT, data: \'{"payload": {"event": {"text": "PRIVATE-TEXT"}}}\')'
+    logging.getLogger().handle(
+        _library_record("slack_sdk", "socket_mode/aiohttp/__init__.py", logging.DEBUG, envelope)
+    )
+    warning = "Failed to send a ping message (s1): timeout"
+    logging.getLogger().handle(
+        _library_record("slack_sdk", "socket_mode/aiohttp/__init__.py", logging.WARNING, warning)
+    )
+    assert "PRIVATE-TEXT" not in buffer.getvalue()
+    assert lines(buffer)[0].endswith(warning)
+
+
 def test_aiohttp_malformed_request_bytes_are_not_logged(logged: tuple[io.StringIO, logging.Logger]) -> None:
     from aiohttp.http_exceptions import BadHttpMethod
 
