@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 PHOTODETECTIVE = Path(sys.executable).with_name("photodetective")
+RUN_CLI_TIMEOUT_S = 60
 
 
 def free_port() -> int:
@@ -66,7 +67,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(tmp_path: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`photodetective ARGS` to its end, with a clean environment plus `env`."""
     return subprocess.run(
         [str(PHOTODETECTIVE), *args],
@@ -74,6 +75,6 @@ def run_cli(tmp_path: Path, *args: str, timeout: float = 60, **env: str) -> subp
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=RUN_CLI_TIMEOUT_S,
         check=False,
     )

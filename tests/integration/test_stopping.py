@@ -16,7 +16,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -100,6 +102,10 @@ class Bot:
             self.process.communicate(timeout=10)
 
 
+class Launch(Protocol):
+    def __call__(self, role: str = "all", **env: str) -> Bot: ...
+
+
 @pytest.fixture
 def telegram() -> Iterator[FakeTelegram]:
     with FakeTelegram() as fake:
@@ -107,7 +113,7 @@ def telegram() -> Iterator[FakeTelegram]:
 
 
 @pytest.fixture
-def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[type[Bot]]:
+def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[Launch]:
     started: list[Bot] = []
 
     def start(role: str = "all", **env: str) -> Bot:
@@ -115,7 +121,7 @@ def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[type[Bot]]:
         started.append(bot)
         return bot
 
-    yield start  # type: ignore[misc]
+    yield start
     for bot in started:
         bot.kill()
 
@@ -126,7 +132,7 @@ def send_photo(telegram: FakeTelegram) -> None:
 
 
 @pytest.mark.parametrize("role", ["all", "ingress", "worker"])
-def test_idle_in_a_long_poll_stops_at_once(launch: type[Bot], telegram: FakeTelegram, role: str) -> None:
+def test_idle_in_a_long_poll_stops_at_once(launch: Launch, telegram: FakeTelegram, role: str) -> None:
     bot = launch(role)
     bot.serving()
     if role != "worker":  # a worker receives nothing: it waits for jobs in the queue
@@ -138,7 +144,7 @@ def test_idle_in_a_long_poll_stops_at_once(launch: type[Bot], telegram: FakeTele
 
 
 def test_a_getme_that_hangs_at_start_up_does_not_hold_the_stop(
-    launch: type[Bot], telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram
 ) -> None:
     telegram.set_delay("getMe", 120)
     bot = launch()
@@ -149,7 +155,7 @@ def test_a_getme_that_hangs_at_start_up_does_not_hold_the_stop(
     assert "Traceback" not in bot.stderr
 
 
-def analysing(launch: type[Bot], telegram: FakeTelegram, rekognition: FakeRekognition) -> Bot:
+def analysing(launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition) -> Bot:
     """A bot whose one job waits on a Rekognition call that takes a minute (in a thread)."""
     rekognition.set_delay(60.0, operation="DetectLabels")
     bot = launch(
@@ -168,7 +174,7 @@ def analysing(launch: type[Bot], telegram: FakeTelegram, rekognition: FakeRekogn
 
 
 def test_a_job_still_analysing_after_the_grace_goes_back_to_the_queue(
-    launch: type[Bot], telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram
 ) -> None:
     with FakeRekognition() as rekognition:
         bot = analysing(launch, telegram, rekognition)
@@ -182,7 +188,7 @@ def test_a_job_still_analysing_after_the_grace_goes_back_to_the_queue(
 
 
 def test_a_reply_backing_off_after_429_retry_after_40_does_not_hold_the_stop(
-    launch: type[Bot], telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram
 ) -> None:
     telegram.rate_limit("sendPhoto", times=100, retry_after=40)
     telegram.rate_limit("sendDocument", times=100, retry_after=40)
@@ -199,7 +205,7 @@ def test_a_reply_backing_off_after_429_retry_after_40_does_not_hold_the_stop(
 
 
 def test_a_second_signal_exits_at_once_and_leaves_no_image_process(
-    launch: type[Bot], telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram
 ) -> None:
     with FakeRekognition() as rekognition:
         bot = analysing(launch, telegram, rekognition)
@@ -212,24 +218,21 @@ def test_a_second_signal_exits_at_once_and_leaves_no_image_process(
     assert bot.process.returncode == 128 + signal.SIGINT, bot.stderr
     assert "SIGINT again: exiting at once" in bot.stderr
     for pid in pool:
-        wait_for(
-            lambda pid=pid: not os.path.exists(f"/proc/{pid}") or zombie(pid), f"pool process {pid} gone", 5
-        )
+        wait_for(partial(gone, pid), f"pool process {pid} gone", 5)
     stats = bot.queue()
     assert (stats.done, stats.dead) == (0, 0)
     assert stats.queued + stats.in_flight == 1
 
 
-def zombie(pid: int) -> bool:
+def gone(pid: int) -> bool:
+    """No such process any more, or only its exit status waiting to be collected."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except (FileNotFoundError, IndexError):
         return True
 
 
-def test_slack_and_the_web_page_running_stop_within_the_grace(
-    launch: type[Bot], telegram: FakeTelegram
-) -> None:
+def test_slack_and_the_web_page_running_stop_within_the_grace(launch: Launch, telegram: FakeTelegram) -> None:
     with FakeSlack() as slack:
         bot = launch(
             PHOTODETECTIVE_SLACK_BOT_TOKEN="xoxb-fake-bot-token",
@@ -247,7 +250,7 @@ def test_slack_and_the_web_page_running_stop_within_the_grace(
 
 
 def test_a_process_killed_outright_takes_its_image_processes_with_it(
-    launch: type[Bot], telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram
 ) -> None:
     bot = launch()
     bot.serving()
@@ -258,6 +261,4 @@ def test_a_process_killed_outright_takes_its_image_processes_with_it(
     bot.process.kill()
     bot.process.communicate(timeout=10)  # returns only once no pool process holds stderr open
     for pid in pool:
-        wait_for(
-            lambda pid=pid: not os.path.exists(f"/proc/{pid}") or zombie(pid), f"pool process {pid} gone", 5
-        )
+        wait_for(partial(gone, pid), f"pool process {pid} gone", 5)
