@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 3600.0
 #: How often photos waiting for the quota's concurrency are offered again (a cheap read when none wait).
 WAITING_INTERVAL_S = 1.0
+WAITING_BACKOFF_MAX_S = 30.0
 
 
 class WebAdapter:
@@ -78,12 +79,18 @@ class WebAdapter:
         return await self.pages.waiting.release()
 
     async def _release_forever(self) -> None:
+        """Offer waiting photos every `waiting_interval_s`; while the stores fail, less and less often."""
+        pause = self.waiting_interval_s
         while True:
             try:
                 await self.release_waiting()
-            except Exception:  # the stores briefly unreachable: the photos keep waiting
-                log.exception("releasing waiting web photos failed; trying again shortly")
-            await asyncio.sleep(self.waiting_interval_s)
+                pause = self.waiting_interval_s
+            except Exception as exc:  # the stores briefly unreachable: the photos keep waiting
+                pause = min(pause * 2, WAITING_BACKOFF_MAX_S)
+                log.warning(
+                    "waiting web photos not offered (%s); trying again in %g s", type(exc).__name__, pause
+                )
+            await asyncio.sleep(pause)
 
     async def start(self) -> None:
         await self.pages.signer()  # the session secret exists before the first request
