@@ -194,7 +194,12 @@ def short_content_length(port: int, path: str, payload: bytes, declared: int = 1
     return answer
 
 
-def send_hostile_requests(run: Run, telegram: FakeTelegram) -> dict[str, int]:
+def telegram_webhook(base: str, body: str, secret: str) -> int:
+    headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret}
+    return post(f"{base}/telegram/webhook", body.encode(), headers)
+
+
+def send_hostile_requests(run: Run, telegram: FakeTelegram, mode: str) -> dict[str, int]:
     """Everything an outsider can send; returns each request's status, checked after the log is."""
     base = run.base
     secrets = " ".join(SECRETS.values())
@@ -233,10 +238,22 @@ def send_hostile_requests(run: Run, telegram: FakeTelegram) -> dict[str, int]:
     status["unhandled event"] = signed_slack(base, json.dumps(event))
     # A photo with hostile EXIF, sent as a file so the EXIF survives, analysed and answered.
     alice = telegram.user(4242)
-    telegram.send_document(
-        telegram.private_chat(alice), photo, sender=alice, file_name=f"{EXIF_MARKER}\n{FAKE_LINE}.jpg"
-    )
-    telegram.send_document(telegram.private_chat(alice), corrupt_exif_photo(), sender=alice)
+    chat = telegram.private_chat(alice)
+    messages = [
+        telegram.document_message(chat, photo, sender=alice, file_name=f"{EXIF_MARKER}\n{FAKE_LINE}.jpg"),
+        telegram.document_message(chat, corrupt_exif_photo(), sender=alice),
+    ]
+    if mode == "webhook":
+        # A forged delivery (wrong secret), one with the secret that is not JSON, then the real ones.
+        forged = f'{{"update_id": 1, "message": "{BODY_MARKER}\n{FAKE_LINE}"}}'
+        status["webhook forged"] = telegram_webhook(run.base, forged, "wrong-secret")
+        secret = SECRETS["telegram webhook secret"]
+        status["webhook not json"] = telegram_webhook(run.base, f"{BODY_MARKER}\n{FAKE_LINE}", secret)
+        for message in messages:
+            assert telegram_webhook(run.base, json.dumps(telegram.update_for(message)), secret) == 200
+    else:
+        for message in messages:
+            telegram.send(message)
     wait_for(lambda: len(telegram.sent(telegram.private_chat(alice))) >= 2, "both replies", 60)
     return status
 
@@ -281,15 +298,23 @@ def fakes() -> Iterator[tuple[FakeTelegram, FakeSlack, FakeRekognition]]:
         yield telegram, slack, rekognition
 
 
-@pytest.mark.parametrize(("log_format", "level"), [("text", "DEBUG"), ("json", "INFO")])
+@pytest.mark.parametrize(
+    ("log_format", "level", "mode"), [("text", "DEBUG", "polling"), ("json", "INFO", "webhook")]
+)
 def test_hostile_requests_leave_no_secret_body_or_photo_byte_in_the_log(
-    tmp_path: Path, fakes: tuple[FakeTelegram, FakeSlack, FakeRekognition], log_format: str, level: str
+    tmp_path: Path,
+    fakes: tuple[FakeTelegram, FakeSlack, FakeRekognition],
+    log_format: str,
+    level: str,
+    mode: str,
 ) -> None:
     telegram, slack, rekognition = fakes
     run = start(
         tmp_path,
         log_format,
         level,
+        PHOTODETECTIVE_TELEGRAM_MODE=mode,
+        PHOTODETECTIVE_TELEGRAM_WEBHOOK_URL="https://bot.example/telegram/webhook",
         PHOTODETECTIVE_TELEGRAM_API_URL=telegram.url,
         PHOTODETECTIVE_SLACK_API_URL=slack.api_url,
         PHOTODETECTIVE_SLACK_FILE_HOSTS=slack.file_host,
@@ -300,7 +325,7 @@ def test_hostile_requests_leave_no_secret_body_or_photo_byte_in_the_log(
             lambda: get(f"{run.base}/healthz")[0] == 200 or run.process.poll() is not None, "the server", 60
         )
         assert run.process.poll() is None, stop(run)
-        status = send_hostile_requests(run, telegram)
+        status = send_hostile_requests(run, telegram, mode)
     finally:
         output = stop(run)
         print(output)  # shown by pytest when the test fails
@@ -312,6 +337,9 @@ def test_hostile_requests_leave_no_secret_body_or_photo_byte_in_the_log(
     assert status["oversized upload"] in (0, 400, 401, 403, 413)
     assert status["forged path"] == 404
     assert status["unhandled event"] == 404  # Bolt refuses an event no listener takes
+    if mode == "webhook":
+        assert status["webhook forged"] == 403
+        assert status["webhook not json"] == 400
     # What an operator does get for a refused request: method, path, status and size, on one line.
     if log_format == "json":
         refused = {(r.get("method"), r.get("path"), r.get("status")) for r in records}
