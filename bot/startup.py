@@ -15,6 +15,8 @@ Anything else is a bug, and keeps its traceback.
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 from bot.settings import ENV_PREFIX, SettingsError
 
@@ -45,3 +47,21 @@ def listen_error(host: str, port: int, error: OSError) -> Exception:
 def without(secret: str, text: str) -> str:
     """`text` with every copy of `secret` masked, for messages built from a library's exception."""
     return text.replace(secret, "***") if secret else text
+
+
+def writable_folder(folder: Path, setting: str) -> None:
+    """Create `folder` if needed and check this user may write there, else a `SettingsError` naming it.
+
+    A container volume owned by another user, or a path through a file, would otherwise surface as
+    a traceback from deep inside SQLite or `mkdir`, long after the cause was set.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SettingsError(f"Cannot create the data folder {folder}: {reason} (check {setting})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"The data folder {folder} is not writable by this user (uid {os.getuid()}): "
+            f"change its owner, or {setting}"
+        )

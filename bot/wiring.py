@@ -16,6 +16,7 @@ from bot.quota import QuotaPolicy, QuotaStore, RedisQuotaStore, SQLiteQuotaStore
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.service import PhotoService
 from bot.settings import ENV_PREFIX, BackendChoice, Settings, SettingsError
+from bot.startup import writable_folder
 from bot.storage import RedisPolicy, SqlitePolicy
 from core.analysis_types import Feature
 from core.errors import RecognizerError
@@ -156,7 +157,7 @@ def build_stores(settings: Settings) -> Stores:
             quota=RedisQuotaStore.from_url(settings.redis_url, policy=REDIS_POLICY),
             preferences=RedisPreferences(settings.redis_url, policy=REDIS_POLICY),
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    writable_folder(settings.data_dir, f"{ENV_PREFIX}DATA_DIR")
     return Stores(
         queue=SqliteJobQueue(settings.data_dir / "queue.sqlite3", max_attempts=settings.job_max_attempts),
         quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3", policy=SQLITE_POLICY),

@@ -146,3 +146,20 @@ def test_a_refused_webhook_names_its_setting(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "https url must be provided" in line.lower()
     assert "PHOTODETECTIVE_TELEGRAM_WEBHOOK_URL" in line
+
+
+def test_a_data_folder_that_cannot_be_created_names_its_setting(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli(
+        tmp_path,
+        "run",
+        PHOTODETECTIVE_BACKEND="none",
+        PHOTODETECTIVE_TELEGRAM_TOKEN=WRONG_TOKEN,
+        PHOTODETECTIVE_DATA_DIR=str(blocker / "data"),
+        PHOTODETECTIVE_HTTP_PORT=str(free_port()),
+    )
+    line = one_error_line(result, WRONG_TOKEN)
+    assert result.returncode == 2
+    assert str(blocker / "data") in line
+    assert "PHOTODETECTIVE_DATA_DIR" in line
