@@ -148,7 +148,7 @@ async def test_runs_with_the_network_blocked(
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    fresh = LocalRecognizer(models_dir=recognizer.models_dir)  # loads every model under the block
+    fresh = LocalRecognizer(models_dir=recognizer.models.directory)  # loads every model under the block
     try:
         analysis = await fresh.analyze(_prepared(_sign()), fresh.capabilities)
     finally:

@@ -10,7 +10,7 @@ What it cannot do is declared: `capabilities` (features) and `limitations` (plai
 the summary and /help).
 
 `analyze_image` is the whole pipeline, in order: faces (`faces`, `face_attributes`), text
-(`ocr`), labels and boxed objects (`labels.label_photo`, which uses the faces and text already
+(`ocr`), labels and boxed objects (`labels.find_labels`, summed up with the faces and text already
 found), moderation (`moderation`). Photos run on a small thread pool so the event loop never
 waits on the CPU; `concurrent_photos` of them at once.
 """
@@ -116,10 +116,6 @@ class LocalRecognizer:
     def limitations(self) -> tuple[str, ...]:
         """What this backend does not do even within its features, in sentences for people."""
         return LIMITATIONS
-
-    @property
-    def models_dir(self) -> Path:
-        return self._models.directory
 
     @property
     def models(self) -> ModelRegistry:

@@ -20,7 +20,7 @@ from core.recognizers.local import age_gender
 from core.recognizers.local.inference import LiteRtModel, ModelRegistry, ModelSpec
 from core.recognizers.local.model_files import EMOTION
 
-__all__ = ["EMOTION_MODEL", "describe", "mesh_landmarks"]
+__all__ = ["EMOTION_MODEL", "clip", "describe", "mesh_landmarks"]
 
 EMOTION_MODEL = ModelSpec("fer-emotion", (EMOTION,), LiteRtModel)
 
@@ -56,13 +56,18 @@ def describe(
 ) -> FaceAttributes:
     """The attributes of one face from its mesh `points` (crop space, 3-D) and their `photo_xy` (pixels)."""
     emotions = _emotions(image, box, models)
+    happy = next((e.confidence for e in emotions if e.name == "HAPPY"), None)
     estimate = age_gender.estimate(image, photo_xy[list(_AGE_POINTS)], models)
-    return _attributes(
-        emotions,
-        estimate=estimate,
-        mouth_open=_gap(points, _LIP_UPPER, _LIP_LOWER) / max(_gap(points, _FOREHEAD, _CHIN), 1e-6)
-        > MOUTH_OPEN_RATIO,
+    age_low, age_high = age_gender.age_range(estimate.age) if estimate is not None else (None, None)
+    mouth_gap = _gap(points, _LIP_UPPER, _LIP_LOWER) / max(_gap(points, _FOREHEAD, _CHIN), 1e-6)
+    return FaceAttributes(
+        age_low=age_low,
+        age_high=age_high,
+        gender=estimate.gender if estimate is not None else None,
+        smiling=None if happy is None else happy >= SMILE_THRESHOLD,
+        mouth_open=mouth_gap > MOUTH_OPEN_RATIO,
         eyes_open=_eyes_open(points),
+        emotions=emotions,
         pose=_pose(points, crop_angle),
     )
 
@@ -72,7 +77,7 @@ def mesh_landmarks(ratios: np.ndarray) -> tuple[Landmark, ...]:
 
     def mean(*indices: int) -> tuple[float, float]:
         xy = ratios[list(indices)].mean(axis=0)
-        return _clip(float(xy[0])), _clip(float(xy[1]))
+        return clip(float(xy[0])), clip(float(xy[1]))
 
     named = {
         "eyeLeft": mean(*_EYE_LEFT),
@@ -103,29 +108,7 @@ def _emotions(image: Image.Image, box: Box, models: ModelRegistry) -> tuple[Emot
         return ()
     total = float(scores.sum()) or 1.0
     ranked = sorted(zip(EMOTIONS, scores, strict=True), key=lambda pair: float(pair[1]), reverse=True)
-    return tuple(Emotion(name, _clip(float(score) / total)) for name, score in ranked)
-
-
-def _attributes(
-    emotions: tuple[Emotion, ...],
-    *,
-    estimate: age_gender.AgeGender | None = None,
-    mouth_open: bool | None = None,
-    eyes_open: bool | None = None,
-    pose: Pose | None = None,
-) -> FaceAttributes:
-    happy = next((e.confidence for e in emotions if e.name == "HAPPY"), None)
-    age_low, age_high = age_gender.age_range(estimate.age) if estimate is not None else (None, None)
-    return FaceAttributes(
-        age_low=age_low,
-        age_high=age_high,
-        gender=estimate.gender if estimate is not None else None,
-        smiling=None if happy is None else happy >= SMILE_THRESHOLD,
-        mouth_open=mouth_open,
-        eyes_open=eyes_open,
-        emotions=emotions,
-        pose=pose,
-    )
+    return tuple(Emotion(name, clip(float(score) / total)) for name, score in ranked)
 
 
 def _gap(points: np.ndarray, a: int, b: int) -> float:
@@ -155,5 +138,6 @@ def _wrap(degrees: float) -> float:
     return (degrees + 180.0) % 360.0 - 180.0
 
 
-def _clip(value: float) -> float:
+def clip(value: float) -> float:
+    """A ratio or share held to 0..1."""
     return min(max(value, 0.0), 1.0)

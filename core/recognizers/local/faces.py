@@ -28,7 +28,7 @@ from PIL import Image
 
 from core.analysis_types import Box, Face, Landmark
 from core.recognizers.local import ssd
-from core.recognizers.local.face_attributes import describe, mesh_landmarks
+from core.recognizers.local.face_attributes import clip, describe, mesh_landmarks
 from core.recognizers.local.inference import LiteRtModel, ModelRegistry, ModelSpec
 from core.recognizers.local.model_files import FACE_DETECTOR_FULL, FACE_DETECTOR_SHORT, FACE_MESH
 from core.recognizers.local.rgb import as_rgb
@@ -147,7 +147,7 @@ def _detector_landmarks(detection: ssd.Detection) -> tuple[Landmark, ...]:
     """BlazeFace's six keypoints: eyes, nose tip, mouth centre (its ear points are too rough to show)."""
     names = ("eyeLeft", "eyeRight", "nose", "mouthCenter")
     return tuple(
-        Landmark(name, _clip(float(x)), _clip(float(y)))
+        Landmark(name, clip(float(x)), clip(float(y)))
         for name, (x, y) in zip(names, detection.keypoints[:4], strict=True)
     )
 
@@ -209,7 +209,3 @@ def _rotated_crop(
         return np.stack([cos * u - sin * v + cx, sin * u + cos * v + cy], axis=1)
 
     return crop, to_photo
-
-
-def _clip(value: float) -> float:
-    return min(max(value, 0.0), 1.0)

@@ -39,16 +39,7 @@ import numpy.typing as npt
 from core.errors import RecognizerUnavailable
 from core.recognizers.local.model_files import INSTALL_HINT, ModelFile, default_models_dir, sha256_of
 
-__all__ = [
-    "InferenceModel",
-    "LiteRtModel",
-    "ModelRegistry",
-    "ModelSpec",
-    "OnnxModel",
-    "RuntimeOptions",
-    "Tensors",
-    "verified_paths",
-]
+__all__ = ["InferenceModel", "LiteRtModel", "ModelRegistry", "ModelSpec", "OnnxModel", "RuntimeOptions"]
 
 Tensors = Sequence[npt.NDArray[Any]]
 StateT = TypeVar("StateT")
@@ -68,7 +59,7 @@ class RuntimeOptions:
             raise ValueError("threads must be at least 1")
 
 
-def verified_paths(directory: Path, files: Sequence[ModelFile]) -> tuple[Path, ...]:
+def _verified_paths(directory: Path, files: Sequence[ModelFile]) -> tuple[Path, ...]:
     """The paths of `files` in `directory`, each checked against its pinned sha256.
 
     Checked on every load (not remembered), so a model unloaded and loaded again is checked again.
@@ -118,7 +109,7 @@ class InferenceModel(ABC, Generic[StateT, InT, OutT]):
             return state
         with self._lock:
             if self._state is None:
-                self._state = self._load(verified_paths(self.options.directory, self.files))
+                self._state = self._load(_verified_paths(self.options.directory, self.files))
             return self._state
 
     def predict(self, inputs: InT) -> OutT:
@@ -166,10 +157,6 @@ class ModelRegistry:
     @property
     def directory(self) -> Path:
         return self.options.directory
-
-    def path(self, file: ModelFile) -> Path:
-        """The verified path of one pinned file (for install checks, golden outputs and tests)."""
-        return verified_paths(self.options.directory, (file,))[0]
 
     def get(self, spec: ModelSpec[ModelT]) -> ModelT:
         """The model for `spec` (not loaded until its first `predict` or `load`)."""

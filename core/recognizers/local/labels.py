@@ -31,7 +31,7 @@ from core.recognizers.local.people import detect_people, include_faces, merge_pe
 from core.recognizers.local.scenes import scene_labels
 from core.recognizers.local.taxonomy import PARENTS, ancestors
 
-__all__ = ["Findings", "find_labels", "label_photo", "summarise_labels"]
+__all__ = ["Findings", "find_labels", "summarise_labels"]
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,6 @@ def find_labels(image: Image.Image, models: ModelRegistry, faces: tuple[Face, ..
     things += find_objects(image, models, classified)  # kinds COCO lacks; never people
     scenes = scene_labels(image, classified, people, faces)
     return Findings(people, things, classified, scenes, faces)
-
-
-def label_photo(
-    image: Image.Image,
-    models: ModelRegistry,
-    faces: tuple[Face, ...] | None = None,
-    text: tuple[TextLine, ...] = (),
-) -> tuple[tuple[DetectedObject, ...], tuple[Label, ...]]:
-    """The photo's boxed objects (people first) and its labels, in one call (benchmarks, tests)."""
-    return find_labels(image, models, faces).labelled(text)
 
 
 def summarise_labels(
