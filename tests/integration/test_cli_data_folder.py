@@ -8,6 +8,9 @@ would who runs a command outside the service's environment.
 from __future__ import annotations
 
 import io
+import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bot.cli import main
-from bot.data_folder import operator_state, redacted_redis_url
+from bot.data_folder import analyze_state_folder, operator_state, redacted_redis_url
 from tests.fakes.rekognition import FakeRekognition
 from tests.settings_helpers import settings_from
 
@@ -160,3 +163,20 @@ def test_analyze_shares_the_rate_limit_with_a_bot_running_in_the_same_folder(
     assert code == 0, err
     assert (empty_folder / "data" / "rate.sqlite3").is_file()
     assert not (tmp_path / "cache").exists()
+
+
+def test_without_a_usable_cache_folder_analyze_uses_a_private_temporary_one(
+    monkeypatch: pytest.MonkeyPatch, empty_folder: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+    folder = analyze_state_folder(settings_from())
+
+    assert folder == tmp_path / "tmp" / f"photodetective-{os.getuid()}"
+    assert folder.is_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert list(empty_folder.iterdir()) == []
