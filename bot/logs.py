@@ -23,10 +23,11 @@ import json
 import logging
 import sys
 import threading
+import warnings
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from bot.log_taming import LibraryRecordTamer
 from bot.redaction import LogHygieneFilter, Redactor, escape_control
@@ -114,9 +115,21 @@ def configure_logging(log_format: LogFormat, level: str = "INFO", secrets: Itera
     root.setLevel(level.upper())
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    logging.captureWarnings(True)
+    warnings.showwarning = _log_warning
     sys.excepthook = _log_uncaught
     threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A Python warning as one record (`logging.captureWarnings` would log the source line too)."""
+    logging.getLogger("py.warnings").warning("%s: %s (%s:%d)", category.__name__, message, filename, lineno)
 
 
 def _log_uncaught(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:

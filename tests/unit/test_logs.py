@@ -12,7 +12,9 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import typing
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,10 +43,9 @@ AWS_SECRET = "MARKER-aws-secret-value"
 def logged() -> Iterator[tuple[io.StringIO, logging.Logger]]:
     """A buffer for the root handler `configure` sets up; the logging set-up is restored afterwards."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, sys.excepthook)
+    saved = (root.handlers[:], root.level, sys.excepthook, threading.excepthook, warnings.showwarning)
     yield io.StringIO(), logging.getLogger("tests.logs")
-    root.handlers[:], root.level, sys.excepthook = saved
-    logging.captureWarnings(False)
+    root.handlers[:], root.level, sys.excepthook, threading.excepthook, warnings.showwarning = saved
 
 
 def configure(
@@ -345,6 +346,7 @@ def test_an_uncaught_exception_and_a_warning_become_redacted_json_records() -> N
     assert [r["level"] for r in records] == ["warning", "critical"]
     assert "MARKER" not in result.stderr
     assert "RuntimeError: The token [redacted] was rejected" in records[1]["exception"]
+    assert records[0]["message"] == "UserWarning: careful with [redacted] (<string>:4)"
 
 
 def test_an_exception_in_a_thread_is_a_record_too() -> None:
