@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -49,3 +51,42 @@ def test_a_thread_count_the_operator_set_is_kept(monkeypatch: pytest.MonkeyPatch
     one_thread_per_photo()
     assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
     assert all(os.environ[name] == "1" for name in THREAD_VARIABLES[1:])
+
+
+SIGTERM_AS_PROCESS_1 = (
+    "import os, signal, sys, time\n"
+    "if sys.argv[1] == 'launch':\n"
+    "    from bot.launch import exit_on_sigterm\n"
+    "    exit_on_sigterm()\n"
+    "os.kill(os.getpid(), signal.SIGTERM)\n"
+    "time.sleep(1)\n"
+    "print('still running')\n"
+)
+
+
+def sigterm_as_process_1(mode: str) -> subprocess.CompletedProcess[str]:
+    """SIGTERM sent to a Python that is process 1 of its own PID namespace (as in a container)."""
+    return subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, "-c", SIGTERM_AS_PROCESS_1, mode],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+
+
+def can_be_process_1() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    try:
+        return sigterm_as_process_1("plain").stdout.strip() == "still running"
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not can_be_process_1(), reason="needs unshare --pid (root or user namespaces)")
+def test_sigterm_during_start_up_ends_process_1() -> None:
+    # Without the launcher's handler process 1 ignores SIGTERM (the skip condition shows it does here).
+    done = sigterm_as_process_1("launch")
+    assert done.returncode == 128 + signal.SIGTERM
+    assert "still running" not in done.stdout
