@@ -4,21 +4,37 @@ The shared HTTP server (webhooks, Slack events, the web page, health) logs no li
 it answers normally: a busy bot would log every Slack retry and health probe. A refused one
 (status 400 and up: a forged Slack signature, a wrong webhook secret, an oversized or malformed
 body, an unknown path) gets one line with method, path, status, sizes, time and client address,
-so attacks and misconfigurations are visible without any of their content: no query string
-(a sign-in link's token lives there), no header, no body. The path comes from outside, so like
-every logged string its control characters are escaped (by `bot.redaction`).
+so attacks and misconfigurations are visible without any of their content: no query string, no
+header, no body, and a path segment that looks like a token (the sign-in link `/signin/<token>`,
+a result's id) only by its first characters. The path
+comes from outside, so like every logged string its control characters are escaped (by
+`bot.redaction`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 FIRST_REFUSED_STATUS = 400
+#: A path segment this long made only of URL-safe characters, with letters and digits, is taken for
+#: a token (a sign-in link is /signin/<token>) and shortened to its first characters.
+TOKEN_MIN_CHARS = 20
+TOKEN_SHOWN_CHARS = 4
+_TOKEN = re.compile(rf"(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{{{TOKEN_MIN_CHARS},}}")
 #: The access log to give aiohttp with `access_log_class=RefusedRequestLog`.
 refused_requests = logging.getLogger("bot.http")
+
+
+def path_for_log(path: str) -> str:
+    """The path, token-like segments cut short: a sign-in link must not be replayable from the log."""
+    return "/".join(
+        segment[:TOKEN_SHOWN_CHARS] + "…" if _TOKEN.fullmatch(segment) else segment
+        for segment in path.split("/")
+    )
 
 
 class RefusedRequestLog(AbstractAccessLogger):
@@ -30,7 +46,7 @@ class RefusedRequestLog(AbstractAccessLogger):
             return
         fields: dict[str, object] = {
             "method": request.method,
-            "path": request.path,
+            "path": path_for_log(request.path),
             "status": status,
             "reason": response.reason,
             "request_bytes": request.content_length,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ import pytest
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from bot.http_log import RefusedRequestLog
+from bot.http_log import RefusedRequestLog, path_for_log
 from bot.logs import configure_logging
 from bot.redaction import (
     MAX_MESSAGE_CHARS,
@@ -322,6 +323,20 @@ async def test_a_refused_request_is_logged_without_its_query_or_body(
         "reason": "Forbidden",
         "request_bytes": 12,
     }
+
+
+def test_token_like_path_segments_are_cut_short() -> None:
+    token = secrets.token_urlsafe(24)
+    assert path_for_log(f"/signin/{token}") == f"/signin/{token[:4]}…"
+    assert (
+        path_for_log("/results/3b5ca73bc55c4fa6b83d290b4739cbe6/annotated.jpg")
+        == "/results/3b5c…/annotated.jpg"
+    )
+    assert (
+        path_for_log("/static/a-rather-long-stylesheet-name.css")
+        == "/static/a-rather-long-stylesheet-name.css"
+    )
+    assert path_for_log("/slack/events") == "/slack/events"
 
 
 # -- what is not a log call ----------------------------------------------------------------------------
