@@ -167,10 +167,14 @@ class WebStore(Protocol):
 
 
 def build_store(redis_url: str | None, data_dir: Path) -> WebStore:
-    """Redis when the deployment shares one (every replica sees every result), else SQLite in data_dir."""
+    """Redis when the deployment shares one (every replica sees every result), else SQLite in data_dir.
+
+    Either is reached with the deployment's one access policy (`bot.wiring`), like every store.
+    """
     from adapters.web.store_redis import RedisWebStore
     from adapters.web.store_sqlite import SQLiteWebStore
+    from bot.wiring import REDIS_POLICY, SQLITE_POLICY
 
     if redis_url:
-        return RedisWebStore(redis_url)
-    return SQLiteWebStore(data_dir)
+        return RedisWebStore(redis_url, REDIS_POLICY)
+    return SQLiteWebStore(data_dir, SQLITE_POLICY)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from dataclasses import replace
 
 import redis.asyncio as aioredis
 
 from adapters.web.store import BLOB_KINDS, BlobKind, SessionRecord, WebResult, token_digest
+from bot.storage import DEFAULT_REDIS, RedisPolicy, async_redis
+
+#: Seconds a command may take when it carries a photo (the policy's own timeout if longer).
+BLOB_TIMEOUT_S = 5.0
 
 
 def _text(raw: object) -> str:
@@ -38,8 +43,13 @@ return 1
 class RedisWebStore:
     """The web state in Redis, shared by every replica; blobs are plain keys next to the result."""
 
-    def __init__(self, url: str, prefix: str = "photodetective:web:") -> None:
-        self.client: aioredis.Redis = aioredis.Redis.from_url(url, socket_timeout=5.0)
+    def __init__(
+        self, url: str, policy: RedisPolicy = DEFAULT_REDIS, prefix: str = "photodetective:web:"
+    ) -> None:
+        # The deployment's client policy (bot.wiring.REDIS_POLICY), with time enough for a photo:
+        # a blob of up to 25 MB is one command, where the quota's commands are a few bytes.
+        blob_policy = replace(policy, timeout_s=max(policy.timeout_s, BLOB_TIMEOUT_S))
+        self.client: aioredis.Redis = async_redis(url, blob_policy, binary=True)
         self.prefix = prefix
 
     def _k(self, *parts: str) -> str:

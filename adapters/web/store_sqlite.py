@@ -1,8 +1,11 @@
 """The web state in one SQLite file (WAL) in the data folder, for a single-host deployment.
 
-Each call opens a short connection in a worker thread, one at a time per process (`_lock`);
-other processes on the host (a second replica, `photodetective web user ...`) wait on SQLite's
-own lock for up to five seconds.
+The file is reached through `bot.storage.SqliteFile`, like every other store's: WAL switched on
+even while another process holds the file, a busy timeout (`bot.wiring.SQLITE_POLICY`), and
+`BEGIN IMMEDIATE` for writes, so a read-decide-write (an upload slot, a counter) never acts on a
+stale read. Each call runs in a worker thread on a connection of its own, one at a time per
+process (`_lock`); other processes on the host (a second replica, `photodetective web user ...`)
+queue behind SQLite's lock.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.web.store import BlobKind, SessionRecord, WebResult, token_digest
+from bot.storage import DEFAULT_SQLITE, SqliteFile, SqlitePolicy
 
 T = TypeVar("T")
 
@@ -39,37 +43,32 @@ CREATE TABLE IF NOT EXISTS slots (
     key TEXT NOT NULL, token TEXT NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (key, token));
 """
 
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """The schema, statement by statement (`executescript` would commit the caller's transaction)."""
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 SECRET_FILE = "web-session-secret"  # noqa: S105 (a file name, not a secret)
 
 
 class SQLiteWebStore:
     """The web state in one SQLite file (WAL) in the data folder; short connections in a thread."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, policy: SqlitePolicy = DEFAULT_SQLITE) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "web.sqlite3"
+        self.file = SqliteFile(self.path, policy, schema=_create_tables)
         self._lock = asyncio.Lock()
-        db = self._connect()
-        try:
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA secure_delete=ON")
-        return db
-
-    async def _run(self, function: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, function: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         def work() -> T:
-            db = self._connect()
-            try:
-                with db:
-                    return function(db)
-            finally:
-                db.close()
+            with self.file.transaction(write=write) as db:
+                db.execute("PRAGMA secure_delete = ON")  # a deleted photo's bytes are overwritten
+                return function(db)
 
         async with self._lock:
             return await asyncio.to_thread(work)
@@ -79,7 +78,10 @@ class SQLiteWebStore:
         return await self._run(lambda db: db.execute(sql, params).rowcount)
 
     async def _row(self, sql: str, *params: object) -> Any:
-        return await self._run(lambda db: db.execute(sql, params).fetchone())
+        return await self._run(lambda db: db.execute(sql, params).fetchone(), write=False)
+
+    async def _rows(self, sql: str, *params: object) -> list[Any]:
+        return await self._run(lambda db: db.execute(sql, params).fetchall(), write=False)
 
     async def add_result(self, result: WebResult) -> None:
         await self._execute(
@@ -92,10 +94,8 @@ class SQLiteWebStore:
         return None if row is None else WebResult.from_json(json.loads(row[0]))
 
     async def results_of(self, account: str) -> list[WebResult]:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT data FROM results WHERE account = ? ORDER BY created_at DESC", (account,)
-            ).fetchall()
+        rows = await self._rows(
+            "SELECT data FROM results WHERE account = ? ORDER BY created_at DESC", account
         )
         return [WebResult.from_json(json.loads(row[0])) for row in rows]
 
@@ -160,19 +160,15 @@ class SQLiteWebStore:
         return await self._run(work)
 
     async def accounts(self) -> list[str]:
-        rows = await self._run(lambda db: db.execute("SELECT name FROM accounts ORDER BY name").fetchall())
+        rows = await self._rows("SELECT name FROM accounts ORDER BY name")
         return [str(row[0]) for row in rows]
 
     async def has_account(self, name: str) -> bool:
-        row = await self._run(
-            lambda db: db.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone()
-        )
+        row = await self._row("SELECT 1 FROM accounts WHERE name = ?", name)
         return row is not None
 
     async def account_created(self, name: str) -> float | None:
-        row = await self._run(
-            lambda db: db.execute("SELECT created_at FROM accounts WHERE name = ?", (name,)).fetchone()
-        )
+        row = await self._row("SELECT created_at FROM accounts WHERE name = ?", name)
         return None if row is None else float(row[0])
 
     async def add_signin(self, token: str, account: str, expires_at: float) -> None:
@@ -221,10 +217,8 @@ class SQLiteWebStore:
         )
 
     async def waiting(self, limit: int) -> list[tuple[str, str]]:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT result_id, request FROM waiting ORDER BY since, result_id LIMIT ?", (limit,)
-            ).fetchall()
+        rows = await self._rows(
+            "SELECT result_id, request FROM waiting ORDER BY since, result_id LIMIT ?", limit
         )
         return [(str(row[0]), str(row[1])) for row in rows]
 
@@ -261,7 +255,7 @@ class SQLiteWebStore:
         return await self._run(work)
 
     async def release_slot(self, key: str, token: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM slots WHERE key = ? AND token = ?", (key, token)))
+        await self._execute("DELETE FROM slots WHERE key = ? AND token = ?", key, token)
 
     async def session_secret(self) -> bytes:
         """Kept in a file of its own (mode 0600), made with O_EXCL so two processes agree on one."""

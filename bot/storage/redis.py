@@ -35,8 +35,11 @@ class RedisPolicy:
 DEFAULT_REDIS = RedisPolicy()
 
 
-def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS) -> aioredis.Redis:
-    """An asyncio client for the stores used from the event loop (quota, preferences)."""
+def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS, *, binary: bool = False) -> aioredis.Redis:
+    """An asyncio client for the stores used from the event loop (quota, preferences, web results).
+
+    `binary`: replies stay `bytes`, for a store that keeps images (the web results' blobs).
+    """
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=policy.max_connections,
@@ -44,7 +47,7 @@ def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS) -> aioredis.Redis
         socket_timeout=policy.timeout_s,
         socket_connect_timeout=policy.timeout_s,
         retry=AsyncRetry(ExponentialBackoff(cap=0.1, base=0.01), retries=policy.retries),
-        decode_responses=True,
+        decode_responses=not binary,
     )
     return aioredis.Redis.from_pool(pool)
 
