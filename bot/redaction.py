@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -126,6 +126,7 @@ def _secret_values(value: Any) -> Iterator[str]:
                 password = None
             if password:
                 yield password
+                yield unquote(password)  # as a client library may quote it in an error
     elif isinstance(value, Mapping):
         for item in value.values():
             yield from _secret_values(item)

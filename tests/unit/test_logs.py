@@ -104,7 +104,7 @@ def test_url_passwords_and_aws_credentials_are_secrets_too(tmp_path: Path) -> No
     credentials.write_text(
         "[default]\naws_access_key_id = AKIAFILEKEY0000\naws_secret_access_key = MARKER-file-secret\n"
     )
-    settings = settings_from(redis_url="redis://:MARKER-redis-pw@cache:6379/0")
+    settings = settings_from(redis_url="redis://:MARKER-redis%40pw@cache:6379/0")
     env = {
         "AWS_ACCESS_KEY_ID": "AKIAENVKEY00000",
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
@@ -112,7 +112,8 @@ def test_url_passwords_and_aws_credentials_are_secrets_too(tmp_path: Path) -> No
     }
     found = secrets_in(settings, [], env)
     assert found == {
-        "MARKER-redis-pw",
+        "MARKER-redis%40pw",
+        "MARKER-redis@pw",
         "AKIAENVKEY00000",
         AWS_SECRET,
         "AKIAFILEKEY0000",
