@@ -34,7 +34,7 @@ async def test_results_and_their_blobs_are_deleted_together(store: WebStore) -> 
     await store.add_result(WebResult("r2-0000000000000000", "alice", 200.0, "b.jpg"))
     await store.add_result(WebResult("r3-0000000000000000", "bob", 300.0, "c.jpg"))
     for kind in ("upload", "annotated", "prepared"):
-        await store.put_blob("r1-0000000000000000", kind, b"x")  # type: ignore[arg-type]
+        await store.put_blob("r1-0000000000000000", kind, b"x")
     assert [r.id for r in await store.results_of("alice")] == ["r2-0000000000000000", "r1-0000000000000000"]
     assert await store.sweep(older_than=150.0) == 1
     assert await store.result("r1-0000000000000000") is None

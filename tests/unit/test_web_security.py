@@ -76,10 +76,10 @@ def test_client_ip_from_x_forwarded_for(peer: str, header: str | None, expected:
 
 
 def test_settings_parse_proxies_and_refuse_bad_ones() -> None:
-    parsed = WebSettings(_env_file=None, trusted_proxies="10.0.0.0/8, 127.0.0.1")  # type: ignore[call-arg]
+    parsed = WebSettings(_env_file=None, trusted_proxies="10.0.0.0/8, 127.0.0.1")  # type: ignore[call-arg, arg-type]
     assert [str(n) for n in parsed.trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32"]
     with pytest.raises(ValueError, match="CIDR"):
-        WebSettings(_env_file=None, trusted_proxies="10.0.0.0/33")  # type: ignore[call-arg]
+        WebSettings(_env_file=None, trusted_proxies="10.0.0.0/33")  # type: ignore[call-arg, arg-type]
     with pytest.raises(ValueError, match="http"):
         WebSettings(_env_file=None, public_url="photos.example.org")  # type: ignore[call-arg]
     assert WebSettings(_env_file=None, public_url="https://p.example/").secure_cookies  # type: ignore[call-arg]
