@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from core.analysis_types import (
+    DESCRIBE_SOURCE,
     Analysis,
     Box,
     ExifData,
     FaceAttributes,
     Feature,
     ImageProperties,
+    Label,
     PreparedPhoto,
 )
 
@@ -93,6 +95,33 @@ def _properties(properties: ImageProperties | None) -> dict[str, Any] | None:
     }
 
 
+def _label(label: Label) -> dict[str, Any]:
+    """A label; a describer's tag says `"source": "describe"` and has no confidence (null)."""
+    if label.source == DESCRIBE_SOURCE:
+        return {
+            "name": label.name,
+            "confidence": None,
+            "parents": [],
+            "categories": [],
+            "source": label.source,
+        }
+    return {
+        "name": label.name,
+        "confidence": _conf(label.confidence),
+        "parents": list(label.parents),
+        "categories": list(label.categories),
+    }
+
+
+def _description(analysis: Analysis) -> dict[str, Any]:
+    """The `description` key only when a caption came back: absent means "not run" or "failed"
+    (a failure is listed in `errors` under the feature "describe")."""
+    found = analysis.description
+    if found is None:
+        return {}
+    return {"description": {"text": found.text, "backend": found.backend, "model": found.model}}
+
+
 def _celebrities(analysis: Analysis) -> dict[str, Any]:
     """The `celebrities` key only when RecognizeCelebrities ran (an opt-in, billed feature):
     absent means "not asked", [] means "asked, nobody recognised"."""
@@ -123,15 +152,8 @@ def analysis_json(
         "annotated": annotated,
         "backend": analysis.backend,
         "features": sorted(f.value for f in analysis.features),
-        "labels": [
-            {
-                "name": label.name,
-                "confidence": _conf(label.confidence),
-                "parents": list(label.parents),
-                "categories": list(label.categories),
-            }
-            for label in analysis.labels
-        ],
+        **_description(analysis),
+        "labels": [_label(label) for label in analysis.labels],
         "objects": [
             {"name": o.name, "confidence": _conf(o.confidence), "box": _box(o.box)} for o in analysis.objects
         ],

@@ -21,6 +21,7 @@ from core.summary import build_summary
 from core.summary_types import (
     CameraSection,
     CelebritiesSection,
+    DescriptionSection,
     FacesSection,
     HiddenLocationSection,
     LabelsSection,
@@ -212,11 +213,15 @@ def section_block(section: Section) -> Block:
 
 def _section_lines(section: Section) -> tuple[Line, ...]:
     match section:
+        case DescriptionSection(text=text):
+            # A model's words, steerable by text in the photo: quoted verbatim like OCR text
+            # (Telegram shows it as code, so nothing in it becomes a link or a mention).
+            return ((title("Description:"), plain(" "), Part(text, Style.QUOTE)),)
         case ModerationSection(items=items):
             listed = _joined(plain(f"{i.name} {i.percent}") for i in items)
             return ((Part("warning", Style.ICON), title("Content warning:"), plain(" "), *listed),)
         case LabelsSection(items=items, omitted=omitted):
-            listed = _joined(plain(f"{i.name} {i.percent}") for i in items)
+            listed = _joined(plain(i.text) for i in items)
             return ((title("Labels:"), plain(" "), *listed, plain(more(omitted))),)
         case ObjectsSection():
             return ((title("Objects:"), plain(f" {section.phrase}")),)

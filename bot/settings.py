@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -203,6 +203,50 @@ class Settings(BaseSettings):
         "for longer): an answer goes out within about this long after its platform recovers.",
     )
 
+    describe_backend: Literal["none", "bedrock", "openai"] = Field(
+        "none",
+        description="Vision-language model for a caption, tags and questions (feature 'describe'): none, "
+        "bedrock (Amazon Bedrock Converse, standard AWS chain) or openai (any OpenAI-compatible "
+        "/v1/chat/completions server, e.g. Ollama). none sends no photo anywhere new.",
+    )
+    describe_model: str | None = Field(
+        None,
+        description="The describer's model: a Bedrock model or inference-profile id, or the server's name.",
+    )
+    describe_url: str | None = Field(
+        None,
+        description="API base of the openai backend as OpenAI clients take it (http://localhost:11434/v1).",
+    )
+    describe_api_key: SecretStr | None = Field(
+        None, description="API key of the openai backend, sent only to describe_url's host as a Bearer token."
+    )
+    describe_region: str | None = Field(
+        None, description="AWS region for Bedrock; default: the standard AWS chain."
+    )
+    describe_timeout_s: float = Field(
+        20.0, gt=0, description="Longest wait for a description or an answer; past it the reply goes without."
+    )
+    describe_tps: float = Field(
+        1.0,
+        ge=0,
+        description="Bedrock calls per second shared by every worker (like rekognition_tps); 0 = no limit.",
+    )
+    describe_explicit_to_hosted: bool = Field(
+        False,
+        description="Send photos flagged explicit (or not checked) to a hosted describer (bedrock, or "
+        "openai at a public address).",
+    )
+    describe_retention_h: float = Field(
+        24.0,
+        ge=0,
+        description="Hours a photo is kept for questions about it (Telegram, Slack); 0 = no questions.",
+    )
+    describe_questions_per_hour: int = Field(
+        10,
+        ge=0,
+        description="Questions about photos one user may ask per hour (each also counts as a photo).",
+    )
+
     _sections: dict[type[SettingsSection], SettingsSection] = PrivateAttr(default_factory=dict)
 
     def with_sections(self, *sections: SettingsSection) -> Settings:
@@ -222,6 +266,16 @@ class Settings(BaseSettings):
             return kind.model_construct()
         assert isinstance(found, kind)
         return found
+
+    @model_validator(mode="after")
+    def _describer_complete(self) -> Settings:
+        """A describer needs its model (and the openai backend its URL): fail at start, not per photo."""
+        if self.describe_backend != "none" and not self.describe_model:
+            backend = self.describe_backend
+            raise ValueError(f"{ENV_PREFIX}DESCRIBE_MODEL is required with describe_backend={backend}")
+        if self.describe_backend == "openai" and not self.describe_url:
+            raise ValueError(f"{ENV_PREFIX}DESCRIBE_URL is required with describe_backend=openai")
+        return self
 
     @field_validator("features", mode="before")
     @classmethod

@@ -14,6 +14,8 @@ from datetime import datetime
 
 from PIL import Image
 
+from core.describe.types import Description
+
 
 class Feature(enum.StrEnum):
     """One analysis a recognizer can run. Each is billed separately on Rekognition, per image
@@ -25,10 +27,14 @@ class Feature(enum.StrEnum):
     MODERATION = "moderation"
     PROPERTIES = "properties"
     CELEBRITIES = "celebrities"
+    DESCRIBE = "describe"
+    """A caption and tags from a vision-language model (`core.describe`), run after recognition."""
 
 
+# DESCRIBE runs only when the operator configured a describer (it is then in the capabilities),
+# so it can be a default without sending any photo anywhere on a deployment without one.
 DEFAULT_FEATURES: frozenset[Feature] = frozenset(
-    {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION}
+    {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION, Feature.DESCRIBE}
 )
 
 
@@ -63,14 +69,23 @@ class Box:
         return x0, y0, x1, y1
 
 
+#: `Label.source` of a tag the describer added: a model's name for something, without a confidence.
+DESCRIBE_SOURCE = "describe"
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
-    """Something the whole photo shows, with its place in the backend's taxonomy."""
+    """Something the whole photo shows, with its place in the backend's taxonomy.
+
+    `source` is "" for the recognizer's own labels and `DESCRIBE_SOURCE` for a describer's tag,
+    whose `confidence` is 0 because a language model gives none (shown and written without one).
+    """
 
     name: str
     confidence: float
     parents: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +251,7 @@ class Analysis:
     celebrities: tuple[Celebrity, ...] = ()
     properties: ImageProperties | None = None
     errors: tuple[FeatureError, ...] = ()
+    description: Description | None = None
 
     def __post_init__(self) -> None:
         ordered = reading_order(self.faces)

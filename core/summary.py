@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from core.analysis_types import (
+    DESCRIBE_SOURCE,
     Analysis,
     ExifData,
     Feature,
@@ -25,6 +26,7 @@ from core.summary_types import (
     CelebritiesSection,
     CelebrityItem,
     ColorItem,
+    DescriptionSection,
     FaceItem,
     FacesSection,
     FailedFeature,
@@ -55,6 +57,7 @@ __all__ = [
     "CelebritiesSection",
     "CelebrityItem",
     "ColorItem",
+    "DescriptionSection",
     "FaceItem",
     "FacesSection",
     "FailedFeature",
@@ -105,13 +108,20 @@ def _moderation(analysis: Analysis, limit: int) -> ModerationSection | None:
 
 
 def _labels(analysis: Analysis, limit: int) -> LabelsSection | None:
+    """The recognizer's labels by confidence, then the describer's tags no label already names."""
     best: dict[str, LabelItem] = {}
+    tags: dict[str, LabelItem] = {}
     for label in analysis.labels:
         name = _clip(label.name, 60)
         key = name.casefold()
-        if name and (key not in best or label.confidence > best[key].confidence):
+        if not name:
+            continue
+        if label.source == DESCRIBE_SOURCE:
+            tags.setdefault(key, LabelItem(name, 0.0, described=True))
+        elif key not in best or label.confidence > best[key].confidence:
             best[key] = LabelItem(name, label.confidence)
     ranked = sorted(best.values(), key=lambda i: -i.confidence)
+    ranked += [tag for key, tag in tags.items() if key not in best]
     if not ranked:
         return None
     shown = ranked[: max(limit, 0)]
@@ -219,7 +229,12 @@ def _recognizer(
     )
     unsupported: tuple[Feature, ...] = ()
     if capabilities is not None:
-        unsupported = tuple(f for f in _FEATURE_ORDER if f in requested and f not in capabilities)
+        # A describer is the operator's choice, not something this recognizer lacks: not listed.
+        unsupported = tuple(
+            f
+            for f in _FEATURE_ORDER
+            if f in requested and f not in capabilities and f is not Feature.DESCRIBE
+        )
     found_nothing = bool(analysis.features) and not analysis.errors and not found_anything
     return RecognizerSection(
         backend=_clip(analysis.backend, 40) or "unknown",
@@ -250,7 +265,9 @@ def build_summary(
     False the summary only says that a location exists.
     """
     faces = face_items(analysis)
+    described = analysis.description
     content: list[Section | None] = [
+        DescriptionSection(described.text, described.backend, described.model) if described else None,
         _moderation(analysis, max_moderation),
         _labels(analysis, max_labels),
         _objects(analysis),

@@ -13,6 +13,7 @@ import unicodedata
 from core.summary_types import (
     CameraSection,
     CelebritiesSection,
+    DescriptionSection,
     FacesSection,
     HiddenLocationSection,
     LabelsSection,
@@ -56,11 +57,13 @@ def _more(count: int, noun: str = "more") -> str:
 
 def _section_lines(section: Section) -> list[str]:
     match section:
+        case DescriptionSection(text=text):
+            return [f"Description: {text}"]
         case ModerationSection(items=items):
             listed = ", ".join(f"{i.name} {i.percent}" for i in items)
             return [f"CONTENT WARNING: {listed}"]
         case LabelsSection(items=items, omitted=omitted):
-            return ["Labels: " + ", ".join(f"{i.name} {i.percent}" for i in items) + _more(omitted)]
+            return ["Labels: " + ", ".join(i.text for i in items) + _more(omitted)]
         case ObjectsSection():
             return [f"Objects: {section.phrase}"]
         case FacesSection(faces=faces):

@@ -41,6 +41,7 @@ FEATURE_NAMES: Mapping[Feature, str] = {
     Feature.MODERATION: "content moderation",
     Feature.PROPERTIES: "image quality",
     Feature.CELEBRITIES: "celebrity recognition",
+    Feature.DESCRIBE: "description",
 }
 
 _FEATURE_ORDER: tuple[Feature, ...] = tuple(Feature)
@@ -166,14 +167,21 @@ def _lower_common(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LabelItem:
-    """A whole-image label: "Dog 97%"."""
+    """A whole-image label: "Dog 97%"; a describer's tag (`described`) has no confidence: "Gravel"."""
 
     name: str
     confidence: float
+    described: bool = False
 
     @property
     def percent(self) -> str:
-        return format_percent(self.confidence)
+        """ "97%", or "" for a describer's tag (a language model gives no confidence)."""
+        return "" if self.described else format_percent(self.confidence)
+
+    @property
+    def text(self) -> str:
+        """The label as shown in a list: "Dog 97%", or "Gravel" for a describer's tag."""
+        return f"{self.name} {self.percent}" if self.percent else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +341,17 @@ class FailedFeature:
 
 
 @dataclass(frozen=True, slots=True)
+class DescriptionSection:
+    """The describer's caption, shown at the top. Model output: cleaned, not escaped, untrusted."""
+
+    text: str
+    backend: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModerationSection:
-    """Content warnings. Always the first section when present, so it cannot be overlooked."""
+    """Content warnings: first when present (after the caption), so they cannot be overlooked."""
 
     items: tuple[ModerationItem, ...]
 
@@ -518,7 +535,8 @@ class RecognizerSection:
 
 
 Section = (
-    ModerationSection
+    DescriptionSection
+    | ModerationSection
     | LabelsSection
     | ObjectsSection
     | FacesSection

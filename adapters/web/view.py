@@ -18,6 +18,7 @@ from core.analysis_types import Box
 from core.summary_types import (
     CameraSection,
     CelebritiesSection,
+    DescriptionSection,
     FacesSection,
     HiddenLocationSection,
     LabelsSection,
@@ -115,6 +116,7 @@ def build_view(reply: AnalysisReply, answer: PhotoAnswer) -> dict[str, Any]:
         "location_hidden": None,
         "properties": None,
         "backend": reply.analysis.backend,
+        "description": None,
         "notes": [],
         "unsupported": [],
         "width": reply.width,
@@ -122,6 +124,8 @@ def build_view(reply: AnalysisReply, answer: PhotoAnswer) -> dict[str, Any]:
     }
     for section in answer.summary.sections:
         match section:
+            case DescriptionSection(text=text, backend=backend, model=model):
+                view["description"] = {"text": text, "backend": backend, "model": model}
             case LabelsSection(items=items, omitted=omitted):
                 view["labels"] = [
                     {

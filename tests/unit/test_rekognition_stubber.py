@@ -394,7 +394,7 @@ def repr_rounded(value: object) -> object:
 
 # -- requests ---------------------------------------------------------------------------------
 
-ALL_FEATURES = tuple(Feature)
+ALL_FEATURES = tuple(f for f in Feature if f is not Feature.DESCRIBE)  # describing is not Rekognition's
 COMBINATIONS = [
     frozenset(c) for n in range(1, len(ALL_FEATURES) + 1) for c in itertools.combinations(ALL_FEATURES, n)
 ]
@@ -496,7 +496,7 @@ async def test_celebrities_only_when_enabled(stubbed: tuple[Any, Stubber]) -> No
         Feature.MODERATION,
         Feature.PROPERTIES,
     }
-    assert recognizer(client, celebrities=True).capabilities == frozenset(Feature)
+    assert recognizer(client, celebrities=True).capabilities == frozenset(Feature) - {Feature.DESCRIBE}
     # Not enabled: nothing is called (the Stubber has no response queued) and nothing is claimed.
     analysis = await plain.analyze(PHOTO, frozenset({Feature.CELEBRITIES}))
     assert analysis == Analysis(backend="rekognition", features=frozenset())

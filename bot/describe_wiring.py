@@ -1,0 +1,73 @@
+"""Building the describer from the settings (part of the composition root, `bot.wiring`).
+
+Kept apart from `bot.wiring` so the describer's settings are read in one small place: the
+backend, its model and address, the shared Bedrock rate limit, and the describe stage's rules
+(timeout, explicit photos). With `describe_backend=none` nothing is built and no photo goes
+anywhere new.
+"""
+
+from __future__ import annotations
+
+from bot.describing import DescribingRecognizer
+from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
+from bot.settings import ENV_PREFIX, Settings, SettingsError
+from core.describe.base import Describer
+from core.recognizers.base import CallGate, OpenGate, Recognizer
+
+DESCRIBE_SETTINGS = f"{ENV_PREFIX}DESCRIBE_BACKEND, _MODEL, _URL, _REGION"
+
+
+def build_describer(settings: Settings) -> Describer | None:
+    """The configured describer, or None; a setting it cannot work with is a start-up error."""
+    model = settings.describe_model or ""
+    try:
+        if settings.describe_backend == "bedrock":
+            from core.describe.bedrock import BedrockDescriber
+
+            return BedrockDescriber(
+                model=model,
+                region=settings.describe_region,
+                timeout_s=settings.describe_timeout_s,
+                concurrency=max(2, settings.worker_concurrency * 2),
+                gate=describe_gate(settings),
+            )
+        if settings.describe_backend == "openai":
+            from core.describe.openai_compat import OpenAIDescriber
+
+            key = settings.describe_api_key
+            return OpenAIDescriber(
+                base_url=settings.describe_url or "",
+                model=model,
+                api_key=key.get_secret_value() if key is not None else None,
+                timeout_s=settings.describe_timeout_s,
+            )
+    except ValueError as error:
+        raise SettingsError(
+            f"The describer cannot be built: {error} (settings: {DESCRIBE_SETTINGS})"
+        ) from None
+    return None
+
+
+def describe_gate(settings: Settings) -> CallGate:
+    """The account-wide Bedrock rate limit, shared like Rekognition's (Redis, else a SQLite file)."""
+    if settings.describe_tps <= 0:
+        return OpenGate()
+    schedule: SlotSchedule = (
+        RedisSlotSchedule(settings.redis_url)
+        if settings.redis_url
+        else SqliteSlotSchedule(settings.data_dir / "rate.sqlite3")
+    )
+    return RateGate(schedule, settings.describe_tps)
+
+
+def with_describer(recognizer: Recognizer, settings: Settings) -> Recognizer:
+    """`recognizer` followed by the configured describer, or `recognizer` itself when there is none."""
+    describer = build_describer(settings)
+    if describer is None:
+        return recognizer
+    return DescribingRecognizer(
+        recognizer,
+        describer,
+        timeout_s=settings.describe_timeout_s,
+        allow_explicit=settings.describe_explicit_to_hosted,
+    )
