@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.access import AccessPolicy
+from bot.describe_wiring import with_describer
 from bot.metrics import Metrics
 from bot.preferences import PreferencesStore, RedisPreferences, SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
@@ -97,6 +98,12 @@ def build_local(settings: Settings) -> LocalRecognizer:
 
 
 def build_recognizer(settings: Settings, choice: BackendChoice | None = None) -> RecognizerChoice:
+    """The recognizer (`pick_recognizer`), followed by the describer when one is configured."""
+    picked = pick_recognizer(settings, choice)
+    return RecognizerChoice(with_describer(picked.recognizer, settings), picked.note)
+
+
+def pick_recognizer(settings: Settings, choice: BackendChoice | None = None) -> RecognizerChoice:
     """Pick the backend: an explicit choice wins; `auto` prefers Rekognition when AWS credentials exist.
 
     Otherwise `auto` uses the embedded recognizer, so a fresh install works with no cloud account;
