@@ -130,3 +130,21 @@ async def test_the_cli_says_how_many_sessions_a_new_link_ended(
     assert code == 0
     assert "ended 1 session" in out.getvalue()
     assert after == 401
+
+
+@pytest.mark.redis
+async def test_signing_out_on_one_replica_ends_the_session_on_another(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    async with (
+        running_web(tmp_path / "one", worker=False, redis_url=redis_server.url) as one,
+        running_web(tmp_path / "two", worker=False, redis_url=redis_server.url) as two,
+    ):
+        await one.sign_in("alice")
+        copy = cookie_of(one)
+        before = await status_with(two, copy)
+        token = await one.csrf()
+        await one.post("/signout", data={"csrf_token": token}, headers={"Origin": one.origin})
+        after = await status_with(two, copy)
+    assert before == 200
+    assert after == 401
