@@ -1,12 +1,13 @@
 """The log as an attacker and an operator see it: `photodetective run` with every platform on.
 
-The real process runs with Telegram (polling), Slack (HTTP events) and the web page against the
-fakes, with known marker values as every secret, and is sent what an attacker can send without
-any credential: forged Slack bodies carrying newlines and a fake log line, a 200 KB forged body,
-oversized bodies, a request with more bytes than its Content-Length (the surplus is a photo),
-a path with a forged log line in it, a signed event the bot does not handle, and a photo whose
-EXIF text holds control characters and marker strings. A second run starts with a wrong
-Telegram token. Whatever happens, no marker, no body content and no photo byte may appear in
+The real process runs with Telegram (polling in the text run, webhook in the JSON run), Slack
+(HTTP events) and the web page against the fakes, with known marker values as every secret, and
+is sent what an attacker can send without any credential: forged Slack bodies carrying newlines
+and a fake log line, a 200 KB forged body, oversized bodies, a request with more bytes than its
+Content-Length (the surplus is a photo), a path with a forged log line in it, forged Telegram
+webhook deliveries, a signed event the bot does not handle, a photo whose EXIF text holds control
+characters and marker strings and one whose EXIF is cut short (Pillow warns about it in the image
+worker process). A second run starts with a wrong Telegram token. Whatever happens, no marker, no body content and no photo byte may appear in
 stdout or stderr, and every line must be a well-formed record (in JSON mode, each line parses),
 so no outside string can forge a line. Both formats are walked because they fail differently.
 """
