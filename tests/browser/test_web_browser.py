@@ -187,6 +187,7 @@ async def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(
             browser.get(signin)
             wait_for(browser, lambda d: d.find_elements(By.ID, "upload-form"), "the upload page")
             copy = str(browser.get_cookie(SESSION_COOKIE)["value"])  # type: ignore[index]
+            browser.get(web.origin + "/results")
             assert browser.find_element(By.ID, "signout-others-form").is_displayed()
             browser.find_element(By.CSS_SELECTOR, "#signout-form button").click()
             wait_for(browser, lambda d: d.current_url.endswith("/signedout"), "the signed-out page")

@@ -94,7 +94,7 @@ async def test_sign_out_everywhere_else_keeps_only_this_browser(
         other = await sign_in_elsewhere(web, "alice")
         bob = await sign_in_elsewhere(web, "bob")
         web.client.session.cookie_jar.update_cookies({SESSION_COOKIE: await sign_in_elsewhere(web, "alice")})
-        page = (await web.get("/")).text
+        page = (await web.get("/results")).text
         token = await web.csrf()
         answer = await web.post("/signout/others", data={"csrf_token": token}, headers={"Origin": web.origin})
         here = (await web.get("/")).status
