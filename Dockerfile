@@ -1,5 +1,5 @@
 # PhotoDetective: one self-hosted container. Build: docker build -t photodetective .
-# Run:   docker run -d --stop-timeout 30 --env-file .env -v photodetective-data:/data -p 8080:8080 photodetective
+# Run:   docker run -d --init --stop-timeout 30 --env-file .env -v photodetective-data:/data -p 8080:8080 photodetective
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -39,7 +40,9 @@ pytestmark = pytest.mark.slow
 class Bot:
     """One `photodetective run` process and what a test needs to stop it and look at it after."""
 
-    def __init__(self, tmp_path: Path, telegram: FakeTelegram, role: str = "all", **env: str) -> None:
+    def __init__(
+        self, tmp_path: Path, telegram: FakeTelegram, role: str = "all", *, as_pid_1: bool = False, **env: str
+    ) -> None:
         self.port = free_port()
         self.data = tmp_path / "data"
         settings = {
@@ -52,13 +55,18 @@ class Bot:
             "PHOTODETECTIVE_SHUTDOWN_GRACE_S": str(GRACE_S),
             **env,
         }
+        # As process 1 of its own PID namespace, as in a container (`unshare` waits for it).
+        prefix = ["unshare", "--pid", "--fork"] if as_pid_1 else []
         self.process = subprocess.Popen(
-            [str(PHOTODETECTIVE), "run", "--role", role],
+            [*prefix, str(PHOTODETECTIVE), "run", "--role", role],
             env=clean_env(tmp_path, **settings),
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.pid = self.process.pid
+        if as_pid_1:
+            self.pid = wait_for(lambda: self._children_of(self.process.pid), "the bot inside unshare")[0]
         self.stderr = ""
 
     def serving(self) -> None:
@@ -68,16 +76,21 @@ class Bot:
         assert self.process.poll() is None, self.process.communicate()[1]
 
     def children(self) -> list[int]:
-        """The process's children now (the image pool), from /proc."""
+        """The bot's children now (the image pool), from /proc."""
+        return self._children_of(self.pid)
+
+    @staticmethod
+    def _children_of(pid: int) -> list[int]:
         found: list[int] = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-            found += [int(pid) for pid in (task / "children").read_text().split()]
+        with contextlib.suppress(FileNotFoundError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                found += [int(child) for child in (task / "children").read_text().split()]
         return found
 
     def stop(self, signum: int = signal.SIGTERM) -> float:
-        """Send `signum`; the seconds until the process was gone."""
+        """Send `signum` to the bot; the seconds until it was gone."""
         sent = time.monotonic()
-        self.process.send_signal(signum)
+        os.kill(self.pid, signum)
         _, self.stderr = self.process.communicate(timeout=60)
         return time.monotonic() - sent
 
@@ -95,15 +108,23 @@ class Bot:
     def kill(self) -> None:
         """Test clean-up after a failure: SIGKILL the process and its pool (which SIGKILL orphans)."""
         if self.process.poll() is None:
-            for pid in self.children():
+            for pid in [*self.children(), self.pid]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             self.process.kill()
             self.process.communicate(timeout=10)
 
+    def handles(self, signum: int) -> bool:
+        """Whether the bot has a handler for `signum` now (the kernel's SigCgt mask)."""
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+        return False
+
 
 class Launch(Protocol):
-    def __call__(self, role: str = "all", **env: str) -> Bot: ...
+    def __call__(self, role: str = "all", *, as_pid_1: bool = False, **env: str) -> Bot: ...
 
 
 @pytest.fixture
@@ -116,8 +137,8 @@ def telegram() -> Iterator[FakeTelegram]:
 def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[Launch]:
     started: list[Bot] = []
 
-    def start(role: str = "all", **env: str) -> Bot:
-        bot = Bot(tmp_path, telegram, role, **env)
+    def start(role: str = "all", *, as_pid_1: bool = False, **env: str) -> Bot:
+        bot = Bot(tmp_path, telegram, role, as_pid_1=as_pid_1, **env)
         started.append(bot)
         return bot
 
@@ -262,3 +283,28 @@ def test_a_process_killed_outright_takes_its_image_processes_with_it(
     bot.process.communicate(timeout=10)  # returns only once no pool process holds stderr open
     for pid in pool:
         wait_for(partial(gone, pid), f"pool process {pid} gone", 5)
+
+
+def pid_namespaces() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not pid_namespaces(), reason="needs unshare --pid (root or user namespaces)")
+@pytest.mark.parametrize("when", ["starting", "running"])
+def test_as_process_1_like_in_a_container_sigterm_is_honoured(
+    launch: Launch, telegram: FakeTelegram, when: str
+) -> None:
+    """Process 1 has no default action for SIGTERM: only a handler makes `docker stop` work."""
+    bot = launch(as_pid_1=True)
+    if when == "running":
+        bot.serving()
+        wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
+    else:  # while it imports: the launcher's handler is in place (before it, no code can help; see docs)
+        wait_for(lambda: bot.handles(signal.SIGTERM), "the launcher's SIGTERM handler")
+    took = bot.stop()
+    assert took < WITHIN_S, bot.stderr
+    # unshare passes on how its child ended: an exit code, or the signal that ended it.
+    assert bot.process.returncode in ((0,) if when == "running" else (0, 143, -signal.SIGTERM)), bot.stderr

@@ -37,6 +37,7 @@ def test_compose_gives_every_bot_container_more_than_grace_and_bound() -> None:
     for name in ("ingress", "worker"):
         service = compose["services"][name]
         assert service["stop_signal"] == "SIGTERM"
+        assert service["init"] is True
         grace = float(service.get("environment", {}).get("PHOTODETECTIVE_SHUTDOWN_GRACE_S", DEFAULT_GRACE_S))
         assert seconds(service["stop_grace_period"]) >= grace + EXIT_AFTER_GRACE_S + 5
 
