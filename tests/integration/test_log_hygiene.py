@@ -7,9 +7,10 @@ and a fake log line, a 200 KB forged body, oversized bodies, a request with more
 Content-Length (the surplus is a photo), a path with a forged log line in it, forged Telegram
 webhook deliveries, a signed event the bot does not handle, a photo whose EXIF text holds control
 characters and marker strings and one whose EXIF is cut short (Pillow warns about it in the image
-worker process). A second run starts with a wrong Telegram token. Whatever happens, no marker, no body content and no photo byte may appear in
-stdout or stderr, and every line must be a well-formed record (in JSON mode, each line parses),
-so no outside string can forge a line. Both formats are walked because they fail differently.
+worker process). A second run starts with a wrong Telegram token. Whatever happens, no marker,
+no body content and no photo byte may appear in stdout or stderr, and every line must be a
+well-formed record (in JSON mode, each line parses), so no outside string can forge a line. Both
+formats are walked because they fail differently.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ SECRETS = {
     "web session key": "MARKERsessionKEY-h3-0006",
     "aws access key id": "AKIAMARKERH300000007",
     "aws secret access key": "MARKERawsSECRET/h3+0008",
+    "describe api key": "sk-MARKERdescribeKEY-h3-0009",
 }
 BODY_MARKER = "MARKERforgedBODY"
 PHOTO_MARKER = b"MARKERphotoBYTES"
@@ -117,6 +119,7 @@ def start(tmp_path: Path, log_format: str, level: str, **env: str) -> Run:
         PHOTODETECTIVE_SLACK_APP_TOKEN=SECRETS["slack app token"],
         PHOTODETECTIVE_WEB_ENABLED="true",
         PHOTODETECTIVE_WEB_SESSION_SECRET=SECRETS["web session key"],
+        PHOTODETECTIVE_DESCRIBE_API_KEY=SECRETS["describe api key"],
         PHOTODETECTIVE_HTTP_PORT=str(port),
         PHOTODETECTIVE_WORKER_PROCESSES="1",
         PHOTODETECTIVE_SHUTDOWN_GRACE_S="10",

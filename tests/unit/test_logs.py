@@ -18,10 +18,11 @@ import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.http_log import RefusedRequestLog, path_for_log
 from bot.logs import configure_logging
@@ -69,7 +70,7 @@ def lines(buffer: io.StringIO) -> list[str]:
 # -- which secrets -------------------------------------------------------------------------------
 
 
-def _secret_fields(kind: type[SettingsSection]) -> list[str]:
+def _secret_fields(kind: type[BaseSettings]) -> list[str]:
     return [
         name
         for name, field in kind.model_fields.items()
@@ -77,15 +78,19 @@ def _secret_fields(kind: type[SettingsSection]) -> list[str]:
     ]
 
 
-def test_every_secret_field_of_every_installed_section_is_gathered() -> None:
-    sections = []
+def test_every_secret_field_of_the_settings_and_every_installed_section_is_gathered() -> None:
     expected: set[str] = set()
-    for kind in installed_sections():
-        values = {name: f"MARKER-{kind.__name__}-{name}" for name in _secret_fields(kind)}
+
+    def with_markers(kind: type[BaseSettings]) -> dict[str, Any]:
+        values: dict[str, Any] = {name: f"MARKER-{kind.__name__}-{name}" for name in _secret_fields(kind)}
         expected.update(values.values())
-        sections.append(kind(_env_file=None, **values))  # type: ignore[call-arg]
-    assert len(expected) >= 6  # Telegram token and webhook secret, three Slack, the web session key
-    settings = Settings(_env_file=None).with_sections(*sections)  # type: ignore[call-arg]
+        return values
+
+    own = with_markers(Settings)
+    assert own  # the describer's API key
+    sections = [kind(_env_file=None, **with_markers(kind)) for kind in installed_sections()]  # type: ignore[call-arg]
+    assert len(expected) >= 7  # and Telegram's token and webhook secret, three Slack, the web session key
+    settings = Settings(_env_file=None, **own).with_sections(*sections)  # type: ignore[call-arg]
     assert expected <= configured_secrets(settings)
 
 
