@@ -10,8 +10,10 @@ Pillow will check it and dropped from the bytes when it would be refused. Only a
 (text and the colour profile) are ever dropped: without them the photo is read as sRGB and without
 its captions, which is what a viewer would show anyway.
 
-The work stays bounded on hostile files: inflation stops at Pillow's per-chunk limit, and once
-the inflated total reaches the text budget every further compressed chunk is dropped unread.
+The work stays bounded on hostile files: inflation stops at Pillow's per-chunk limit, once the
+inflated total reaches the text budget every further compressed chunk is dropped unread, and text
+chunks past the first `MAX_TEXT_CHUNKS` are dropped unread too (measured on a 24 MB file of 23,607
+bombs: 0.9 s here, where Pillow alone would refuse the photo).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _HEADER = struct.Struct(">I4s")
 _CRC_SIZE = 4
 _TEXT_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+#: Text chunks kept per file: cameras and editors write a handful, while a file of millions of
+#: tiny ones (a 25 MB upload holds two million) costs Pillow seconds per megabyte to parse.
+MAX_TEXT_CHUNKS = 1000
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,17 @@ def without_hostile_metadata(data: bytes) -> Cleaned:
         return Cleaned(data, 0)
     budget = _TextBudget()
     dropped: list[tuple[int, int]] = []
+    texts = 0
     position = len(PNG_SIGNATURE)
     while position + _HEADER.size <= len(data):
         length, kind = _HEADER.unpack_from(data, position)
         end = position + _HEADER.size + length + _CRC_SIZE
         if end > len(data):
             break
-        if kind in _TEXT_CHUNKS or kind == b"iCCP":
+        texts += kind in _TEXT_CHUNKS
+        if texts > MAX_TEXT_CHUNKS and kind in _TEXT_CHUNKS:
+            dropped.append((position, end))
+        elif kind in _TEXT_CHUNKS or kind == b"iCCP":
             body = data[position + _HEADER.size : position + _HEADER.size + length]
             if not budget.accepts(kind, body):
                 dropped.append((position, end))

@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from core.analysis_types import Photo
 from core.errors import CorruptImage
-from core.png_metadata import without_hostile_metadata
+from core.png_metadata import MAX_TEXT_CHUNKS, without_hostile_metadata
 from core.prepare import prepare_photo
 
 RED = (255, 0, 0)
@@ -115,3 +115,18 @@ def test_a_broken_chunk_structure_is_left_for_pillow_to_refuse() -> None:
     cleaned = without_hostile_metadata(cut)
     assert cleaned.data.endswith(b"\x00\x01")
     assert len(cleaned.data) == len(cut) - len(HOSTILE["zTXt"])
+
+
+def test_past_a_thousand_text_chunks_the_rest_are_left_out_unread() -> None:
+    """Millions of tiny captions cost Pillow seconds per megabyte to parse; no camera writes more
+    than a handful, so only the first MAX_TEXT_CHUNKS are kept."""
+    tiny = b"".join(chunk(b"tEXt", b"k%d\x00v" % i) for i in range(MAX_TEXT_CHUNKS + 500))
+    data = insert(photo_png(), tiny, after_image=True)
+
+    cleaned = without_hostile_metadata(data)
+
+    assert cleaned.dropped == 500 + 1  # the photo's own caption comes first and counts too
+    with Image.open(io.BytesIO(cleaned.data)) as image:
+        image.load()
+        assert isinstance(image, PngImagePlugin.PngImageFile)
+        assert len(image.text) == MAX_TEXT_CHUNKS
