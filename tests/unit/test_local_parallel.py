@@ -10,6 +10,7 @@ could never arrive, and the meeting would time out.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -85,3 +86,29 @@ def test_two_photos_run_every_model_at_the_same_time(
     assert not barrier.broken, "a model run waited for the other photo's run to finish"
     # a failed model run is a feature error, not an exception: both answers are the lone one
     assert results == [alone, alone]
+
+
+def _text_thread(monkeypatch: pytest.MonkeyPatch, cores: set[int]) -> str:
+    """The name of the thread that read a photo's text, on a machine with `cores` (no models needed)."""
+    import core.recognizers.local as local
+
+    seen: list[str] = []
+
+    def read_text(image: Image.Image, models: ModelRegistry) -> tuple[()]:
+        seen.append(threading.current_thread().name)
+        return ()
+
+    monkeypatch.setattr(local, "read_text", read_text)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cores, raising=False)
+    recognizer = LocalRecognizer(models_dir=Path("/nonexistent"))
+    recognizer.analyze_image(Image.new("RGB", (64, 64)), frozenset({Feature.TEXT}))
+    recognizer.close()
+    return seen[0]
+
+
+def test_a_photo_alone_reads_its_text_beside_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _text_thread(monkeypatch, {0, 1}).startswith("local-text")
+
+
+def test_with_no_core_to_spare_the_text_is_read_in_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _text_thread(monkeypatch, {0}) == threading.current_thread().name

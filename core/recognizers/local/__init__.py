@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -105,6 +108,11 @@ class LocalRecognizer:
         self._text_readers = ThreadPoolExecutor(
             max_workers=concurrent_photos, thread_name_prefix="local-text"
         )
+        self._cores = (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._closed = False
 
     @property
@@ -137,20 +145,29 @@ class LocalRecognizer:
         return await loop.run_in_executor(self._executor, self.analyze_image, photo.image, wanted)
 
     def analyze_image(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
-        """The synchronous analysis (for the thread pool, the benchmark and tests); frees as it leaves."""
+        """The synchronous analysis (for the thread pool, the benchmark and tests); frees as it leaves.
+
+        While fewer photos are being analysed than the machine has cores, this one's text is read
+        on a thread of its own beside the rest (RapidOCR runs in ONNX Runtime, which leaves the
+        interpreter lock, and is about half of the work): a photo alone is answered sooner. When
+        the cores are taken by other photos, a second thread per photo would only share them and
+        hold two photos' buffers at once, so the text is read in line.
+        """
+        with self._in_flight_lock:
+            self._in_flight += 1
+            spare_core = self._in_flight < self._cores
         try:
-            return self._analyze(image, wanted)
+            return self._analyze(image, wanted, spare_core)
         finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
             release_freed_memory()
 
-    def _analyze(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
+    def _analyze(self, image: Image.Image, wanted: frozenset[Feature], spare_core: bool) -> Analysis:
         """The pipeline, step by step.
 
         Each feature runs once, on the same photo; a feature that fails is noted and the others
-        still answer. The text is read on a thread of its own beside the rest (RapidOCR is ONNX
-        Runtime, which leaves the interpreter lock, and about half the work): on two cores one
-        photo's answer comes sooner, and the CPU work is the same. The labels are summed up last,
-        because they use the faces and the text.
+        still answer. The labels are summed up last, because they use the faces and the text.
         """
         models = self._models
         failures = _Failures()
@@ -160,7 +177,9 @@ class LocalRecognizer:
         labels: tuple[Label, ...] = ()
         moderation: tuple[ModerationLabel, ...] = ()
         found: Findings | None = None
-        reading = self._text_readers.submit(read_text, image, models) if Feature.TEXT in wanted else None
+        read: Callable[[], tuple[TextLine, ...]] = partial(read_text, image, models)
+        if Feature.TEXT in wanted and spare_core:
+            read = self._text_readers.submit(read).result  # beside faces, labels and moderation
         if Feature.FACES in wanted:
             faces = failures.attempt(Feature.FACES, (), lambda: detect_faces(image, models))
         if Feature.LABELS in wanted:
@@ -168,8 +187,8 @@ class LocalRecognizer:
             found = failures.attempt(Feature.LABELS, None, lambda: find_labels(image, models, seen))
         if Feature.MODERATION in wanted:
             moderation = failures.attempt(Feature.MODERATION, (), lambda: moderate(image, models))
-        if reading is not None:
-            text = failures.attempt(Feature.TEXT, (), reading.result)
+        if Feature.TEXT in wanted:
+            text = failures.attempt(Feature.TEXT, (), read)
         if found is not None:
             summary = found.labelled
             objects, labels = failures.attempt(Feature.LABELS, (objects, labels), lambda: summary(text))
