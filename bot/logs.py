@@ -35,12 +35,13 @@ from bot.redaction import LogHygieneFilter, Redactor, escape_control
 LogFormat = Literal["text", "json"]
 
 #: Libraries whose DEBUG/INFO records carry request URLs (a Telegram URL holds the bot token),
-#: request or response bodies (slack_sdk, botocore: the photo, base64) or photo metadata (PIL's
-#: EXIF tags): only their warnings are logged, whatever the level setting.
+#: request or response bodies (python-telegram-bot's API calls with our captions, slack_sdk,
+#: botocore: the photo, base64) or photo metadata (PIL's EXIF tags): only their warnings are
+#: logged, whatever the level setting.
 QUIET_LIBRARIES = (
     "httpx",
     "httpcore",
-    "telegram.ext",
+    "telegram",
     "botocore",
     "boto3",
     "urllib3",

@@ -213,6 +213,22 @@ def test_escape_control_keeps_printable_text_of_every_script() -> None:
     assert escape_control("a\tb\x00c\x7f\U000e0001") == "a\\tb\\x00c\\x7f\\U000e0001"
 
 
+def test_libraries_that_log_requests_stay_quiet_at_debug(logged: tuple[io.StringIO, logging.Logger]) -> None:
+    buffer, _ = logged
+    configure(buffer, "text", "DEBUG")
+    for name in (
+        "telegram.Bot",
+        "telegram.ext.ExtBot",
+        "httpx",
+        "botocore.endpoint",
+        "slack_sdk.web",
+        "PIL.Image",
+    ):
+        logging.getLogger(name).debug("Calling endpoint with parameters `%s`", {"caption": "GPS 48.85, 2.29"})
+    logging.getLogger("bot.worker").debug("own debug line")
+    assert [line.split(" ", 3)[3] for line in lines(buffer)] == ["bot.worker: own debug line"]
+
+
 # -- library records -------------------------------------------------------------------------------
 
 
