@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from bot.analysis_json import analysis_json, error_json
+from bot.data_folder import analyze_state_folder
 from bot.logs import configure_logging
 from bot.notices import TOO_LARGE, too_large_message
 from bot.operator_cli import add_operator_commands, run_operator_command
@@ -139,6 +140,8 @@ def _read_photo(path: Path, max_bytes: int) -> Photo:
 
 
 async def _analyze_all(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    # The rate schedule goes to the bot's data folder or the user's cache, never ./data (bot.data_folder).
+    settings = settings.model_copy(update={"data_dir": analyze_state_folder(settings)})
     features: frozenset[Feature] = settings.features if args.features is None else args.features
     recognizer: Recognizer
     if not features:
@@ -252,6 +255,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command in plugins:
             return asyncio.run(plugins[args.command](args, settings, out))
         return asyncio.run(run_operator_command(args, settings, out))
+    except SettingsError as exc:  # bot.data_folder.DataFolderMissing: the wrong environment
+        print(str(exc), file=err)
+        return EXIT_USAGE
     except (QuotaStoreError, QueueError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_SOME_FAILED
