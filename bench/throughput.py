@@ -17,6 +17,10 @@ Every number comes from `photodetective run` processes started as a self-hoster 
 - burst: 500 updates at once to an ingress; the time until all are confirmed to Telegram (i.e.
   queued), then workers (fast fake Rekognition) answer every one; each must be answered once.
 - memory: a steady stream under the bound for M minutes (default 10); worker RSS over time.
+- describe: no recognizer, the describer on (`openai` backend) against the fake OpenAI-compatible
+  server answering after 1-3 s with 4 answers at once (a model server's batch): the bound is the
+  fake's rate, 4 / 2 s = 2 photos/s. First photos without the describer and with it, both well
+  under the bound (the latency it adds), then a stream at twice the bound.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load_rig import Rig, median, percentile, photo_set, rig
+
+from tests.fakes.openai_api import FakeOpenAI
 
 CORES = os.cpu_count() or 1
 
@@ -223,6 +229,37 @@ def memory(photos: list[tuple[str, bytes]], minutes: float) -> list[str]:
         ]
 
 
+def describe(photos: list[tuple[str, bytes]], count: int, parallel: int = 4) -> list[str]:
+    """The describe stage against a model server limited to `parallel` answers of 1-3 s each."""
+    bound = parallel / 2.0  # photos per second: `parallel` slots, 2 s on average each
+    rows: list[str] = []
+    env = {"PHOTODETECTIVE_WORKER_CONCURRENCY": "16", "PHOTODETECTIVE_METRICS_PORT": "0"}
+    with rig(backend="none", env=env) as the_rig:
+        the_rig.spawn("all")
+        the_rig.wait_ready()
+        result = _stream(the_rig, photos, count, rate=bound / 2)
+        rows.append(_row("no recognizer, describer off", result, None, f"sent at {bound / 2:g}/s"))
+    fake = FakeOpenAI(seed=3)
+    fake.set_latency(1.0, 3.0)
+    fake.set_parallel(parallel)
+    with fake:
+        described = {
+            **env,
+            "PHOTODETECTIVE_DESCRIBE_BACKEND": "openai",
+            "PHOTODETECTIVE_DESCRIBE_URL": fake.url + "/v1",
+            "PHOTODETECTIVE_DESCRIBE_MODEL": "fake-vision",
+        }
+        with rig(backend="none", env=described) as the_rig:
+            the_rig.spawn("all")
+            the_rig.wait_ready()
+            result = _stream(the_rig, photos, count, rate=bound / 2)
+            rows.append(_row("describer on, under the bound", result, None, f"sent at {bound / 2:g}/s"))
+            result = _stream(the_rig, photos, count * 2, rate=bound * 2)
+            note = f"sent at {bound * 2:g}/s; {len(fake.seen)} model calls, at most {fake.busiest} at once"
+            rows.append(_row(f"describer on, fake 1-3 s x {parallel}", result, 60 * bound, note))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -250,6 +287,9 @@ def main() -> None:
     if "burst" in chosen:
         notes += burst(photos)
         print(notes[-1], flush=True)
+    if "describe" in chosen:
+        table += describe(photos, args.photos)
+        print("\n".join(table[-3:]), flush=True)
     if "memory" in chosen:
         notes += memory(photos, args.minutes)
         print(notes[-1], flush=True)

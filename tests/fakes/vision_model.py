@@ -3,7 +3,9 @@
 `tests.fakes.bedrock` (Amazon Bedrock's Converse) and `tests.fakes.openai_api` (an OpenAI-compatible
 chat completions server) differ in their wire format only; both answer with `reply` (a caption
 and tags as the JSON the prompt asks for, by default), after a latency (fixed, or uniformly
-random in a range, as a real model's), and can be scripted per call to answer an HTTP error
+random in a range, as a real model's) and with at most `parallel` answers being worked on at once
+(a model server's batch: the others queue, so throughput is bounded by parallel / latency), and
+can be scripted per call to answer an HTTP error
 (429 with a retry header, 5xx), to hang until the client gives up, or to send a body that is
 not JSON at all. Every request is recorded with its headers and the photo it carried.
 """
@@ -53,6 +55,7 @@ class Seen:
 class _Script:
     reply: str = DEFAULT_REPLY
     latency: tuple[float, float] = (0.0, 0.0)
+    parallel: int | None = None
     misbehaviours: list[Misbehaviour] = field(default_factory=list)
 
 
@@ -66,6 +69,9 @@ class ScriptedModelServer(BackgroundServer):
         self._seen: list[Seen] = []
         self._random = random.Random(seed)
         self._hangs: set[asyncio.Future[None]] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self.busiest = 0  # the most answers worked on at once
+        self._busy = 0
 
     def answer(self, reply: str) -> None:
         """The model's text for every later call."""
@@ -76,6 +82,11 @@ class ScriptedModelServer(BackgroundServer):
         """Answer after `low` seconds, or a uniformly random time between `low` and `high`."""
         with self._lock:
             self._script.latency = (low, low if high is None else high)
+
+    def set_parallel(self, parallel: int | None) -> None:
+        """Work on at most `parallel` answers at once (None: no limit); set before `start`."""
+        with self._lock:
+            self._script.parallel = parallel
 
     def misbehave(self, kind: MisbehaviourKind, **options: object) -> Misbehaviour:
         """Script a failure for the next call(s); see `Misbehaviour`."""
@@ -98,12 +109,25 @@ class ScriptedModelServer(BackgroundServer):
                     return scripted
         return None
 
+    async def _on_start(self) -> None:
+        parallel = self._script.parallel
+        self._slots = asyncio.Semaphore(parallel) if parallel else None
+
     async def _delay(self) -> None:
+        """The model's working time, in one of the `parallel` slots when they are limited."""
         with self._lock:
             low, high = self._script.latency
             wait = self._random.uniform(low, high) if high > low else low
-        if wait > 0:
+        if self._slots is None:
             await asyncio.sleep(wait)
+            return
+        async with self._slots:
+            self._busy += 1
+            self.busiest = max(self.busiest, self._busy)
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self._busy -= 1
 
     def _reply(self) -> str:
         with self._lock:
