@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from core.analysis_types import Photo
 from core.errors import CorruptImage
-from core.png_metadata import MAX_TEXT_CHUNKS, without_hostile_metadata
+from core.png_metadata import MAX_METADATA_CHUNKS, without_hostile_metadata
 from core.prepare import prepare_photo
 
 RED = (255, 0, 0)
@@ -119,8 +119,8 @@ def test_a_broken_chunk_structure_is_left_for_pillow_to_refuse() -> None:
 
 def test_past_a_thousand_text_chunks_the_rest_are_left_out_unread() -> None:
     """Millions of tiny captions cost Pillow seconds per megabyte to parse; no camera writes more
-    than a handful, so only the first MAX_TEXT_CHUNKS are kept."""
-    tiny = b"".join(chunk(b"tEXt", b"k%d\x00v" % i) for i in range(MAX_TEXT_CHUNKS + 500))
+    than a handful, so only the first MAX_METADATA_CHUNKS are kept."""
+    tiny = b"".join(chunk(b"tEXt", b"k%d\x00v" % i) for i in range(MAX_METADATA_CHUNKS + 500))
     data = insert(photo_png(), tiny, after_image=True)
 
     cleaned = without_hostile_metadata(data)
@@ -129,4 +129,18 @@ def test_past_a_thousand_text_chunks_the_rest_are_left_out_unread() -> None:
     with Image.open(io.BytesIO(cleaned.data)) as image:
         image.load()
         assert isinstance(image, PngImagePlugin.PngImageFile)
-        assert len(image.text) == MAX_TEXT_CHUNKS
+        assert len(image.text) == MAX_METADATA_CHUNKS
+
+
+def test_past_a_thousand_unknown_ancillary_chunks_the_rest_are_left_out_unread() -> None:
+    """Private chunks Pillow does not interpret cost as much to walk as captions; the ones it does
+    interpret (transparency, colour, EXIF, animation) are never dropped."""
+    private = chunk(b"prVt", b"x") * (MAX_METADATA_CHUNKS + 200)
+    transparency = chunk(b"tRNS", b"\x00\x00\x00\x00\x00\x00")
+    data = insert(photo_png(), private + transparency, after_image=False)
+
+    cleaned = without_hostile_metadata(data)
+
+    assert cleaned.dropped == 200 + 1  # and the photo's own caption, which comes after them
+    assert b"tRNS" in cleaned.data
+    assert prepare_photo(Photo(data, "upload.png")).image.size == (240, 160)
