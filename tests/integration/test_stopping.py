@@ -23,7 +23,7 @@ from typing import Protocol
 
 import pytest
 
-from bot.queue import SqliteJobQueue
+from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
 from bot.queue.models import QueueStats
 from tests.fakes.rekognition import FakeRekognition
 from tests.fakes.slack_api import FakeSlack
@@ -45,6 +45,7 @@ class Bot:
     ) -> None:
         self.port = free_port()
         self.data = tmp_path / "data"
+        self.redis_url = env.get("PHOTODETECTIVE_REDIS_URL") or None
         settings = {
             "PHOTODETECTIVE_BACKEND": "none",
             "PHOTODETECTIVE_TELEGRAM_TOKEN": telegram.token,
@@ -95,7 +96,10 @@ class Bot:
         return time.monotonic() - sent
 
     def queue(self) -> QueueStats:
-        queue = SqliteJobQueue(self.data / "queue.sqlite3")
+        """The job queue's counts, read from the store the bot used."""
+        queue: JobQueue = (
+            RedisJobQueue(self.redis_url) if self.redis_url else SqliteJobQueue(self.data / "queue.sqlite3")
+        )
 
         async def read() -> QueueStats:
             try:
@@ -176,10 +180,16 @@ def test_a_getme_that_hangs_at_start_up_does_not_hold_the_stop(
     assert "Traceback" not in bot.stderr
 
 
-def analysing(launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition) -> Bot:
-    """A bot whose one job waits on a Rekognition call that takes a minute (in a thread)."""
+def analysing(
+    launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition, redis_url: str = ""
+) -> Bot:
+    """A bot whose one job waits on a Rekognition call that takes a minute (in a thread).
+
+    The stores are SQLite files, or Redis at `redis_url` (an empty setting means none).
+    """
     rekognition.set_delay(60.0, operation="DetectLabels")
     bot = launch(
+        PHOTODETECTIVE_REDIS_URL=redis_url,
         AWS_ACCESS_KEY_ID="AKIAFAKESTOPPING0000",
         AWS_SECRET_ACCESS_KEY="fake-stopping-secret",
         AWS_DEFAULT_REGION="us-east-1",
@@ -194,11 +204,13 @@ def analysing(launch: Launch, telegram: FakeTelegram, rekognition: FakeRekogniti
     return bot
 
 
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_job_still_analysing_after_the_grace_goes_back_to_the_queue(
-    launch: Launch, telegram: FakeTelegram
+    launch: Launch, telegram: FakeTelegram, store: str, request: pytest.FixtureRequest
 ) -> None:
+    redis_url = request.getfixturevalue("redis_server").url if store == "redis" else ""
     with FakeRekognition() as rekognition:
-        bot = analysing(launch, telegram, rekognition)
+        bot = analysing(launch, telegram, rekognition, redis_url)
         took = bot.stop()
     assert bot.process.returncode == 0, bot.stderr
     assert took < WITHIN_S, bot.stderr
