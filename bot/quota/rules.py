@@ -159,6 +159,9 @@ def counts_in_burst_window(state: JobState) -> bool:
     recognizer was down, or a damaged file under the default policy), so it gives back its place
     in the window as well as its photo: otherwise a user whose photos failed would be told "too
     fast" when sending them again. A finished photo keeps its place until it leaves the window.
+    The trade-off: under the default policy a stream of files that are not photos is held back
+    only by the concurrency limit; `PHOTODETECTIVE_QUOTA_CHARGE_USER_ERRORS=true` keeps such
+    charges, and with them their places in the window.
     Both stores read this: SQLite counts only such rows, Redis drops a refunded job from its
     window zset in the finish script.
     """
