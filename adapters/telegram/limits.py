@@ -70,6 +70,9 @@ MESSAGE_METHODS = frozenset(
 _MAX_CHAT_LIMITERS = 1024
 #: getUpdates has its own back-off in the poller; retrying it here too would only stack the waits.
 _OWN_RETRIES = frozenset({"getUpdates"})
+#: Decoration ("uploading a photo..."): a failed one is skipped, not waited for, since waiting
+#: would hold up the very answer it announces (in an outage, each answer's try by seconds).
+_DECORATION = frozenset({"sendChatAction"})
 
 
 def not_delivered(error: NetworkError) -> bool:
@@ -223,7 +226,7 @@ class FloodControl(BaseRateLimiter[int]):
                     return await callback(*args, **kwargs)
             except RetryAfter as error:
                 wait = retry_after_seconds(error)
-                if attempt >= retries or wait > self.max_wait_s:
+                if attempt >= retries or wait > self.max_wait_s or endpoint in _DECORATION:
                     raise
                 attempt += 1
                 log.info("Telegram asked to slow down (%s): retrying in %.1f s", endpoint, wait)
@@ -233,7 +236,8 @@ class FloodControl(BaseRateLimiter[int]):
                 # answer about the request itself: sending it again gets the same answer.
                 safe = not_delivered(error) or endpoint not in MESSAGE_METHODS
                 refused = isinstance(error, BadRequest)
-                if refused or not safe or outage >= self.outage_retries or endpoint in _OWN_RETRIES:
+                once = endpoint in _OWN_RETRIES or endpoint in _DECORATION
+                if refused or not safe or outage >= self.outage_retries or once:
                     raise
                 wait = self.outage_backoff_s * 2**outage
                 outage += 1

@@ -141,7 +141,8 @@ class Row:
     dead_letter: bool = False  # the job ends as a dead letter (refused, or not fetched in time)
 
 
-TRANSIENT = ("429", "500 for a while", "502", "503", "timeout", "dropped")
+#: "5xx for a while": 500 (the API's JSON error) for a moment, then 502 and 503 (the front end's page).
+TRANSIENT = ("429", "5xx for a while", "timeout", "dropped")
 
 
 def telegram_rows() -> list[Any]:
@@ -172,10 +173,8 @@ def inject(fake: FakeTelegram, row: Row) -> Fault:
     times = 2 if call == "download" else 4
     if row.fault == "429":
         return fake.too_many_requests(call, retry_after=1, times=times)
-    if row.fault == "500 for a while":
-        return fake.server_error(call, 500, for_s=2.5)
-    if row.fault in ("502", "503"):
-        return fake.server_error(call, int(row.fault), times=times)
+    if row.fault == "5xx for a while":
+        return server_errors_for_a_while(fake, call, fetch=call == "download")
     if row.fault == "502 for good":
         return fake.server_error(call, 502, times=None)
     if row.fault == "timeout":
@@ -184,6 +183,22 @@ def inject(fake: FakeTelegram, row: Row) -> Fault:
         return fake.drop(call, times=2)
     assert row.fault == "403"
     return fake.forbidden(call)
+
+
+def server_errors_for_a_while(fake: FakeTelegram | FakeSlack, call: str, *, fetch: bool) -> Fault:
+    """500 for a moment, then 502, then 503 (faults apply in the order scripted), then normal.
+
+    A photo fetch gets one of each of the first two only: it has three job attempts, and a
+    platform down through all of them is a row of its own ("502 for good").
+    """
+    if fetch:
+        first = fake.server_error(call, 500, times=1)
+        fake.server_error(call, 502, times=1)
+        return first
+    first = fake.server_error(call, 500, for_s=1.5)
+    fake.server_error(call, 502, times=2)
+    fake.server_error(call, 503, times=2)
+    return first
 
 
 async def settled(stores: Stores, within_s: float = 60.0) -> None:
@@ -311,10 +326,8 @@ def inject_slack(fake: FakeSlack, row: Row) -> Fault | None:
     times = 2 if call in SLACK_FETCH else 5
     if row.fault == "429":
         return fake.too_many_requests(call, retry_after=1, times=times)
-    if row.fault == "500 for a while":
-        return fake.server_error(call, 500, for_s=2.5)
-    if row.fault in ("502", "503"):
-        return fake.server_error(call, int(row.fault), times=times)
+    if row.fault == "5xx for a while":
+        return server_errors_for_a_while(fake, call, fetch=call in SLACK_FETCH)
     if row.fault == "502 for good":
         return fake.server_error(call, 502, times=None)
     if row.fault == "timeout":
@@ -388,14 +401,15 @@ async def test_web_result_the_browser_cannot_fetch_is_kept(
         fault = proxy.faults.add(
             {
                 "429": Fault("status", "result", 429, 2, "Too Many Requests", times=3),
-                "500 for a while": Fault("status", "result", 500, for_s=2.0),
-                "502": Fault("status", "result", 502, html=True, times=3),
-                "503": Fault("status", "result", 503, html=True, times=3),
+                "5xx for a while": Fault("status", "result", 500, for_s=2.0),
                 "timeout": Fault("hang", "result", times=1),
                 "dropped": Fault("drop", "result", times=3),
                 "403": Fault("status", "result", 403, error="Forbidden", times=3),
             }[fault_name]
         )
+        if fault_name == "5xx for a while":  # then the front end's pages, once each
+            proxy.faults.add(Fault("status", "result", 502, html=True, times=1))
+            proxy.faults.add(Fault("status", "result", 503, html=True, times=1))
         cookies = site.client.session.cookie_jar.filter_cookies(site.client.make_url("/"))
         header = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
         seen: list[int] = []

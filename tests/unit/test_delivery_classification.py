@@ -10,6 +10,7 @@ from slack_sdk.web.slack_response import SlackResponse
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from adapters.slack.replies import delivery_failure as slack_failure
+from adapters.telegram.limits import FloodControl
 from adapters.telegram.limits import delivery_failure as telegram_failure
 
 HTML = "Bad Gateway (502). Parsing the server response b'<html><body>SECRET BODY</body></html>' failed"
@@ -81,3 +82,29 @@ def test_slack_errors(error: Exception, permanent: bool, retry_after: float | No
     assert failure.permanent is permanent
     assert failure.retry_after_s == retry_after
     assert "SECRET" not in failure.reason
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "error", "tries"),
+    [
+        ("sendChatAction", NetworkError("Service Unavailable"), 1),  # decoration: skipped, not waited for
+        ("sendChatAction", RetryAfter(1), 1),
+        ("sendPhoto", NetworkError("Service Unavailable"), 3),  # the answer: two short retries in place
+        ("sendPhoto", RetryAfter(1), 3),
+        ("sendPhoto", RetryAfter(40), 1),  # a long wait is the queue's, not the worker's
+    ],
+)
+async def test_flood_control_does_not_hold_an_answer_for_decoration_or_long_waits(
+    endpoint: str, error: Exception, tries: int
+) -> None:
+    limiter = FloodControl(outage_backoff_s=0.01, max_wait_s=1.5)
+    calls = 0
+
+    async def callback() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        raise error
+
+    with pytest.raises(type(error)):
+        await limiter.process_request(callback, (), {}, endpoint, {"chat_id": 42}, None)
+    assert calls == tries
