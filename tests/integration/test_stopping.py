@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -41,8 +41,15 @@ class Bot:
     """One `photodetective run` process and what a test needs to stop it and look at it after."""
 
     def __init__(
-        self, tmp_path: Path, telegram: FakeTelegram, role: str = "all", *, as_pid_1: bool = False, **env: str
+        self,
+        tmp_path: Path,
+        telegram: FakeTelegram,
+        role: str = "all",
+        env: Mapping[str, str] | None = None,
+        *,
+        as_pid_1: bool = False,
     ) -> None:
+        env = env or {}
         self.port = free_port()
         self.data = tmp_path / "data"
         self.redis_url = env.get("PHOTODETECTIVE_REDIS_URL") or None
@@ -128,7 +135,9 @@ class Bot:
 
 
 class Launch(Protocol):
-    def __call__(self, role: str = "all", *, as_pid_1: bool = False, **env: str) -> Bot: ...
+    def __call__(
+        self, role: str = "all", env: Mapping[str, str] | None = None, *, as_pid_1: bool = False
+    ) -> Bot: ...
 
 
 @pytest.fixture
@@ -141,8 +150,8 @@ def telegram() -> Iterator[FakeTelegram]:
 def launch(tmp_path: Path, telegram: FakeTelegram) -> Iterator[Launch]:
     started: list[Bot] = []
 
-    def start(role: str = "all", *, as_pid_1: bool = False, **env: str) -> Bot:
-        bot = Bot(tmp_path, telegram, role, as_pid_1=as_pid_1, **env)
+    def start(role: str = "all", env: Mapping[str, str] | None = None, *, as_pid_1: bool = False) -> Bot:
+        bot = Bot(tmp_path, telegram, role, env, as_pid_1=as_pid_1)
         started.append(bot)
         return bot
 
@@ -180,44 +189,64 @@ def test_a_getme_that_hangs_at_start_up_does_not_hold_the_stop(
     assert "Traceback" not in bot.stderr
 
 
-def analysing(
-    launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition, redis_url: str = ""
-) -> Bot:
-    """A bot whose one job waits on a Rekognition call that takes a minute (in a thread).
+def with_rekognition(rekognition: FakeRekognition, **extra: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "AKIAFAKESTOPPING0000",
+        "AWS_SECRET_ACCESS_KEY": "fake-stopping-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PHOTODETECTIVE_BACKEND": "rekognition",
+        "PHOTODETECTIVE_REKOGNITION_ENDPOINT_URL": rekognition.url,
+        "PHOTODETECTIVE_REKOGNITION_MAX_ATTEMPTS": "1",
+        "PHOTODETECTIVE_REKOGNITION_READ_TIMEOUT": "60",
+        **extra,
+    }
 
-    The stores are SQLite files, or Redis at `redis_url` (an empty setting means none).
-    """
+
+def analysing(
+    launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition, env: dict[str, str]
+) -> Bot:
+    """A bot whose one job waits on a Rekognition call that takes a minute (in a thread)."""
     rekognition.set_delay(60.0, operation="DetectLabels")
-    bot = launch(
-        PHOTODETECTIVE_REDIS_URL=redis_url,
-        AWS_ACCESS_KEY_ID="AKIAFAKESTOPPING0000",
-        AWS_SECRET_ACCESS_KEY="fake-stopping-secret",
-        AWS_DEFAULT_REGION="us-east-1",
-        PHOTODETECTIVE_BACKEND="rekognition",
-        PHOTODETECTIVE_REKOGNITION_ENDPOINT_URL=rekognition.url,
-        PHOTODETECTIVE_REKOGNITION_MAX_ATTEMPTS="1",
-        PHOTODETECTIVE_REKOGNITION_READ_TIMEOUT="60",
-    )
+    bot = launch("all", env)
     bot.serving()
     send_photo(telegram)
     wait_for(lambda: rekognition.requests_for("DetectFaces"), "the recognizer at work")
     return bot
 
 
+def answered_after_a_restart(
+    launch: Launch, telegram: FakeTelegram, rekognition: FakeRekognition, env: dict[str, str]
+) -> None:
+    """Nothing was lost: the next process answers the photo, once."""
+    rekognition.set_delay(0.0, operation="DetectLabels")
+    bot = launch("all", env)
+    bot.serving()
+    wait_for(
+        lambda: telegram.calls_to("sendPhoto", "sendDocument", ok=True), "the reply after the restart", 60
+    )
+    bot.stop()
+    assert len(telegram.calls_to("sendPhoto", "sendDocument", ok=True)) == 1
+    assert bot.queue().done == 1
+
+
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def test_a_job_still_analysing_after_the_grace_goes_back_to_the_queue(
     launch: Launch, telegram: FakeTelegram, store: str, request: pytest.FixtureRequest
 ) -> None:
-    redis_url = request.getfixturevalue("redis_server").url if store == "redis" else ""
+    redis = (
+        {"PHOTODETECTIVE_REDIS_URL": request.getfixturevalue("redis_server").url} if store == "redis" else {}
+    )
     with FakeRekognition() as rekognition:
-        bot = analysing(launch, telegram, rekognition, redis_url)
+        env = with_rekognition(rekognition, **redis)
+        bot = analysing(launch, telegram, rekognition, env)
         took = bot.stop()
-    assert bot.process.returncode == 0, bot.stderr
-    assert took < WITHIN_S, bot.stderr
-    stats = bot.queue()
-    assert (stats.done, stats.dead) == (0, 0)
-    assert stats.queued + stats.in_flight == 1
-    assert not telegram.calls_to("sendPhoto", "sendDocument", "sendMessage", ok=True)
+        assert bot.process.returncode == 0, bot.stderr
+        assert took < WITHIN_S, bot.stderr
+        stats = bot.queue()
+        assert (stats.done, stats.dead) == (0, 0)
+        assert stats.queued == 1  # given back at once, not left to its lease
+        assert not telegram.calls_to("sendPhoto", "sendDocument", "sendMessage", ok=True)
+        answered_after_a_restart(launch, telegram, rekognition, env)
 
 
 def test_a_reply_backing_off_after_429_retry_after_40_does_not_hold_the_stop(
@@ -241,20 +270,23 @@ def test_a_second_signal_exits_at_once_and_leaves_no_image_process(
     launch: Launch, telegram: FakeTelegram
 ) -> None:
     with FakeRekognition() as rekognition:
-        bot = analysing(launch, telegram, rekognition)
+        # A short lease, so the job left behind by the exit comes back within the test.
+        env = with_rekognition(rekognition, PHOTODETECTIVE_JOB_VISIBILITY_TIMEOUT_S="4")
+        bot = analysing(launch, telegram, rekognition, env)
         pool = bot.children()
         assert pool, "the image pool should be running"
         bot.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)  # inside the grace: the job is still being waited for
         took = bot.stop(signal.SIGINT)
-    assert took < 1.5, bot.stderr
-    assert bot.process.returncode == 128 + signal.SIGINT, bot.stderr
-    assert "SIGINT again: exiting at once" in bot.stderr
-    for pid in pool:
-        wait_for(partial(gone, pid), f"pool process {pid} gone", 5)
-    stats = bot.queue()
-    assert (stats.done, stats.dead) == (0, 0)
-    assert stats.queued + stats.in_flight == 1
+        assert took < 1.5, bot.stderr
+        assert bot.process.returncode == 128 + signal.SIGINT, bot.stderr
+        assert "SIGINT again: exiting at once" in bot.stderr
+        for pid in pool:
+            wait_for(partial(gone, pid), f"pool process {pid} gone", 5)
+        stats = bot.queue()
+        assert (stats.done, stats.dead) == (0, 0)
+        assert stats.queued + stats.in_flight == 1
+        answered_after_a_restart(launch, telegram, rekognition, env)
 
 
 def gone(pid: int) -> bool:
@@ -268,10 +300,13 @@ def gone(pid: int) -> bool:
 def test_slack_and_the_web_page_running_stop_within_the_grace(launch: Launch, telegram: FakeTelegram) -> None:
     with FakeSlack() as slack:
         bot = launch(
-            PHOTODETECTIVE_SLACK_BOT_TOKEN="xoxb-fake-bot-token",
-            PHOTODETECTIVE_SLACK_SIGNING_SECRET="stopping-signing-secret",
-            PHOTODETECTIVE_SLACK_API_URL=slack.api_url,
-            PHOTODETECTIVE_WEB_ENABLED="true",
+            "all",
+            {
+                "PHOTODETECTIVE_SLACK_BOT_TOKEN": "xoxb-fake-bot-token",
+                "PHOTODETECTIVE_SLACK_SIGNING_SECRET": "stopping-signing-secret",
+                "PHOTODETECTIVE_SLACK_API_URL": slack.api_url,
+                "PHOTODETECTIVE_WEB_ENABLED": "true",
+            },
         )
         bot.serving()
         wait_for(lambda: "getUpdates" in [method for method, _ in telegram.started], "the long poll")
