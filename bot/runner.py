@@ -115,7 +115,7 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
         adapters: list[PlatformAdapter] = load_adapters(settings, service)
         if not adapters:
             raise SettingsError(NO_PLATFORM)
-        receiving = adapters if role in ("all", "ingress") else []
+        receiving = list(adapters) if role in ("all", "ingress") else []
         health = HealthEndpoints(stores, settings, recognizer, metrics)
         routes = [*health.routes(), *(route for a in receiving for route in a.routes())]
         http = await start_http(settings, routes)
@@ -131,13 +131,13 @@ async def run_service(settings: Settings, stop: asyncio.Event, role: Role = "all
                     )
                 await _until_stopped(stop, working)
             log.info("stopping: no new photos; jobs in progress get %g s", settings.shutdown_grace_s)
-            await _stop_receiving(list(receiving))
+            await _stop_receiving(receiving)
             if working is not None:
                 await working
             log.info("stopped")
         finally:
             await _wind_down(working)
-            await _stop_receiving(list(receiving))
+            await _stop_receiving(receiving)
             for adapter in adapters:
                 await adapter.close()
             await http.cleanup()
