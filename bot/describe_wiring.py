@@ -8,7 +8,14 @@ anywhere new.
 
 from __future__ import annotations
 
+from botocore.exceptions import BotoCoreError
+
+from bot.access import AccessPolicy
 from bot.describing import DescribingRecognizer
+from bot.kept_photos import KeptPhotos, RedisKeptPhotos, SQLiteKeptPhotos
+from bot.questions import QuestionService
+from bot.quota.base import QuotaStore
+from bot.quota.models import QuotaPolicy
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.settings import ENV_PREFIX, Settings, SettingsError
 from core.describe.base import Describer
@@ -41,7 +48,7 @@ def build_describer(settings: Settings) -> Describer | None:
                 api_key=key.get_secret_value() if key is not None else None,
                 timeout_s=settings.describe_timeout_s,
             )
-    except ValueError as error:
+    except (ValueError, BotoCoreError) as error:  # BotoCoreError: no region found, a bad endpoint
         raise SettingsError(
             f"The describer cannot be built: {error} (settings: {DESCRIBE_SETTINGS})"
         ) from None
@@ -70,4 +77,35 @@ def with_describer(recognizer: Recognizer, settings: Settings) -> Recognizer:
         describer,
         timeout_s=settings.describe_timeout_s,
         allow_explicit=settings.describe_explicit_to_hosted,
+    )
+
+
+def build_questions(
+    settings: Settings, quota: QuotaStore, policy: QuotaPolicy, access: AccessPolicy
+) -> QuestionService | None:
+    """The service answering questions about answered photos, or None (no describer, or turned off).
+
+    It has its own describer: in split roles the ingress answers questions while workers describe.
+    The kept photos live beside the other state (Redis when set, else a SQLite file), so the worker
+    that keeps a photo and the process that gets the question see the same store.
+    """
+    if settings.describe_retention_h <= 0 or settings.describe_questions_per_hour <= 0:
+        return None
+    describer = build_describer(settings)
+    if describer is None:
+        return None
+    kept: KeptPhotos = (
+        RedisKeptPhotos(settings.redis_url)
+        if settings.redis_url
+        else SQLiteKeptPhotos(settings.data_dir / "kept_photos.sqlite3")
+    )
+    return QuestionService(
+        describer=describer,
+        kept=kept,
+        quota=quota,
+        policy=policy,
+        access=access,
+        questions_per_hour=settings.describe_questions_per_hour,
+        retention_s=settings.describe_retention_h * 3600,
+        timeout_s=settings.describe_timeout_s,
     )

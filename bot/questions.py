@@ -41,12 +41,19 @@ from core.describe.errors import DescribeFailed
 
 log = logging.getLogger(__name__)
 
-NOT_KEPT = (
-    "I no longer have that photo (photos are kept for {hours:g} h for questions). Send it again to ask."
-)
+NOT_KEPT = "I no longer have that photo (photos are kept for {period} for questions). Send it again to ask."
 EMPTY_QUESTION = "Ask a question about the photo in words, e.g. “what is on the wall?”."
 NO_ANSWER = "Sorry, the describer could not answer that question ({reason}). You were not charged."
 NOT_ALLOWED = "This bot is not enabled here."
+
+
+def period(seconds: float) -> str:
+    """ "24 h", "90 min" or "30 s": the retention in the unit a person would use."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
 
 
 def photo_key(platform: str, workspace_id: str, chat_id: str, message_id: str) -> str:
@@ -149,8 +156,9 @@ class QuestionService:
         now = self.clock()
         jpeg = await self.kept.get(question.photo, now.timestamp())
         if jpeg is None:
-            hours = self.retention_s / 3600
-            return QuestionReply(NOT_KEPT.format(hours=hours), answered=False, charged=False)
+            return QuestionReply(
+                NOT_KEPT.format(period=period(self.retention_s)), answered=False, charged=False
+            )
         refused = await self._charge(request, now)
         if refused is not None:
             return QuestionReply(refused, answered=False, charged=False)

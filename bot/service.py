@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.access import AccessPolicy
 from bot.metrics import Metrics
@@ -26,6 +27,9 @@ from bot.queue.base import JobQueue, QueueError
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import ChargeResult, QuotaPolicy, Refusal, Stats, Usage
 from core.analysis_types import Feature
+
+if TYPE_CHECKING:
+    from bot.questions import QuestionService
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
@@ -127,6 +131,7 @@ class PhotoService:
         backend: str = "none",
         outage_patience_s: float = 0.0,
         sleep: Sleep = asyncio.sleep,
+        questions: QuestionService | None = None,
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -142,6 +147,8 @@ class PhotoService:
         self.backend = backend
         # How long `submit` waits out a queue or quota store that cannot be reached (see there).
         self.outage_patience_s = outage_patience_s
+        # Questions about answered photos (bot.questions), when a describer is configured.
+        self.questions = questions
         self._sleep = sleep
 
     async def submit(self, request: PhotoRequest) -> Verdict:

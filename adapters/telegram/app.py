@@ -33,6 +33,7 @@ from adapters.telegram.feedback import Feedback
 from adapters.telegram.intake import PLATFORM, PhotoIntake
 from adapters.telegram.limits import FloodControl
 from adapters.telegram.polling import Poller
+from adapters.telegram.questions import QuestionIntake, RepliesToBot, bot_id_of
 from adapters.telegram.replies import TelegramReplies
 from adapters.telegram.source import TelegramSource
 from adapters.telegram.webhook import WebhookReceiver
@@ -85,7 +86,7 @@ class TelegramAdapter:
         self.feedback = Feedback(self.bot, service.queue.reply_started)
         self.order = ReplyOrder()
         self.source = TelegramSource(self.bot)
-        self.replies = TelegramReplies(self.bot, self.order, self.feedback.activity)
+        self.replies = TelegramReplies(self.bot, self.order, self.feedback.activity, service.questions)
         self.intake = PhotoIntake(service, self.feedback, self.order, AskedAlbums[Message]())
         self.commands = Commands(service, config)
         self._poller: Poller | None = None
@@ -213,6 +214,10 @@ class TelegramAdapter:
             app.add_handler(CommandHandler(name, callback, filters=messages))
         app.add_handler(CallbackQueryHandler(commands.features_button, pattern=f"^{FEATURES_PREFIX}"))
         app.add_handler(MessageHandler(messages & (filters.PHOTO | filters.Document.ALL), intake.on_media))
+        if self.service.questions is not None:  # a reply to one of our answers asks about its photo
+            asking = QuestionIntake(self.service.questions)
+            to_us = RepliesToBot(bot_id_of(self.config.token))
+            app.add_handler(MessageHandler(messages & filters.TEXT & to_us, asking.on_question))
         private = messages & filters.ChatType.PRIVATE
         app.add_handler(MessageHandler(private & filters.COMMAND, commands.unknown))
         app.add_handler(MessageHandler(private & filters.TEXT, commands.chatter))

@@ -23,10 +23,12 @@ from telegram.error import BadRequest, TelegramError
 from adapters.telegram.albums import ReplyOrder
 from adapters.telegram.feedback import BotProvider, ChatActivity, Target, send_action
 from adapters.telegram.limits import delivery_failure, fits_as_photo
+from adapters.telegram.questions import keep_photo
 from adapters.telegram.render import CAPTION_LIMIT, MESSAGE_LIMIT, render_answer, split_plain
-from bot.photo_requests import Outcome
+from bot.photo_requests import AnalysisReply, Outcome
 from bot.ports import Accepted
 from bot.presentation import Notice, PhotoAnswer, present
+from bot.questions import QuestionService
 from core.summary_text import render_text
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,17 @@ def wants_file_tip(answer: PhotoAnswer, target: Target) -> bool:
 class TelegramReplies:
     """`bot.ports.ReplyPort` for Telegram."""
 
-    def __init__(self, bot: BotProvider, order: ReplyOrder, activity: ChatActivity) -> None:
+    def __init__(
+        self,
+        bot: BotProvider,
+        order: ReplyOrder,
+        activity: ChatActivity,
+        questions: QuestionService | None = None,
+    ) -> None:
         self._bot = bot
         self.order = order
         self.activity = activity
+        self.questions = questions  # keeps each answered photo for questions in reply to it
 
     async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         target = Target.from_request(outcome.request)
@@ -54,7 +63,8 @@ class TelegramReplies:
             async with self.order.turn(target.album_key, target.message_id):
                 reply = present(outcome)
                 if isinstance(reply, PhotoAnswer):
-                    await self._analysis(reply, target, accepted)
+                    prepared = outcome.prepared if isinstance(outcome, AnalysisReply) else None
+                    await self._analysis(reply, target, accepted, prepared.jpeg if prepared else None)
                 else:
                     await self._failure(reply, target, accepted)
         except TelegramError as error:
@@ -73,7 +83,9 @@ class TelegramReplies:
             )
             await accepted()
 
-    async def _analysis(self, reply: PhotoAnswer, target: Target, accepted: Accepted) -> None:
+    async def _analysis(
+        self, reply: PhotoAnswer, target: Target, accepted: Accepted, keep: bytes | None = None
+    ) -> None:
         bot = await self._bot()
         chunks = render_answer(reply, compressed_tip=wants_file_tip(reply, target))
         image = reply.image
@@ -92,6 +104,7 @@ class TelegramReplies:
             parse_mode = None
             sent = await self._image(bot, reply, target, chunks[0], parse_mode, as_photo)
         await accepted()  # the photo is out: a worker dying during the follow-ups must not resend it
+        await keep_photo(self.questions, keep, target.chat_id, sent.message_id)
         follow_up = replace(target, message_id=sent.message_id)
         for chunk in chunks[1:]:
             try:
