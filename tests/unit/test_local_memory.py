@@ -1,15 +1,16 @@
-"""A worker gives the memory a photo freed back to the system (`memory.release_freed_memory`)."""
+"""An idle worker gives the memory its photos freed back to the system (`memory`)."""
 
 from __future__ import annotations
 
 import ctypes.util
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from core.recognizers.local.memory import release_freed_memory
+from core.recognizers.local.memory import PhotosInFlight, release_freed_memory
 
 
 def _rss_mb() -> float:
@@ -37,3 +38,33 @@ def test_memory_freed_on_a_worker_thread_goes_back_to_the_system() -> None:
     release_freed_memory()
     assert before - _rss_mb() > 50, "the freed half (100 MB) stayed with the process"
     assert len(kept) == 1600
+
+
+def test_freed_memory_is_released_once_no_photo_has_been_in_flight_for_a_while() -> None:
+    released = threading.Event()
+    calls: list[int] = []
+
+    def release() -> None:
+        calls.append(1)
+        released.set()
+
+    in_flight = PhotosInFlight(idle_s=0.2, release=release)
+    with in_flight.photo() as first:
+        with in_flight.photo() as second:
+            assert (first, second) == (1, 2)
+        time.sleep(0.5)
+        assert calls == []  # one photo still in flight: a busy worker keeps its heaps
+    assert released.wait(10)
+    assert calls == [1]
+
+
+def test_a_photo_starting_in_the_idle_time_puts_the_release_off() -> None:
+    calls: list[float] = []
+    in_flight = PhotosInFlight(idle_s=1.0, release=lambda: calls.append(time.monotonic()))
+    with in_flight.photo():
+        pass
+    with in_flight.photo():  # within the second: the first release is called off
+        ended = time.monotonic()
+    time.sleep(3)
+    assert len(calls) == 1
+    assert calls[0] >= ended + 0.9

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from core.errors import RecognizerError, RecognizerUnavailable
 from core.recognizers.local.faces import detect_faces
 from core.recognizers.local.inference import ModelRegistry
 from core.recognizers.local.labels import Findings, find_labels
-from core.recognizers.local.memory import release_freed_memory
+from core.recognizers.local.memory import PhotosInFlight
 from core.recognizers.local.model_files import ALL_MODELS, default_models_dir, missing_models
 from core.recognizers.local.moderation import moderate
 from core.recognizers.local.ocr import read_text
@@ -111,8 +110,7 @@ class LocalRecognizer:
         self._cores = (
             len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         )
-        self._in_flight = 0
-        self._in_flight_lock = threading.Lock()
+        self._in_flight = PhotosInFlight()
         self._closed = False
 
     @property
@@ -145,7 +143,7 @@ class LocalRecognizer:
         return await loop.run_in_executor(self._executor, self.analyze_image, photo.image, wanted)
 
     def analyze_image(self, image: Image.Image, wanted: frozenset[Feature]) -> Analysis:
-        """The synchronous analysis (for the thread pool, the benchmark and tests); frees as it leaves.
+        """The synchronous analysis (for the thread pool, the benchmark and tests).
 
         While fewer photos are being analysed than the machine has cores, this one's text is read
         on a thread of its own beside the rest (RapidOCR runs in ONNX Runtime, which leaves the
@@ -153,15 +151,8 @@ class LocalRecognizer:
         the cores are taken by other photos, a second thread per photo would only share them and
         hold two photos' buffers at once, so the text is read in line.
         """
-        with self._in_flight_lock:
-            self._in_flight += 1
-            spare_core = self._in_flight < self._cores
-        try:
-            return self._analyze(image, wanted, spare_core)
-        finally:
-            with self._in_flight_lock:
-                self._in_flight -= 1
-            release_freed_memory()
+        with self._in_flight.photo() as in_flight:
+            return self._analyze(image, wanted, spare_core=in_flight < self._cores)
 
     def _analyze(self, image: Image.Image, wanted: frozenset[Feature], spare_core: bool) -> Analysis:
         """The pipeline, step by step.
@@ -217,6 +208,7 @@ class LocalRecognizer:
         self._executor.shutdown(wait=False)
         self._text_readers.shutdown(wait=False)
         self._models.unload_all()
+        self._in_flight.stop()
 
 
 @dataclass
