@@ -221,3 +221,25 @@ def test_as_process_1_like_in_a_container_sigterm_is_honoured(
     assert took < WITHIN_S, bot.stderr
     # unshare passes on how its child ended: an exit code, or the signal that ended it.
     assert bot.process.returncode in ((0,) if when == "running" else (0, 143, -signal.SIGTERM)), bot.stderr
+
+
+def test_a_slack_socket_mode_connect_that_hangs_does_not_hold_the_stop(
+    launch: Launch, telegram: FakeTelegram
+) -> None:
+    with FakeSlack() as slack:
+        hang = slack.timeout("apps.connections.open", times=None)
+        bot = launch(
+            "all",
+            {
+                "PHOTODETECTIVE_SLACK_BOT_TOKEN": slack.bot_token,
+                "PHOTODETECTIVE_SLACK_APP_TOKEN": slack.app_token,
+                "PHOTODETECTIVE_SLACK_MODE": "socket",
+                "PHOTODETECTIVE_SLACK_API_URL": slack.api_url,
+            },
+        )
+        bot.serving()
+        wait_for(lambda: hang.hits, "the Socket Mode connection attempt")
+        took = bot.stop()
+    assert bot.process.returncode == 0, bot.stderr
+    assert took < WITHIN_S, bot.stderr
+    assert "stopped while starting slack" in bot.stderr
