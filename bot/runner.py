@@ -3,6 +3,8 @@
 The runner is the composition root for a long-running process: it builds the recognizer, the
 stores, the service, the installed adapters and the worker from the settings, starts them, and
 on SIGTERM/SIGINT stops receiving, lets in-flight jobs finish within the grace period, and closes.
+How long a stop may take, and what a second signal does, is `bot.stopping`; how a failed start is
+reported (one line, exit 1 or 2), `bot.startup`.
 """
 
 from __future__ import annotations
