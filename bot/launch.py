@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from types import FrameType
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+INTERRUPTED = 128 + signal.SIGINT
 
 
 def one_thread_per_photo() -> None:
@@ -46,9 +48,17 @@ def _terminated(signum: int, _: FrameType | None) -> None:
 
 
 def main() -> int:
-    """Entry point of the `photodetective` console script."""
+    """Entry point of the `photodetective` console script.
+
+    Ctrl-C ends any command with one line and the shell's code for it (130), not a traceback
+    from wherever the interrupt landed. (`run` handles SIGINT itself, as a stop: bot.stopping.)
+    """
     exit_on_sigterm()
     one_thread_per_photo()
-    from bot.cli import main as run_cli  # imported here: numpy must load after the line above
+    try:
+        from bot.cli import main as run_cli  # imported here: numpy must load after the line above
 
-    return run_cli()
+        return run_cli()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED

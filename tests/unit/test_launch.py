@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.launch import THREAD_VARIABLES, one_thread_per_photo
 
@@ -90,3 +92,34 @@ def test_sigterm_during_start_up_ends_process_1() -> None:
     done = sigterm_as_process_1("launch")
     assert done.returncode == 128 + signal.SIGTERM
     assert "still running" not in done.stdout
+
+
+def test_ctrl_c_during_analyze_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (640, 480), (200, 120, 40)).save(photo, "JPEG")
+    photodetective = Path(sys.executable).with_name("photodetective")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOTODETECTIVE_", "AWS_"))}
+    env["PHOTODETECTIVE_DATA_DIR"] = str(tmp_path / "data")
+    process = subprocess.Popen(
+        [
+            str(photodetective),
+            "analyze",
+            *[str(photo)] * 400,
+            "--backend",
+            "none",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()  # the first photo is done: the interrupt lands mid-run
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
