@@ -143,6 +143,10 @@ class QuestionService:
         if self.retention_s > 0:
             await self.kept.keep(key, jpeg, self.clock().timestamp(), self.retention_s)
 
+    async def has_photo(self, key: str) -> bool:
+        """Whether a photo is kept under `key`: lets an adapter tell a question from other talk."""
+        return await self.kept.get(key, self.clock().timestamp()) is not None
+
     async def ask(self, question: Question) -> QuestionReply:
         """Answer one question, or say plainly why not; never raises for the user's input."""
         request = question.as_request()

@@ -76,7 +76,12 @@ class Settings(BaseSettings):
         "local (embedded, offline), or none.",
     )
     features: Annotated[
-        frozenset[Feature], NoDecode, Field(description="Analyses run by default, comma separated.")
+        frozenset[Feature],
+        NoDecode,
+        Field(
+            description="Analyses run by default, comma separated; `describe` is added to the default "
+            "when a describer is configured."
+        ),
     ] = DEFAULT_FEATURES
     max_input_bytes: int = Field(25_000_000, ge=1_000, description="Largest photo file accepted, in bytes.")
     max_pixels: int = Field(100_000_000, ge=10_000, description="Largest photo accepted, in pixels.")
@@ -266,6 +271,16 @@ class Settings(BaseSettings):
             return kind.model_construct()
         assert isinstance(found, kind)
         return found
+
+    @model_validator(mode="before")
+    @classmethod
+    def _describe_by_default(cls, data: object) -> object:
+        """With a describer configured and no feature list given, the defaults include `describe`."""
+        if isinstance(data, dict) and data.get("features") is None:
+            backend = data.get("describe_backend")
+            if backend is not None and str(backend).strip().lower() != "none":
+                return {**data, "features": DEFAULT_FEATURES | {Feature.DESCRIBE}}
+        return data
 
     @model_validator(mode="after")
     def _describer_complete(self) -> Settings:

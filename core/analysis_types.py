@@ -31,10 +31,9 @@ class Feature(enum.StrEnum):
     """A caption and tags from a vision-language model (`core.describe`), run after recognition."""
 
 
-# DESCRIBE runs only when the operator configured a describer (it is then in the capabilities),
-# so it can be a default without sending any photo anywhere on a deployment without one.
+# DESCRIBE joins the defaults when the operator configures a describer (`bot.settings`).
 DEFAULT_FEATURES: frozenset[Feature] = frozenset(
-    {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION, Feature.DESCRIBE}
+    {Feature.LABELS, Feature.FACES, Feature.TEXT, Feature.MODERATION}
 )
 
 

@@ -25,6 +25,7 @@ from adapters.slack.app import SlackListeners
 from adapters.slack.client import build_web_client
 from adapters.slack.config import SlackSettings
 from adapters.slack.intake import ACK_BUDGET_S, PLATFORM, Intake
+from adapters.slack.questions import SlackQuestions
 from adapters.slack.replies import Reactions, SlackReplies
 from adapters.slack.source import SlackPhotoSource
 from bot.service import PhotoService
@@ -52,7 +53,7 @@ class SlackAdapter:
         self.reactions = Reactions(self.client)
         self.name = PLATFORM
         self.source = SlackPhotoSource(self.client, token, slack.file_hosts)
-        self.replies = SlackReplies(self.client, self.reactions)
+        self.replies = SlackReplies(self.client, self.reactions, service.questions)
         self.intake = Intake(service, self.reactions, ack_budget_s=ack_budget_s)
         signing_secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         self.app = AsyncApp(
@@ -63,7 +64,11 @@ class SlackAdapter:
             logger=logging.getLogger("adapters.slack.bolt"),
         )
         self.listeners = SlackListeners(
-            service=service, client=self.client, intake=self.intake, source=self.source
+            service=service,
+            client=self.client,
+            intake=self.intake,
+            source=self.source,
+            asking=SlackQuestions(service.questions, self.client) if service.questions else None,
         )
         self.listeners.register(self.app)
         self._receiving = False

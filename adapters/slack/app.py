@@ -57,6 +57,7 @@ from adapters.slack.intake import (
     refusal_for,
     user_key,
 )
+from adapters.slack.questions import SlackQuestions
 from adapters.slack.render import escape, escape_lines
 from adapters.slack.source import SlackPhotoSource
 from bot.ports import FetchFailed
@@ -86,11 +87,13 @@ class SlackListeners:
         client: AsyncWebClient,
         intake: Intake,
         source: SlackPhotoSource,
+        asking: SlackQuestions | None = None,
     ) -> None:
         self.service = service
         self.client = client
         self.intake = intake
         self.source = source
+        self.asking = asking  # questions about answered photos, when a describer is configured
         self.recent = RecentEvents()
 
     def register(self, app: AsyncApp) -> None:
@@ -107,6 +110,7 @@ class SlackListeners:
             return
         files: Sequence[SlackFile] = event.get("files") or ()
         if not files:
+            await self._question_in_direct_thread(body, event, context)
             return
         channel = str(event["channel"])
         direct = is_direct(channel, event.get("channel_type"))
@@ -134,10 +138,43 @@ class SlackListeners:
             return
         team = _team(body, context)
         thread = event.get("thread_ts")
-        if thread and thread != event.get("ts"):
+        if thread and thread != event.get("ts") and await self._is_question(team, channel, str(thread)):
+            self._answer_later(team, str(user), channel, str(thread), event)
+        elif thread and thread != event.get("ts"):
             self.intake.spawn(self._analyse_thread_start(team, str(user), channel, str(thread), direct))
         else:
             self.intake.spawn(self._post_ephemeral(channel, str(user), None, MENTION_HINT))
+
+    async def _question_in_direct_thread(
+        self, body: Payload, event: Payload, context: AsyncBoltContext
+    ) -> None:
+        """A plain message in a thread of a direct message with us, under an answered photo: a question."""
+        channel, thread, user = str(event.get("channel", "")), event.get("thread_ts"), event.get("user")
+        if event.get("subtype") is not None or not thread or thread == event.get("ts") or not user:
+            return
+        if not is_direct(channel, event.get("channel_type")):
+            return  # in a channel a question mentions us (app_mention), so talk in threads stays talk
+        event_id = body.get("event_id")
+        if event_id and not self.recent.add(str(event_id)):
+            return
+        team = _team(body, context)
+        if await self._is_question(team, channel, str(thread)):
+            self._answer_later(team, str(user), channel, str(thread), event)
+
+    async def _is_question(self, team: str, channel: str, thread: str) -> bool:
+        if self.asking is None:
+            return False
+        try:
+            return await self.asking.about_a_kept_photo(team, channel, thread)
+        except Exception as error:  # the kept photos cannot be read: not a question we can answer
+            log.warning("kept photos unavailable: %s", type(error).__name__)
+            return False
+
+    def _answer_later(self, team: str, user: str, channel: str, thread: str, event: Payload) -> None:
+        """Answer after the ack: a model takes longer than Slack waits for it."""
+        assert self.asking is not None
+        text, ts = str(event.get("text") or ""), str(event.get("ts") or "")
+        self.intake.spawn(self.asking.answer(team, user, channel, thread, ts, text))
 
     async def _submit_event(
         self,

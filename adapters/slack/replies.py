@@ -26,10 +26,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.questions import keep_photo
 from adapters.slack.render import answer_blocks, answer_mrkdwn, escape
-from bot.photo_requests import JsonScalar, Outcome, ReplyTo
+from bot.photo_requests import AnalysisReply, JsonScalar, Outcome, ReplyTo
 from bot.ports import Accepted, DeliveryFailed
 from bot.presentation import Notice, PhotoAnswer, present
+from bot.questions import QuestionService
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +155,12 @@ class Reactions:
 class SlackReplies:
     """`bot.ports.ReplyPort` for Slack."""
 
-    def __init__(self, client: AsyncWebClient, reactions: Reactions) -> None:
+    def __init__(
+        self, client: AsyncWebClient, reactions: Reactions, questions: QuestionService | None = None
+    ) -> None:
         self.client = client
         self.reactions = reactions
+        self.questions = questions  # keeps each answered photo for questions in its thread
 
     async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         """Answer in the photo's thread; raises when the user could not be told anything.
@@ -168,6 +173,14 @@ class SlackReplies:
         try:
             reply = present(outcome)
             if isinstance(reply, PhotoAnswer):
+                prepared = outcome.prepared if isinstance(outcome, AnalysisReply) else None
+                await keep_photo(  # before the answer: a question may follow it at once
+                    self.questions,
+                    prepared.jpeg if prepared else None,
+                    outcome.request.workspace_id,
+                    target.channel,
+                    target.thread_ts,
+                )
                 await self._analysis(target, reply)
                 final = REACTION_DONE
             else:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from adapters.telegram.questions import telegram_photo_key
 from bot.describe_wiring import with_describer
 from bot.questions import NOT_KEPT
 from core.recognizers.base import NullRecognizer
@@ -73,6 +74,18 @@ async def wait_reply(fake: FakeTelegram, message: dict[str, Any], *methods: str)
     return replies_to(fake, message, *methods)[0]
 
 
+async def kept(rig: Rig, answer: Any) -> None:
+    """Wait until the photo is kept: the replies keep it just after Telegram took the answer."""
+    assert rig.service.questions is not None
+    message = answer.response["result"]
+    key = telegram_photo_key(message["chat"]["id"], message["message_id"])
+    for _ in range(200):
+        if await rig.service.questions.has_photo(key):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the photo was not kept for questions")
+
+
 async def test_caption_then_a_question_about_the_same_photo(
     rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, model: FakeOpenAI
 ) -> None:
@@ -87,6 +100,7 @@ async def test_caption_then_a_question_about_the_same_photo(
     assert_no_metadata(described.image)
 
     model.answer("A round clock with Roman numerals.")
+    await kept(rig, answer)
     question = fake.send_text(chat, "what is on the wall?", reply_to=answer.response["result"])
     said = await wait_reply(fake, question, "sendMessage")
     assert said.visible_text == "A round clock with Roman numerals."
@@ -118,6 +132,7 @@ async def test_after_retention_the_photo_is_gone(
     chat = fake.private_chat(fake.user(7))
     photo = fake.send_photo(chat, jpeg())
     answer = await wait_reply(fake, photo, "sendPhoto", "sendDocument")
+    await kept(rig, answer)
     await asyncio.sleep(1.2)
     question = fake.send_text(chat, "what colour is it?", reply_to=answer.response["result"])
     said = await wait_reply(fake, question, "sendMessage")

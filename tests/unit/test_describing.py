@@ -139,12 +139,11 @@ async def test_a_slow_description_times_out_and_the_photo_is_still_answered() ->
 def test_describe_is_a_capability_only_with_a_describer() -> None:
     stage = DescribingRecognizer(NullRecognizer(), ScriptedDescriber())
     assert stage.capabilities == {Feature.DESCRIBE}
-    assert Feature.DESCRIBE in DEFAULT_FEATURES
     summary = build_summary(
         Analysis(backend="none"),
         prepared_photo().exif,
         show_location=False,
-        requested=DEFAULT_FEATURES,
+        requested=DEFAULT_FEATURES | {Feature.DESCRIBE},
         capabilities=NullRecognizer.capabilities,
     )
     assert Feature.DESCRIBE not in summary.recognizer.unsupported  # no "not available" note for it
@@ -195,6 +194,15 @@ def test_settings_need_a_model_and_an_url(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert "sk-secret-value" not in repr(settings)
     with pytest.raises(SettingsError, match="http"):
         build_describer(settings)
+
+
+def test_describe_is_a_default_feature_only_with_a_describer(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).features == DEFAULT_FEATURES  # type: ignore[call-arg]
+    monkeypatch.setenv("PHOTODETECTIVE_DESCRIBE_BACKEND", "bedrock")
+    monkeypatch.setenv("PHOTODETECTIVE_DESCRIBE_MODEL", "amazon.nova-lite-v1:0")
+    assert load_settings(env_file=None, sections=[]).features == DEFAULT_FEATURES | {Feature.DESCRIBE}
+    monkeypatch.setenv("PHOTODETECTIVE_FEATURES", "labels")
+    assert load_settings(env_file=None, sections=[]).features == {Feature.LABELS}  # the operator's list wins
 
 
 def test_no_describer_by_default_leaves_the_recognizer_alone() -> None:
