@@ -89,7 +89,7 @@ def build_questions(
     The kept photos live beside the other state (Redis when set, else a SQLite file), so the worker
     that keeps a photo and the process that gets the question see the same store.
     """
-    if settings.describe_retention_h <= 0 or settings.describe_questions_per_hour <= 0:
+    if settings.describe_questions_per_hour <= 0:
         return None
     describer = build_describer(settings)
     if describer is None:

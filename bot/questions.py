@@ -147,18 +147,22 @@ class QuestionService:
         """Whether a photo is kept under `key`: lets an adapter tell a question from other talk."""
         return await self.kept.get(key, self.clock().timestamp()) is not None
 
-    async def ask(self, question: Question) -> QuestionReply:
-        """Answer one question, or say plainly why not; never raises for the user's input."""
+    async def ask(self, question: Question, photo: bytes | None = None) -> QuestionReply:
+        """Answer one question, or say plainly why not; never raises for the user's input.
+
+        `photo` is the prepared JPEG when the adapter keeps it itself (the web page keeps it with
+        its result); otherwise it is looked up in the kept photos under `question.photo`.
+        """
         request = question.as_request()
         if not self.access.permits(request):
             return QuestionReply(NOT_ALLOWED, answered=False, charged=False)
         text = prompt.clean_question(question.text)
         if text is None:
             return QuestionReply(EMPTY_QUESTION, answered=False, charged=False)
-        if self.questions_per_hour <= 0 or self.retention_s <= 0:
+        if self.questions_per_hour <= 0 or (photo is None and self.retention_s <= 0):
             return QuestionReply("Questions about photos are turned off here.", answered=False, charged=False)
         now = self.clock()
-        jpeg = await self.kept.get(question.photo, now.timestamp())
+        jpeg = photo if photo is not None else await self.kept.get(question.photo, now.timestamp())
         if jpeg is None:
             return QuestionReply(
                 NOT_KEPT.format(period=period(self.retention_s)), answered=False, charged=False

@@ -22,6 +22,7 @@ from aiohttp import web
 from adapters.web.config import WebSettings
 from adapters.web.errors import STORE_ERRORS, WebError
 from adapters.web.pages import ResultPages
+from adapters.web.questions import WebQuestions
 from adapters.web.render import Renderer
 from adapters.web.security import Signer
 from adapters.web.sessions import Sessions
@@ -54,6 +55,7 @@ class WebPages:
         self.pages = ResultPages(web_settings, service, store, self.sessions, self.renderer)
         self.waiting = WaitingPhotos(service, store, clock)
         self.uploads = Uploads(web_settings, service, store, self.sessions, self.pages, self.waiting, clock)
+        self.questions = WebQuestions(web_settings, service.questions, store, self.sessions, self.renderer)
 
     async def signer(self) -> Signer:
         return await self.sessions.signer()
@@ -72,6 +74,7 @@ class WebPages:
             web.get(f"{one}/prepared.jpg", g(pages.prepared)),
             web.get(f"{one}/analysis.json", g(pages.analysis_download)),
             web.post(f"{one}/delete", g(pages.delete)),
+            web.post(f"{one}/ask", g(self.questions.ask)),
             web.get("/signin/{token}", g(sessions.signin)),
             web.post("/signout", g(sessions.signout)),
             web.post("/signout/others", g(sessions.signout_others)),
