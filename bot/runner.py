@@ -31,7 +31,7 @@ from bot.photo_requests import PhotoRequest
 from bot.platforms import PlatformAdapter, load_adapters
 from bot.redaction import configured_secrets
 from bot.settings import Settings, SettingsError
-from bot.startup import listen_error
+from bot.startup import listen_error, start_failure
 from bot.stopping import Stopper, exit_now, leave_signals_to_the_parent
 from bot.wiring import Stores, build_recognizer, build_service, build_stores
 from bot.worker import Worker, WorkerConfig
@@ -164,7 +164,13 @@ async def _start_receiving(adapters: list[PlatformAdapter], stop: asyncio.Event)
         if not start.done() or start.cancelled():
             log.info("stopped while starting %s", adapter.name)
             return False
-        start.result()  # its failure, if any, ends start-up
+        try:
+            start.result()  # its failure, if any, ends start-up
+        except Exception as error:
+            failure = start_failure(adapter.name, error)
+            if failure is error:
+                raise
+            raise failure from None
         log.info("%s adapter started", adapter.name)
     return not stop.is_set()
 

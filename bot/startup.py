@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from pathlib import Path
+
+from redis.exceptions import RedisError
 
 from bot.settings import ENV_PREFIX, SettingsError
 
@@ -65,3 +68,31 @@ def writable_folder(folder: Path, setting: str) -> None:
             f"The data folder {folder} is not writable by this user (uid {os.getuid()}): "
             f"change its owner, or {setting}"
         )
+
+
+def start_failure(platform: str, error: Exception) -> Exception:
+    """What a platform adapter's failed start means for the operator, as one of the two exceptions.
+
+    Adapters report what they know themselves (a refused token is a `SettingsError`); what is
+    left is their stores and connections failing: Redis not answering, a SQLite file that cannot
+    be opened, a connection refused. Anything else is returned as it is: a bug keeps its traceback.
+    """
+    if isinstance(error, SettingsError | StartupFailed):
+        return error
+    if isinstance(error, RedisError):
+        return StartupFailed(
+            f"{platform} could not start: Redis did not answer ({_first_line(error)}); "
+            f"check that it is up and {ENV_PREFIX}REDIS_URL"
+        )
+    if isinstance(error, sqlite3.Error):
+        return StartupFailed(
+            f"{platform} could not start: its store failed ({type(error).__name__}: {_first_line(error)}); "
+            f"check the data folder, {ENV_PREFIX}DATA_DIR"
+        )
+    if isinstance(error, OSError):  # a connection refused or reset, a name that does not resolve
+        return StartupFailed(f"{platform} could not start: {type(error).__name__}: {_first_line(error)}")
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]

@@ -163,3 +163,20 @@ def test_a_data_folder_that_cannot_be_created_names_its_setting(tmp_path: Path) 
     assert result.returncode == 2
     assert str(blocker / "data") in line
     assert "PHOTODETECTIVE_DATA_DIR" in line
+
+
+def test_a_redis_that_does_not_answer_fails_start_up_in_one_line(tmp_path: Path) -> None:
+    nowhere = f"redis://:redis-password-never-shown@127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = run_cli(
+        tmp_path,
+        "run",
+        PHOTODETECTIVE_BACKEND="none",
+        PHOTODETECTIVE_WEB_ENABLED="true",  # its start reads the session secret from the store
+        PHOTODETECTIVE_REDIS_URL=nowhere,
+        PHOTODETECTIVE_HTTP_PORT=str(free_port()),
+        PHOTODETECTIVE_METRICS_PORT="0",
+    )
+    line = one_error_line(result, "redis-password-never-shown")
+    assert result.returncode == 1
+    assert "Redis did not answer" in line
+    assert "PHOTODETECTIVE_REDIS_URL" in line
