@@ -162,6 +162,8 @@ class QuestionService:
         if self.questions_per_hour <= 0 or (photo is None and self.retention_s <= 0):
             return QuestionReply("Questions about photos are turned off here.", answered=False, charged=False)
         now = self.clock()
+        if photo is None:
+            await self._purge(now)
         jpeg = photo if photo is not None else await self.kept.get(question.photo, now.timestamp())
         if jpeg is None:
             return QuestionReply(
@@ -181,6 +183,13 @@ class QuestionService:
             return QuestionReply(NO_ANSWER.format(reason=reason), answered=False, charged=False)
         await self._settle(request, refund=False)
         return QuestionReply(answer.text, answered=True, charged=True)
+
+    async def _purge(self, now: datetime) -> None:
+        """Delete expired photos (the SQLite store also does at every keep; Redis expires them itself)."""
+        try:
+            await self.kept.purge(now.timestamp())
+        except Exception as error:  # a store hiccup costs nothing here: expired photos are never read
+            log.warning("could not purge expired photos: %s", type(error).__name__)
 
     async def _charge(self, request: PhotoRequest, now: datetime) -> str | None:
         """Charge the question rate, then the quota; the refusal's words, or None when both granted."""

@@ -16,8 +16,9 @@ from botocore.stub import ANY, Stubber
 
 from core.analysis_types import ErrorKind
 from core.describe import prompt
-from core.describe.bedrock import BedrockDescriber
+from core.describe.bedrock import GATE_OPERATION, BedrockDescriber
 from core.describe.errors import DescribeFailed
+from core.errors import RecognizerThrottled
 from tests.describe_helpers import prepared_photo
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -161,4 +162,42 @@ async def test_service_errors_are_typed_and_not_billed(code: str, kind: ErrorKin
     with stubber, pytest.raises(DescribeFailed) as failed:
         await describer.describe(prepared_photo(), [])
     assert failed.value.kind is kind
+    assert not failed.value.billed
+
+
+class RecordingGate:
+    """A `CallGate` that records each turn asked for, or refuses like a fully booked schedule."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        self.turns: list[str] = []
+        self.refuse = refuse
+
+    def wait_turn(self, operation: str) -> None:
+        self.turns.append(operation)
+        if self.refuse:
+            raise RecognizerThrottled("booked for more than 10 s ahead")
+
+
+async def test_every_converse_call_waits_its_turn_at_the_shared_gate() -> None:
+    gate = RecordingGate()
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    describer = BedrockDescriber(model=MODEL, client=client, gate=gate)
+    with Stubber(client) as stubber:
+        stubber.add_response("converse", converse_response('{"caption": "A cat.", "tags": []}'))
+        stubber.add_response("converse", converse_response("Black."))
+        await describer.describe(prepared_photo(), [])
+        await describer.ask(prepared_photo(), "what colour?")
+    assert gate.turns == [GATE_OPERATION, GATE_OPERATION]
+
+
+async def test_a_booked_gate_is_a_throttled_failure_without_a_call() -> None:
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    describer = BedrockDescriber(model=MODEL, client=client, gate=RecordingGate(refuse=True))
+    with Stubber(client), pytest.raises(DescribeFailed) as failed:  # no response stubbed: a call would fail
+        await describer.describe(prepared_photo(), [])
+    assert failed.value.kind is ErrorKind.THROTTLED
     assert not failed.value.billed
