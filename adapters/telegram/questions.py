@@ -49,7 +49,10 @@ async def keep_photo(
 
 
 class RepliesToBot(filters.MessageFilter):
-    """Text messages (not commands) that reply to a message this bot sent."""
+    """Text messages (not commands) replying to an image this bot sent: an answer's annotated photo.
+
+    Replies to the bot's text messages (/help, a notice) are left to the other handlers.
+    """
 
     def __init__(self, bot_id: int) -> None:
         super().__init__(name="RepliesToBot")
@@ -63,6 +66,7 @@ class RepliesToBot(filters.MessageFilter):
             and replied is not None
             and replied.from_user is not None
             and replied.from_user.id == self.bot_id
+            and bool(replied.photo or replied.document)
         )
 
 

@@ -125,6 +125,21 @@ async def test_a_reply_to_someone_else_is_not_a_question(
     assert model.seen == []
 
 
+async def test_a_reply_to_the_bots_text_is_not_a_question(
+    rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, model: FakeOpenAI
+) -> None:
+    await describing_bot(rigs, tmp_path, fake, model)
+    chat = fake.private_chat(fake.user(42))
+    fake.send_text(chat, "/help")
+    await fake.wait_for(lambda: len(fake.sent(chat)) == 1)
+    help_answer = fake.sent(chat)[0]
+    before = len(fake.sent(chat))
+    fake.send_text(chat, "thanks!", reply_to=help_answer.response["result"])
+    await asyncio.sleep(2.0)  # long enough for the poll to hand it over and the bot to act on it
+    assert not any("no longer have that photo" in call.visible_text for call in fake.sent(chat)[before:])
+    assert model.seen == []
+
+
 async def test_after_retention_the_photo_is_gone(
     rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, model: FakeOpenAI
 ) -> None:
