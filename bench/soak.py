@@ -201,11 +201,16 @@ def _check_quota(the_rig: Rig, counts: Counts, per_user: dict[int, int]) -> None
 
 
 def _ride_out_the_outage(the_rig: Rig, faults: Faults, counts: Counts) -> None:
-    """Wait for the outage to end (workers still being killed), noting the queue just before."""
-    while faults.recovered_at is None or time.monotonic() < faults.recovered_at - 5:
+    """Wait for the outage to end (workers still being killed), noting the queue shortly before.
+
+    The snapshot starts 30 s early: the operator command is a process of its own, slow to start
+    on a loaded machine, and must read the queue while the platform is still down.
+    """
+    while faults.recovered_at is None or time.monotonic() < faults.recovered_at - 30:
         time.sleep(1.0)
     counts.queue_at_recovery = _operator(the_rig, "jobs", "stats")
-    print(f"  just before recovery: {counts.queue_at_recovery}", flush=True)
+    late = time.monotonic() - faults.recovered_at
+    print(f"  {-late:.0f} s before recovery: {counts.queue_at_recovery}", flush=True)
     while time.monotonic() < faults.recovered_at:
         time.sleep(0.2)
 
