@@ -34,7 +34,7 @@ from bot.photo_requests import FileRef, PhotoRequest
 from bot.quota.base import QuotaStore, QuotaStoreUnavailable
 from bot.quota.models import QuotaPolicy
 from bot.service import TRY_AGAIN_SHORTLY, refusal_message
-from core.analysis_types import ExifData, PreparedPhoto
+from core.analysis_types import ExifData, Feature, PreparedPhoto
 from core.describe import prompt
 from core.describe.base import Describer
 from core.describe.errors import DescribeFailed
@@ -54,6 +54,28 @@ def period(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.3g} min"
     return f"{seconds:.3g} s"
+
+
+def privacy_lines(capabilities: frozenset[Feature], questions: QuestionService | None) -> list[str]:
+    """What the describer changes in a platform's privacy text: where else the photo goes, what is kept."""
+    if Feature.DESCRIBE not in capabilities:
+        return []
+    if questions is None:
+        where = "a language model chosen by the operator"
+    elif questions.describer.hosted:
+        where = f"a hosted language model ({questions.describer.name}, {questions.describer.model})"
+    else:
+        where = f"a language model on this bot's own servers ({questions.describer.model})"
+    lines = [
+        f"For a caption, the same downsized copy without camera or location data is sent to {where}, "
+        "with the labels found; never your name, the chat or the photo's camera data."
+    ]
+    if questions is not None and questions.retention_s > 0:
+        lines.append(
+            f"For {period(questions.retention_s)}: that copy of each answered photo, so you can ask about it "
+            "by replying to the answer; then it is deleted."
+        )
+    return lines
 
 
 def photo_key(platform: str, workspace_id: str, chat_id: str, message_id: str) -> str:

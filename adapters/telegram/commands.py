@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.intake import chat_key, sender_id, user_key
 from bot.notices import photos, plain_text, queue_report, quota_report, stats_report, usage_line
+from bot.questions import privacy_lines
 from bot.queue.base import DEFAULT_RETENTION_S
 from bot.service import PhotoService
 from bot.settings import parse_features
@@ -94,7 +95,9 @@ class Commands:
             f"<b>Recognizer:</b> {html.escape(self.config.backend)}",
             f"<b>Analyses:</b> {html.escape(names(default))} (choose yours with /features)",
             f"<b>Quota:</b> {photos(policy.daily_limit)} a day per person (/quota)",
-            "<b>Privacy:</b> photos are not kept after the answer; see /privacy.",
+            "<b>Privacy:</b> photos are not kept after the answer; see /privacy."
+            if not privacy_lines(self.service.capabilities, self.service.questions)
+            else "<b>Privacy:</b> see /privacy (a caption is written by a language model).",
         ]
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
 
@@ -119,20 +122,27 @@ class Commands:
             return
         days = round(DEFAULT_RETENTION_S / 86_400)
         recognizer = self.config.backend
-        if not self.service.capabilities:
+        described = privacy_lines(self.service.capabilities, self.service.questions)
+        recognizes = self.service.capabilities - {Feature.DESCRIBE}
+        if not recognizes:
             sent_to = "No recognition service is used: only the camera data (EXIF) is read."
         elif self.config.backend_is_cloud:
             sent_to = (
                 f"To analyse it, a downsized copy without camera data is sent to {html.escape(recognizer)}."
             )
+        elif described:
+            sent_to = "Its labels, faces and text are found on this server."
         else:
             sent_to = "It is analysed on this server; it is not sent to any other service."
         in_private = "shown as a map link" if self.config.location_in_private else "not shown"
         in_groups = "shown as a map link" if self.config.location_in_groups else "not shown, only mentioned"
         lines = [
             "<b>What happens to your photo</b>",
-            "It is downloaded from Telegram for the analysis and not stored after the answer. " + sent_to,
+            "It is downloaded from Telegram for the analysis and not stored after the answer"
+            + (" (except as said under What is kept). " if len(described) > 1 else ". ")
+            + sent_to,
             "The annotated image sent back carries no camera or location data.",
+            *(html.escape(line) for line in described[:1]),
             "",
             "<b>Location</b>",
             f"A GPS position in a photo is {in_private} in private chats and {in_groups} in groups. "
@@ -143,6 +153,7 @@ class Commands:
             "and Telegram's file id, the analyses chosen), so a photo is never answered twice.",
             f"• For about {days} days: how many photos you sent each day, for the daily quota.",
             "• Until you change it: your choice of analyses (/features).",
+            *(f"• {html.escape(line)}" for line in described[1:]),
         ]
         await message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
 

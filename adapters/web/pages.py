@@ -19,6 +19,7 @@ from adapters.web.sessions import Sessions, Visitor
 from adapters.web.store import WebResult, WebStore
 from adapters.web.upload_body import BodyClock, read_form
 from bot.notices import megabytes
+from bot.questions import privacy_lines
 from bot.service import PhotoService
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -73,6 +74,7 @@ class ResultPages:
             max_files=self.web.max_files,
             backend=self.service.backend,
             retention=f"{days:g} day{'s' if days != 1 else ''}",
+            described=privacy_lines(self.service.capabilities, self.service.questions)[:1],
         )
         if visitor.new_cookie:
             self.sessions.set_cookie(response, visitor.new_cookie)

@@ -154,3 +154,17 @@ async def test_after_retention_the_photo_is_gone(
     assert said.visible_text == NOT_KEPT.format(period="1 s")
     assert len(model.seen) == 1  # only the caption
     assert (await rig.service.usage("telegram:7")).used == 1
+
+
+async def test_privacy_says_where_the_caption_comes_from_and_what_is_kept(
+    rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, model: FakeOpenAI
+) -> None:
+    await describing_bot(rigs, tmp_path, fake, model)
+    chat = fake.private_chat(fake.user(42))
+    fake.send_text(chat, "/privacy")
+    await fake.wait_for(lambda: len(fake.sent(chat)) == 1)
+    text = fake.sent(chat)[0].visible_text
+    assert "not sent to any other service" not in text
+    assert "a language model on this bot's own servers (fake-vision)" in text
+    assert "For 24 h: that copy of each answered photo" in text
+    assert "(except as said under What is kept)" in text

@@ -44,6 +44,7 @@ async def test_caption_and_a_question_on_the_result_page(tmp_path: Path, model: 
         result_id = await web.uploaded_id()
         await web.finished(result_id)
         page = (await web.get(f"/results/{result_id}")).text
+        upload_page = (await web.get("/")).text
         token = await web.csrf(f"/results/{result_id}")
         model.answer("A clock & a <script>.")
         forged = await web.post(
@@ -65,6 +66,7 @@ async def test_caption_and_a_question_on_the_result_page(tmp_path: Path, model: 
         usage = await web.service.usage("web:alice")
     assert '<p id="caption">A &lt;b&gt;bold&lt;/b&gt; cat on a mat.</p>' in page
     assert f'<form id="ask-form" method="post" action="/results/{result_id}/ask">' in page
+    assert "a language model on this bot&#39;s own servers (fake-vision)" in upload_page
     assert forged.status == 403
     assert asked.status == 200
     assert asked.json() == {
