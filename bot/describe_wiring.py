@@ -18,7 +18,9 @@ from bot.quota.base import QuotaStore
 from bot.quota.models import QuotaPolicy
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.settings import ENV_PREFIX, Settings, SettingsError
+from core.analysis_types import Feature
 from core.describe.base import Describer
+from core.describe.openai_compat import is_self_hosted
 from core.recognizers.base import CallGate, OpenGate, Recognizer
 
 DESCRIBE_SETTINGS = f"{ENV_PREFIX}DESCRIBE_BACKEND, _MODEL, _URL, _REGION"
@@ -109,3 +111,11 @@ def build_questions(
         retention_s=settings.describe_retention_h * 3600,
         timeout_s=settings.describe_timeout_s,
     )
+
+
+def unbilled_features(settings: Settings) -> frozenset[Feature]:
+    """Features that cost nothing per call: a describer at a self-hosted address (the openai backend
+    pointed at localhost, a private address or a bare host name). Bedrock is always billed."""
+    if settings.describe_backend == "openai" and is_self_hosted(settings.describe_url or ""):
+        return frozenset({Feature.DESCRIBE})
+    return frozenset()

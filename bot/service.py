@@ -132,6 +132,7 @@ class PhotoService:
         outage_patience_s: float = 0.0,
         sleep: Sleep = asyncio.sleep,
         questions: QuestionService | None = None,
+        unbilled: frozenset[Feature] = frozenset(),
     ) -> None:
         self.queue = queue
         self.quota = quota
@@ -149,6 +150,9 @@ class PhotoService:
         self.outage_patience_s = outage_patience_s
         # Questions about answered photos (bot.questions), when a describer is configured.
         self.questions = questions
+        # Features that run but cost nothing (a describer on the operator's own machines): no unit
+        # of the daily cost cap is counted for them.
+        self.unbilled = unbilled
         self._sleep = sleep
 
     async def submit(self, request: PhotoRequest) -> Verdict:
@@ -216,7 +220,7 @@ class PhotoService:
             charge = await self.quota.try_charge(
                 request.user_key,
                 key,
-                billed_calls(request.features, self.capabilities),
+                billed_calls(request.features, self.capabilities - self.unbilled),
                 now,
                 self.policy,
                 admin=self.access.is_admin(request.user_key),

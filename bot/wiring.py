@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.access import AccessPolicy
-from bot.describe_wiring import build_questions, with_describer
+from bot.describe_wiring import build_questions, unbilled_features, with_describer
 from bot.metrics import Metrics
 from bot.preferences import PreferencesStore, RedisPreferences, SQLitePreferences
 from bot.queue import JobQueue, RedisJobQueue, SqliteJobQueue
@@ -193,4 +193,5 @@ def build_service(
         backend=backend,
         outage_patience_s=settings.store_outage_patience_s,
         questions=build_questions(settings, stores.quota, quota_policy(settings), access_policy(settings)),
+        unbilled=unbilled_features(settings),
     )

@@ -11,8 +11,10 @@ from bot.analysis_json import analysis_json
 from bot.describe_wiring import build_describer, with_describer
 from bot.describing import NOT_SENT_EXPLICIT, NOT_SENT_UNCHECKED, DescribingRecognizer
 from bot.photo_requests import AnalysisReply, FileRef, PhotoRequest
+from bot.service import Accepted
 from bot.settings import Settings, SettingsError, load_settings
 from bot.stored_answers import StoredAnswer, dump_answer, load_answer
+from bot.wiring import build_service, build_stores
 from core.analysis_types import (
     DEFAULT_FEATURES,
     Analysis,
@@ -222,3 +224,29 @@ def test_openai_describer_from_settings() -> None:
     assert isinstance(stage, DescribingRecognizer)
     assert stage.describer.name == "openai"
     assert not stage.describer.hosted
+
+
+@pytest.mark.parametrize(
+    ("url", "units"),
+    [("http://localhost:11434/v1", 1), ("https://vision.example.com/v1", 2)],
+)
+async def test_the_cost_cap_counts_a_describer_only_when_it_bills(
+    tmp_path: Path, url: str, units: int
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        describe_backend="openai",
+        describe_model="llava",
+        describe_url=url,
+    )
+    stores = build_stores(settings)
+    capabilities = frozenset({Feature.LABELS, Feature.DESCRIBE})
+    service = build_service(settings, stores, capabilities)
+    try:
+        request = PhotoRequest("web", "alice", "alice", "m1", FileRef("f"), capabilities)
+        assert isinstance(await service.submit(request), Accepted)
+        stats = await stores.quota.stats(service.clock(), service.policy)
+    finally:
+        await stores.close()
+    assert stats.global_calls == units  # labels, plus the describer when it is a hosted one
