@@ -161,6 +161,9 @@ class SlackReplies:
         self.client = client
         self.reactions = reactions
         self.questions = questions  # keeps each answered photo for questions in its thread
+        # An answer waiting for the platform keeps the prepared image too, so its photo can be kept
+        # for questions when it is finally delivered (see bot.ports.uses_prepared_image).
+        self.USES_PREPARED_IMAGE = questions is not None
 
     async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         """Answer in the photo's thread; raises when the user could not be told anything.

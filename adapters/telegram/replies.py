@@ -56,6 +56,9 @@ class TelegramReplies:
         self.order = order
         self.activity = activity
         self.questions = questions  # keeps each answered photo for questions in reply to it
+        # An answer waiting for the platform keeps the prepared image too, so its photo can be kept
+        # for questions when it is finally delivered (see bot.ports.uses_prepared_image).
+        self.USES_PREPARED_IMAGE = questions is not None
 
     async def deliver(self, outcome: Outcome, accepted: Accepted) -> None:
         target = Target.from_request(outcome.request)

@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 from adapters.telegram.questions import telegram_photo_key
+from bot.delivery import DeliveryPolicy
 from bot.describe_wiring import with_describer
 from bot.questions import NOT_KEPT
 from core.recognizers.base import NullRecognizer
 from tests.describe_helpers import assert_no_metadata
+from tests.fakes.faults import Fault
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.telegram_api import FakeTelegram
-from tests.integration.telegram_helpers import Rig, bot_settings, exif_bytes, jpeg, start_rig
+from tests.integration.telegram_helpers import Rig, bot_settings, exif_bytes, jpeg, start_rig, worker_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:unread_data:DeprecationWarning")
 
@@ -168,3 +170,31 @@ async def test_privacy_says_where_the_caption_comes_from_and_what_is_kept(
     assert "a language model on this bot's own servers (fake-vision)" in text
     assert "For 24 h: that copy of each answered photo" in text
     assert "(except as said under What is kept)" in text
+
+
+@pytest.mark.slow  # waits out an 8 s Bot API outage
+async def test_an_answer_that_waited_for_telegram_still_takes_questions(
+    rigs: list[Rig], tmp_path: Path, fake: FakeTelegram, model: FakeOpenAI
+) -> None:
+    settings = bot_settings(
+        tmp_path / "data",
+        fake.url,
+        describe_backend="openai",
+        describe_url=model.url + "/v1",
+        describe_model="fake-vision",
+    )
+    fast = DeliveryPolicy(backoff_s=0.2, backoff_max_s=1.0, horizon_s=3600)
+    rig = await start_rig(
+        settings, recognizer=with_describer(NullRecognizer(), settings), worker=worker_config(delivery=fast)
+    )
+    rigs.append(rig)
+    outage = fake.faults.add(Fault("status", "sendPhoto", 500, for_s=8.0))  # past FloodControl's retries
+    chat = fake.private_chat(fake.user(5))
+    photo = fake.send_photo(chat, jpeg())
+    answer = await wait_reply(fake, photo, "sendPhoto", "sendDocument")
+    assert outage.hits >= 1  # the answer really waited in the queue for Telegram
+    await kept(rig, answer)
+    model.answer("Blue.")
+    question = fake.send_text(chat, "what colour?", reply_to=answer.response["result"])
+    said = await wait_reply(fake, question, "sendMessage")
+    assert said.visible_text == "Blue."
