@@ -91,6 +91,11 @@ class Commands:
             "• Here: send a photo. Send it as a file (📎 → File) to keep camera and location data.",
             f"• In groups: mention @{username} in the caption, or reply /analyze to a photo. "
             "Group admins can use /auto to have every photo analysed.",
+            *(
+                ["• Ask about a photo: reply to my answer with a question (it counts as a photo)."]
+                if self.service.questions is not None
+                else []
+            ),
             "",
             f"<b>Recognizer:</b> {html.escape(self.config.backend)}",
             f"<b>Analyses:</b> {html.escape(names(default))} (choose yours with /features)",

@@ -170,6 +170,9 @@ async def test_privacy_says_where_the_caption_comes_from_and_what_is_kept(
     assert "a language model on this bot's own servers (fake-vision)" in text
     assert "For 24 h: that copy of each answered photo" in text
     assert "(except as said under What is kept)" in text
+    fake.send_text(chat, "/help")
+    await fake.wait_for(lambda: len(fake.sent(chat)) == 2)
+    assert "reply to my answer with a question" in fake.sent(chat)[1].visible_text
 
 
 @pytest.mark.slow  # waits out an 8 s Bot API outage
