@@ -1,14 +1,16 @@
 """End-to-end throughput of the real bot processes, against the fake Bot API (and fake Rekognition).
 
     python bench/throughput.py [--scenarios embedded,rekognition,scale,burst,memory] [--photos N]
-                               [--minutes M]
+                               [--minutes M] [--baseline DIR]
 
 Every number comes from `photodetective run` processes started as a self-hoster would
 (`bench/load_rig.py`), fed Telegram updates from the fake Bot API on 127.0.0.1:
 
 - embedded: one process (`--role all`, SQLite), the embedded recognizer. First a calibration,
   photos one at a time, gives the CPU seconds of one photo; the bound is cores / that, in the same
-  run. Then a stream faster than the bound, and the throughput against it.
+  run. Then a stream faster than the bound, and the throughput against it. With `--baseline DIR`
+  (another checkout, e.g. `git worktree add /tmp/engine-base <commit>`), that checkout's code
+  runs the same scenario, taking turns with this one, so a shared machine's load falls on both.
 - rekognition: the fake endpoint answers after 200-600 ms and enforces a 10-TPS quota per API;
   the bot's shared gate is set to 8. The bound is then the gate (8 photos/s: each photo makes one
   call per API), not our CPU, and many photos are in flight at once.
@@ -116,8 +118,12 @@ HEADER = (
 )
 
 
-def embedded(photos: list[tuple[str, bytes]], count: int, concurrency: int | None = None) -> list[str]:
+def embedded(
+    photos: list[tuple[str, bytes]], count: int, concurrency: int | None = None, code: Path | None = None
+) -> list[str]:
     env = {"PHOTODETECTIVE_WORKER_CONCURRENCY": str(concurrency)} if concurrency else {}
+    if code is not None:  # the bot's processes import that checkout instead of this one
+        env["PYTHONPATH"] = str(code.resolve())
     with rig(env=env) as the_rig:
         the_rig.spawn("all")
         the_rig.wait_ready()
@@ -125,6 +131,7 @@ def embedded(photos: list[tuple[str, bytes]], count: int, concurrency: int | Non
         bound = 60 * CORES / per_photo
         result = _stream(the_rig, photos, count, rate=2 * bound / 60)
         jobs = f", {concurrency} jobs at once" if concurrency else ""
+        jobs += f", code of {code}" if code is not None else ""
         return [
             _row(
                 f"embedded, SQLite, 1 process{jobs}", result, bound, f"calibrated {per_photo:.2f} CPU s/photo"
@@ -269,6 +276,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="PHOTODETECTIVE_WORKER_CONCURRENCY for 'embedded'")
     parser.add_argument("--jobs-per-worker", type=int, default=1, help="WORKER_CONCURRENCY for 'scale'")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory scenario")
+    parser.add_argument("--baseline", type=Path, help="'embedded' also with this checkout's code, in turns")
     args = parser.parse_args()
     photos = photo_set()
     chosen = args.scenarios.split(",")
@@ -276,8 +284,9 @@ def main() -> None:
     table: list[str] = []
     notes: list[str] = []
     if "embedded" in chosen:
-        table += embedded(photos, args.photos, args.concurrency)
-        print(table[-1], flush=True)
+        for code in [None, args.baseline, None, args.baseline] if args.baseline else [None]:
+            table += embedded(photos, args.photos, args.concurrency, code)
+            print(table[-1], flush=True)
     if "rekognition" in chosen:
         table += rekognition(photos, args.photos * 4)
         print(table[-1], flush=True)
