@@ -113,9 +113,16 @@ def build_questions(
     )
 
 
-def unbilled_features(settings: Settings) -> frozenset[Feature]:
-    """Features that cost nothing per call: a describer at a self-hosted address (the openai backend
-    pointed at localhost, a private address or a bare host name). Bedrock is always billed."""
+def unbilled_features(
+    settings: Settings, recognizer: str, capabilities: frozenset[Feature]
+) -> frozenset[Feature]:
+    """Features that cost nothing per call, so the daily cost cap counts no unit for them.
+
+    Every feature of a recognizer other than Rekognition (the embedded one runs on this machine),
+    and a describer at a self-hosted address (the openai backend pointed at localhost, a private
+    address or a bare host name). Bedrock is always billed, whatever recognizer runs beside it.
+    """
+    free = frozenset() if recognizer == "rekognition" else capabilities - {Feature.DESCRIBE}
     if settings.describe_backend == "openai" and is_self_hosted(settings.describe_url or ""):
-        return frozenset({Feature.DESCRIBE})
-    return frozenset()
+        free |= {Feature.DESCRIBE}
+    return free

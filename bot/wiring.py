@@ -193,5 +193,5 @@ def build_service(
         backend=backend,
         outage_patience_s=settings.store_outage_patience_s,
         questions=build_questions(settings, stores.quota, quota_policy(settings), access_policy(settings)),
-        unbilled=unbilled_features(settings),
+        unbilled=unbilled_features(settings, backend, capabilities),
     )
