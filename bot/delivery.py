@@ -12,8 +12,9 @@ platform asked for. Meanwhile the photo is neither analysed nor charged again, a
 stop or die: the answer is in the queue, not in memory.
 
 Past the delivery horizon (`horizon_s`, counted from the first failed delivery) the answer is
-stale: the job is dead-lettered with why, the user's charge is refunded, and the user gets one
-apology instead, if the platform takes it then. A permanent refusal (the bot blocked, the chat
+stale: the user's charge is refunded and the answer replaced by one apology, which waits for the
+platform like any answer; once it is delivered (or refused, or a second horizon passed) the job
+is dead-lettered with why. A permanent refusal (the bot blocked, the chat
 gone, a bad request) ends the job at once, refunded, as a dead letter.
 """
 
@@ -44,6 +45,15 @@ APOLOGY = (
     "Sorry, I analysed your photo but could not send you the answer: {platform} was unavailable "
     "for too long. Please send the photo again. You were not charged."
 )
+
+
+#: The failure reason of the apology (`Courier.apology`).
+UNDELIVERED = "undelivered"
+
+
+def is_apology(outcome: Outcome) -> bool:
+    """Whether `outcome` is the apology for an answer that went stale (see `Courier.apology`)."""
+    return isinstance(outcome, FailureReply) and outcome.reason == UNDELIVERED
 
 
 @dataclass(frozen=True)
@@ -124,10 +134,13 @@ class Courier:
     def apology(self, outcome: Outcome) -> FailureReply:
         """The one message a user gets instead of an answer that could not be delivered in time."""
         platform = outcome.request.platform.capitalize()
-        return FailureReply(outcome.request, "undelivered", APOLOGY.format(platform=platform), False)
+        return FailureReply(outcome.request, UNDELIVERED, APOLOGY.format(platform=platform), False)
 
-    async def send(self, lease: Lease, answer: StoredAnswer, *, deferrable: bool = True) -> Delivery:
-        """Deliver `answer` once; on a transient failure put it back in the queue (if `deferrable`).
+    async def send(self, lease: Lease, answer: StoredAnswer, *, fresh: bool = True) -> Delivery:
+        """Deliver `answer` once; on a transient failure put it back in the queue.
+
+        `fresh`: the answer is not the one the lease carries (a new analysis, or an apology in
+        place of a stale answer), so a deferral stores it; otherwise the stored one is kept.
 
         Raises `Interrupted` when cancelled, after the send finished within `CANCEL_WAIT_S` or
         was cut and the answer deferred, so the caller can settle what happened and re-raise.
@@ -166,7 +179,7 @@ class Courier:
                 if recorded or _failure_of(sending) is None:
                     await accepted()
                     raise Interrupted(Delivery(Sent.SENT)) from None
-                deferred = await self._defer(lease, answer, port, "stopped while delivering", None)
+                deferred = await self._defer(lease, answer, port, "stopped while delivering", None, fresh)
                 raise Interrupted(deferred) from None
         except Exception:  # noqa: S110 - read below, from the finished send
             pass
@@ -180,8 +193,8 @@ class Courier:
         if failure is None:
             await accepted()
             return Delivery(Sent.SENT)
-        if isinstance(failure, DeliveryFailed) and not failure.permanent and deferrable:
-            return await self._defer(lease, answer, port, failure.reason, failure.retry_after_s)
+        if isinstance(failure, DeliveryFailed) and not failure.permanent:
+            return await self._defer(lease, answer, port, failure.reason, failure.retry_after_s, fresh)
         if not isinstance(failure, DeliveryFailed):
             log.error(
                 "reply port for %s raised %s; ending job %s",
@@ -201,13 +214,12 @@ class Courier:
         port: ReplyPort,
         reason: str,
         retry_after_s: float | None,
+        fresh: bool,
     ) -> Delivery:
         """Put the answer back in the queue to be tried after a backoff (the lease ends here)."""
         delay = self.policy.delay_s(lease.delivery_tries + 1, retry_after_s)
         # A stored answer is not written again on each retry: the image is the bulk of it.
-        text = (
-            None if lease.answer is not None else dump_answer(answer, keep_prepared=uses_prepared_image(port))
-        )
+        text = dump_answer(answer, keep_prepared=uses_prepared_image(port)) if fresh else None
         try:
             verdict = await self.queue.defer(lease, text, f"not delivered: {reason}", self.clock(), delay)
         except QueueError as exc:

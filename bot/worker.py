@@ -28,7 +28,7 @@ from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.delivery import Courier, Delivery, DeliveryPolicy, Interrupted, Sent
+from bot.delivery import Courier, Delivery, DeliveryPolicy, Interrupted, Sent, is_apology
 from bot.metrics import Metrics
 from bot.notices import reason_code
 from bot.photo_requests import AnalysisReply, FailureReply, Outcome, PhotoRequest
@@ -276,12 +276,16 @@ class Worker:
             answer = result
         else:
             answer = StoredAnswer(result)
-        if lease.answer is not None and self.courier.expired(lease):
-            await _to_the_end(self._give_up_delivery(lease, answer))
-            return
+        fresh = lease.answer is None
+        if not fresh and self.courier.expired(lease):
+            stale = answer
+            found = await self._past_the_horizon(lease, stale)
+            if found is None:
+                return
+            answer, fresh = found, found is not stale
         try:
             with self._timed("reply", timings):
-                delivery = await self.courier.send(lease, answer)
+                delivery = await self.courier.send(lease, answer, fresh=fresh)
         except Interrupted as stopped:
             await _to_the_end(self._settle_delivery(lease, answer, stopped.delivery, timings))
             raise asyncio.CancelledError from None
@@ -302,23 +306,33 @@ class Worker:
         else:  # refused for good: the user got nothing from us
             await self._settle(lease.idempotency_key, refund=True)
             self.metrics.undelivered.labels(platform=outcome.request.platform, reason="refused").inc()
-            await self._end(lease, f"the platform refused the answer for good: {delivery.reason}")
+            why = f"{answer.dead_error}; " if answer.dead_error else ""
+            await self._end(lease, f"{why}the platform refused the answer for good: {delivery.reason}")
             return
-        await self._end(lease, answer.dead_error)
+        told = "; the user was told" if is_apology(outcome) and delivery.result is Sent.SENT else ""
+        await self._end(lease, None if answer.dead_error is None else answer.dead_error + told)
 
-    async def _give_up_delivery(self, lease: Lease, answer: StoredAnswer) -> None:
-        """The horizon passed: tell the user once if the platform takes it now, refund, dead-letter."""
+    async def _past_the_horizon(self, lease: Lease, answer: StoredAnswer) -> StoredAnswer | None:
+        """The stored answer is stale: what to send instead, or None when the job ended here.
+
+        The first time: the charge is refunded and counted, and the answer replaced by one apology,
+        sent like any answer: now, or once the platform takes it (it waits in the queue). An
+        apology still undelivered after a second horizon is given up: the job ends as a dead letter.
+        """
         outcome = answer.outcome
+        if is_apology(outcome):
+            since = lease.answer_since or self.clock()
+            if self.clock() - since < 2 * self.config.delivery.horizon_s:
+                return answer
+            log.warning("job %s: its apology was not delivered either; dead-lettering it", lease.job_id)
+            await _to_the_end(self._end(lease, f"{answer.dead_error}; the apology was not delivered either"))
+            return None
         hours = self.config.delivery.horizon_s / 3600
         error = f"answer not delivered within {hours:g} h ({lease.delivery_tries} tries)"
-        log.warning("job %s: %s; dead-lettering it with an apology", lease.job_id, error)
-        apology = await self.courier.send(
-            lease, StoredAnswer(self.courier.apology(outcome)), deferrable=False
-        )
-        told = "the user was told" if apology.result is Sent.SENT else "the apology was not delivered"
+        log.warning("job %s: %s; the user gets an apology instead and is refunded", lease.job_id, error)
         self.metrics.undelivered.labels(platform=outcome.request.platform, reason="horizon").inc()
-        await self._settle(lease.idempotency_key, refund=True)
-        await self._end(lease, f"{error}; {told}")
+        await _to_the_end(self._settle(lease.idempotency_key, refund=True))
+        return StoredAnswer(self.courier.apology(outcome), dead_error=error)
 
     async def _end(self, lease: Lease, dead_error: str | None) -> None:
         """Complete the job, or dead-letter it with `dead_error` when it ended without its analysis."""

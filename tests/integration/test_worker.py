@@ -433,6 +433,65 @@ async def test_past_the_delivery_horizon_the_user_gets_one_apology_a_refund_and_
     assert len(rig.fake.requests_for("DetectLabels")) == 1
 
 
+async def process_at(rig: Rig, worker: Worker, at: float) -> None:
+    """Claim the job at `at` (the queue and the worker share that clock) and process it."""
+    lease = await rig.queue.claim("worker-1", at, 5)
+    assert lease is not None
+    await worker.process(lease)
+
+
+async def test_an_apology_waits_for_a_platform_still_down_at_the_horizon(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(fail_times=3, failure=UNAVAILABLE)
+    request = await rig.submit()
+    now = [time.time()]
+    worker = rig.worker(clock=lambda: now[0], delivery=DeliveryPolicy(backoff_s=1, horizon_s=3600))
+    await process_at(rig, worker, now[0])  # analysed; the platform is down
+
+    now[0] += 3601
+    await process_at(rig, worker, now[0])  # stale: refunded, the apology goes back to wait
+
+    assert await rig.used(request) == (0, 0)
+    assert await rig.queue.dead_letters() == []
+    assert (await rig.queue.stats(now[0])).delivering == 1
+    for _ in range(2):  # still down, then back
+        now[0] += 120
+        await process_at(rig, worker, now[0])
+
+    reply = only_reply(rig, request)
+    assert isinstance(reply, FailureReply)
+    assert reply.reason == "undelivered"
+    assert [o.reason for o in rig.replies.attempts if isinstance(o, FailureReply)] == ["undelivered"] * 3
+    [letter] = await rig.queue.dead_letters()
+    assert "not delivered within 1 h" in letter.error
+    assert letter.error.endswith("the user was told")
+    stats = await rig.queue.stats(now[0])
+    assert (stats.dead, stats.apologised, stats.delivering, stats.done) == (1, 1, 0, 0)
+    assert await rig.used(request) == (0, 0)
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+
+
+async def test_an_apology_still_undelivered_after_a_second_horizon_is_given_up(rig: Rig) -> None:
+    rig.replies = RecordingReplyPort(fail_times=100, failure=UNAVAILABLE)
+    request = await rig.submit()
+    now = [time.time()]
+    worker = rig.worker(clock=lambda: now[0], delivery=DeliveryPolicy(backoff_s=1, horizon_s=3600))
+    await process_at(rig, worker, now[0])
+    now[0] += 3601
+    await process_at(rig, worker, now[0])
+    tries = len(rig.replies.attempts)
+
+    now[0] += 3600
+    await process_at(rig, worker, now[0])
+
+    assert len(rig.replies.attempts) == tries  # not tried again: given up
+    assert rig.replies.delivered == []
+    [letter] = await rig.queue.dead_letters()
+    assert "the apology was not delivered either" in letter.error
+    stats = await rig.queue.stats(now[0])
+    assert (stats.dead, stats.apologised, stats.delivering) == (1, 0, 0)
+    assert await rig.used(request) == (0, 0)
+
+
 async def test_a_failure_notice_is_kept_through_an_outage_too(rig: Rig) -> None:
     rig.replies = RecordingReplyPort(fail_times=3, failure=UNAVAILABLE)
     request = await rig.submit("page.html")  # not a photo: a friendly notice
