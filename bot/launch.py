@@ -18,6 +18,8 @@ take a second or two.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import sys
@@ -25,12 +27,32 @@ from types import FrameType
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 INTERRUPTED = 128 + signal.SIGINT
+M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 
 
 def one_thread_per_photo() -> None:
     """Default every numerical library to one thread (see the module docstring for the numbers)."""
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
+
+
+def few_heaps() -> None:
+    """At most one glibc heap per core for the process's threads, unless MALLOC_ARENA_MAX is set.
+
+    glibc gives threads that allocate at once heaps of their own (up to 8 per core), and memory
+    freed in one is not reused by another. The embedded recognizer runs photos, and a photo's text,
+    on threads of their own, so each heap came to hold a photo's peak: `photodetective run` peaked
+    at 964 MB on a stream of photos against 715 MB with two heaps (`MALLOC_ARENA_MAX=2`). The
+    limit must be set before threads start, as here; elsewhere than glibc this does nothing.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    mallopt(M_ARENA_MAX, cores)
 
 
 def exit_on_sigterm() -> None:
@@ -55,6 +77,7 @@ def main() -> int:
     """
     exit_on_sigterm()
     one_thread_per_photo()
+    few_heaps()
     try:
         from bot.cli import main as run_cli  # imported here: numpy must load after the line above
 

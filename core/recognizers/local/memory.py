@@ -27,18 +27,17 @@ RELEASE_AFTER_IDLE_S = 2.0
 
 
 @cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+def _glibc(function: str) -> Callable[..., int] | None:
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        found: Callable[..., int] = getattr(ctypes.CDLL(ctypes.util.find_library("c")), function)
     except (OSError, AttributeError, TypeError):
         return None
-    return trim
+    return found
 
 
 def release_freed_memory() -> None:
     """Return the heaps' free pages to the system (glibc only; a no-op elsewhere)."""
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
 
