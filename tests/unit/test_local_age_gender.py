@@ -3,7 +3,7 @@ the crop, and the shipped model.
 
 The network is only as right as its layers: TensorFlow's 'same' padding puts the odd extra row and
 column after the image for stride 2, and a graph that shifted them would still give numbers, just
-wrong ones. So the graph builder's convolutions and pooling (`onnx_graphs.GraphBuilder`, run by
+wrong ones. So the graph builder's convolutions and pooling (`core.model_build.GraphBuilder`, run by
 ONNX Runtime) are checked against a direct loop over the same padding rule, on random tensors of
 odd and even sizes. That the whole graph computes what face-api.js computes is `tests/golden`'s
 job (face-api.js' own answers on real crops); how well it guesses real faces is tests/corpus'.
@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.model_build import GraphBuilder, tensor
+from core.model_build.age_gender import build, read_weights
 from core.recognizers.local.age_gender import AgeGender, age_range, face_crop_box, model_input, predict
 from core.recognizers.local.inference import ModelRegistry
-from core.recognizers.local.onnx_graphs import GraphBuilder, tensor
-from core.recognizers.local.onnx_graphs.age_gender import build, read_weights
 
 RNG = np.random.default_rng(7)
 

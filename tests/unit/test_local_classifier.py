@@ -18,11 +18,11 @@ import numpy.typing as npt
 import pytest
 
 from core.analysis_types import Box, DetectedObject, Label
+from core.model_build import efficientnet
+from core.model_build.pth import UnsafeCheckpoint, read_state_dict
 from core.recognizers.local.classifier import MIN_CONFIDENCE, labels_from_probabilities
 from core.recognizers.local.imagenet import CLASS_NAMES
 from core.recognizers.local.labels import summarise_labels
-from core.recognizers.local.onnx_graphs import efficientnet
-from core.recognizers.local.pth import UnsafeCheckpoint, read_state_dict
 from core.recognizers.local.taxonomy import CLASS_LABELS, PARENTS, ancestors
 
 # --- writing checkpoints the way PyTorch does, without PyTorch --------------------------------

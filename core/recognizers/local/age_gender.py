@@ -4,7 +4,7 @@ The network (Vincent Mühler's face-api.js, MIT; the weights ship in the `@vladm
 npm tarball, MIT, a maintained fork) is a small Xception with two heads: the age in years and
 the two gender probabilities. It takes a 112 px face, padded to a square with black as
 face-api.js does, and costs a few milliseconds. The install step turns its TF.js files into an
-ONNX graph (`onnx_graphs.age_gender`, which describes the layers); that graph does face-api.js's
+ONNX graph (`core.model_build.age_gender`, which describes the layers); that graph does face-api.js's
 normalisation itself, so this module only cuts the face out and reads the answer. The golden
 tests hold the graph to what face-api.js itself answers on real crops (`tests/golden`).
 

@@ -143,7 +143,7 @@ def labels_from_probabilities(
     )
 
 
-# EfficientNet-Lite0 as the ONNX graph the install step builds (`onnx_graphs.efficientnet`):
+# EfficientNet-Lite0 as the ONNX graph the install step builds (`core.model_build.efficientnet`):
 # `predict([pixels])` with pixels (1, H, W, 3) in [-1, 1] (H, W >= 32) returns `[logits (1, 1000),
 # cell_logits (1, H/32, W/32, 1000)]`: the pooled class scores (`classify`) and each cell's through
 # the same linear layer (`objects.find_objects`).

@@ -8,7 +8,7 @@ developer's machine). Nothing is ever downloaded at run time: a missing or alter
 clear start-up error telling the operator to run the install step.
 
 Two files are built by the install step rather than copied (a `Conversion`): the classifier's and
-AgeGenderNet's ONNX graphs (`onnx_graphs`), whose bytes are deterministic, so they are pinned too.
+AgeGenderNet's ONNX graphs (`core.model_build`), whose bytes are deterministic, so they are pinned too.
 Loading (lazy, once per process, the sha256 checked first) is `inference`'s job; the types that
 describe a pin are in `model_sources`.
 """

@@ -1,4 +1,10 @@
-"""ONNX graphs for the networks the recognizer runs itself, built at install time from pinned weights.
+"""Install-time builders of the embedded recognizer's model files (never imported at run time).
+
+Kept out of `core.recognizers.local` because the running recognizer never needs them: they read a
+pinned PyTorch checkpoint (`pth`, a restricted unpickler) and TF.js files and write ONNX graphs,
+with the `onnx` package that the container's slimming step removes after the install.
+
+ONNX graphs for the networks the recognizer runs itself, built at install time from pinned weights.
 
 EfficientNet-Lite0 (a PyTorch checkpoint) and face-api.js's AgeGenderNet (TF.js files) ship in
 no format ONNX Runtime reads, and no converter for them works without torch or TensorFlow. Both

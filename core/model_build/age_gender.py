@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.recognizers.local.onnx_graphs import GraphBuilder, tensor
+from core.model_build import GraphBuilder, tensor
 
 __all__ = ["build", "read_weights"]
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.recognizers.local.onnx_graphs import GraphBuilder, tensor
+from core.model_build import GraphBuilder, tensor
 
 __all__ = ["BLOCKS", "Block", "build", "convert_checkpoint", "fold_batchnorm"]
 
@@ -130,6 +130,6 @@ def build(state: Mapping[str, npt.NDArray[Any]]) -> bytes:
 
 def convert_checkpoint(data: bytes) -> bytes:
     """The install step's conversion: `.pth` bytes -> the deterministic `.onnx` the recognizer loads."""
-    from core.recognizers.local.pth import read_state_dict
+    from core.model_build.pth import read_state_dict
 
     return build(read_state_dict(data))
