@@ -168,4 +168,16 @@ for path in healthz readyz; do
   [ -n "$ok" ] || { pod logs "$name" | tail -20; echo "container test FAILED: /$path did not answer"; exit 1; }
   echo "/$path answered"
 done
+step "stop: one SIGTERM within the documented grace, never SIGKILL"
+# The bot is process 1 here (no --init), the harder case: the kernel gives it no default SIGTERM
+# action, so only its own handler can stop it. `podman stop -t 30` is docs/operating/stopping.md's.
+started=$(date +%s)
+pod stop -t 30 "$name" >/dev/null 2>"$CACHE_DIR/stop.log" || true
+elapsed=$(( $(date +%s) - started ))
+code=$(pod inspect --format '{{.State.ExitCode}}' "$name")
+if grep -qi sigkill "$CACHE_DIR/stop.log" || [ "$code" = 137 ] || [ "$elapsed" -ge 30 ]; then
+  cat "$CACHE_DIR/stop.log"; pod logs "$name" | tail -5
+  echo "container test FAILED: stop took ${elapsed}s, exit code $code (SIGKILL needed)"; exit 1
+fi
+echo "stopped by one SIGTERM in ${elapsed}s, exit code $code"
 echo "container test passed"

@@ -242,11 +242,11 @@ async def test_the_cost_cap_counts_a_describer_only_when_it_bills(
     )
     stores = build_stores(settings)
     capabilities = frozenset({Feature.LABELS, Feature.DESCRIBE})
-    service = build_service(settings, stores, capabilities)
+    service = build_service(settings, stores, capabilities, backend="rekognition")
     try:
         request = PhotoRequest("web", "alice", "alice", "m1", FileRef("f"), capabilities)
         assert isinstance(await service.submit(request), Accepted)
         stats = await stores.quota.stats(service.clock(), service.policy)
     finally:
         await stores.close()
-    assert stats.global_calls == units  # labels, plus the describer when it is a hosted one
+    assert stats.global_calls == units  # Rekognition's labels, plus the describer when it is a hosted one
