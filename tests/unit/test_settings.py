@@ -141,7 +141,7 @@ def test_settings_built_in_code_have_every_platform_off() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.section(TelegramSettings).token is None
     assert settings.section(SlackSettings).bot_token is None
-    given = settings.with_sections(TelegramSettings(_env_file=None, token="1:abc"))  # type: ignore[call-arg]
+    given = settings.with_sections(TelegramSettings(_env_file=None, token="1:abc"))  # type: ignore[call-arg,arg-type]
     token = given.section(TelegramSettings).token
     assert token is not None
     assert token.get_secret_value() == "1:abc"
