@@ -326,6 +326,7 @@ def rig(
                 "PHOTODETECTIVE_QUOTA_MAX_CONCURRENT": "1000",
                 "PHOTODETECTIVE_QUOTA_GLOBAL_DAILY_CALLS": "",
                 "PHOTODETECTIVE_LOG_LEVEL": "WARNING",
+                "PHOTODETECTIVE_METRICS_PORT": "0",  # several processes on one host: no /metrics port each
             }
         )
         if redis_server is not None:
