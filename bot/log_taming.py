@@ -3,7 +3,8 @@
 slack_bolt logs the whole body of every request whose signature fails (unauthenticated content
 of any size) and prints a multi-line code suggestion for an event no listener takes; aiohttp
 logs the raw bytes of a malformed request at ERROR with a traceback (a body longer than its
-Content-Length: during an upload, those bytes are the photo). Each such record becomes one line
+Content-Length: during an upload, those bytes are the photo). python-telegram-bot logs a Bot API answer
+that is not JSON (an outage's HTML error page) whole. Each such record becomes one line
 saying what happened, without the content; the refused request itself is logged by
 `bot.http_log` with its method, path, status and size.
 
@@ -80,7 +81,27 @@ def _aiohttp(record: logging.LogRecord) -> bool:
     return True
 
 
-_RULES: dict[str, Rule] = {"slack_bolt": _bolt, "slack_sdk": _slack_sdk, "aiohttp": _aiohttp}
+def _telegram(record: logging.LogRecord) -> bool:
+    """python-telegram-bot logs a Bot API answer that is not JSON whole, at ERROR with a traceback.
+
+    That answer is a front end's HTML error page during an outage (any size, any text): the
+    failed call is retried and, if it keeps failing, logged by the delivery code with its reason.
+    """
+    if str(record.msg).startswith("Can not load invalid JSON data"):
+        _replace(
+            record,
+            "Bot API answered with a page that is not JSON (its content is not logged)",
+            logging.WARNING,
+        )
+    return True
+
+
+_RULES: dict[str, Rule] = {
+    "slack_bolt": _bolt,
+    "slack_sdk": _slack_sdk,
+    "aiohttp": _aiohttp,
+    "telegram": _telegram,
+}
 
 
 class LibraryRecordTamer(logging.Filter):

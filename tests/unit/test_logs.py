@@ -397,3 +397,18 @@ def test_an_exception_in_a_thread_is_a_record_too() -> None:
     assert "MARKER" not in result.stderr
     assert all(line.startswith(("20", " ")) for line in result.stderr.splitlines())
     assert "Thread pump stopped by an unexpected error" in result.stderr
+
+
+def test_a_bot_api_page_that_is_not_json_is_not_logged(logged: tuple[io.StringIO, logging.Logger]) -> None:
+    """A 5xx from the Bot API's front end is an HTML page; python-telegram-bot logs it whole at ERROR."""
+    from telegram.error import TelegramError
+    from telegram.request import BaseRequest
+
+    buffer, _ = logged
+    configure(buffer, "text", "INFO")
+    page = b"<html><body>PAGE-BODY 502 Bad Gateway\nERROR bot.runner: FAKE</body></html>" * 100
+    with pytest.raises(TelegramError):
+        BaseRequest.parse_json_payload(page)
+    assert "PAGE-BODY" not in buffer.getvalue()
+    [line] = lines(buffer)
+    assert "not JSON" in line
