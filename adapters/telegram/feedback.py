@@ -93,7 +93,10 @@ class ChatActivity:
 
     Telegram shows a chat action for 5 seconds, so it is repeated every `interval_s` until the
     reply to each photo has started (`reply_started`, asked of the queue, so it also stops when a
-    worker in another process answers), at most `max_s`.
+    worker in another process answers), at most `max_s`. A chat action the Bot API refuses or
+    fails ends the repetition for that chat: it is decoration, and during an outage repeating it
+    for every waiting chat only adds load to a platform that is already failing (a 10-minute soak
+    outage saw 1,700 of them).
     """
 
     def __init__(
@@ -148,7 +151,8 @@ class ChatActivity:
         deadline = time.monotonic() + self.max_s
         try:
             while True:
-                await send_action(self.bot, target, ChatAction.UPLOAD_PHOTO)
+                if not await send_action(self.bot, target, ChatAction.UPLOAD_PHOTO):
+                    return
                 await asyncio.sleep(self.interval_s)
                 if not await self._still_waiting(target.chat_id) or time.monotonic() > deadline:
                     return
@@ -156,14 +160,16 @@ class ChatActivity:
             self._pending.pop(target.chat_id, None)
 
 
-async def send_action(bot: BotProvider, target: Target, action: str) -> None:
-    """Send a chat action; it is decoration, so a failure is only logged."""
+async def send_action(bot: BotProvider, target: Target, action: str) -> bool:
+    """Send a chat action; it is decoration, so a failure is only logged (and returns False)."""
     try:
         await (await bot()).send_chat_action(
             chat_id=target.chat_id, action=action, message_thread_id=target.thread_id
         )
     except TelegramError as error:
         log.debug("chat action in %s failed: %s", target.chat_id, error)
+        return False
+    return True
 
 
 class Feedback:
@@ -178,16 +184,16 @@ class Feedback:
     ) -> None:
         self.bot = bot
         self.album_window_s = album_window_s
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[object]] = set()
         self.activity = ChatActivity(bot, reply_started)
         self._said: dict[tuple[int, str, str], float] = {}
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
         self.tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[object]) -> None:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("feedback message failed: %r", task.exception())
