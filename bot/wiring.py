@@ -72,6 +72,9 @@ def _rekognition(settings: Settings) -> RekognitionRecognizer:
 
 #: How every store built here reaches SQLite and Redis (bot.storage), decided once: a writer waits
 #: 5 s for another process's lock; Redis answers within 1 s or the store reports itself unavailable.
+#: Stores with stricter needs derive from these rather than build their own: the job queue syncs
+#: every commit (synchronous FULL) and never retries a Redis command (its scripts are not idempotent,
+#: and it waits at least 2 s for one); the web results wait longer for a command carrying an image.
 SQLITE_POLICY = SqlitePolicy(busy_timeout_s=5.0)
 REDIS_POLICY = RedisPolicy(timeout_s=1.0, retries=1, max_connections=50)
 
@@ -160,13 +163,17 @@ def build_stores(settings: Settings) -> Stores:
     """Redis when a URL is set (replicas share work and quotas), else SQLite files in the data folder."""
     if settings.redis_url:
         return Stores(
-            queue=RedisJobQueue(settings.redis_url, max_attempts=settings.job_max_attempts),
+            queue=RedisJobQueue(
+                settings.redis_url, max_attempts=settings.job_max_attempts, policy=REDIS_POLICY
+            ),
             quota=RedisQuotaStore.from_url(settings.redis_url, policy=REDIS_POLICY),
             preferences=RedisPreferences(settings.redis_url, policy=REDIS_POLICY),
         )
     writable_folder(settings.data_dir, f"{ENV_PREFIX}DATA_DIR")
     return Stores(
-        queue=SqliteJobQueue(settings.data_dir / "queue.sqlite3", max_attempts=settings.job_max_attempts),
+        queue=SqliteJobQueue(
+            settings.data_dir / "queue.sqlite3", policy=SQLITE_POLICY, max_attempts=settings.job_max_attempts
+        ),
         quota=SQLiteQuotaStore(settings.data_dir / "quota.sqlite3", policy=SQLITE_POLICY),
         preferences=SQLitePreferences(settings.data_dir / "preferences.sqlite3", policy=SQLITE_POLICY),
     )

@@ -29,8 +29,10 @@ clock only, so workers on hosts with skewed clocks still agree; the caller's `no
 
 Redis must be standalone (or Sentinel): the scripts touch keys they compute, which Redis Cluster
 does not allow. Durability is Redis's: use ``appendonly yes`` so acknowledged jobs survive a
-restart. Commands are never retried by the client (a replayed claim would strand a lease); a
-connection that Redis closed is replaced before use, so after an outage the next call just works.
+restart. The client is the one every store gets (`bot.storage.async_redis` with the deployment's
+policy, `bot.wiring.REDIS_POLICY`), except that commands are never retried (a replayed claim would
+strand a lease) and wait at least `MIN_COMMAND_TIMEOUT_S`; a connection that Redis closed is
+replaced before use, so after an outage the next call just works.
 Consumers (one per worker id) are created on demand and not deleted; they cost a few bytes each.
 """
 
@@ -44,8 +46,6 @@ from typing import Any
 
 import redis.exceptions
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from bot.queue.base import (
@@ -72,9 +72,15 @@ from bot.queue.base import (
     retry_delay_s,
 )
 from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, QueueStats
+from bot.storage.redis import DEFAULT_REDIS, RedisPolicy, async_redis
 
 HORIZON_MS = 7 * 24 * 3600 * 1000
 assert 1000 * max(MAX_VISIBILITY_TIMEOUT_S, MAX_RETRY_DELAY_S, MAX_DEFER_DELAY_S) < HORIZON_MS
+
+#: Seconds a queue command may take (the policy's own timeout if longer). A script that times out
+#: may still have run, leaving its outcome unknown (a claim's lease then waits out its visibility
+#: timeout), so the queue waits longer than the stores whose calls are plain reads and writes.
+MIN_COMMAND_TIMEOUT_S = 2.0
 
 # Error replies meaning "Redis cannot take writes right now" rather than "the script is wrong".
 _UNAVAILABLE_PREFIXES = ("OOM", "MISCONF", "MASTERDOWN", "READONLY", "LOADING", "NOREPLICAS", "BUSY")
@@ -349,10 +355,11 @@ return {redis.call('ZCARD', QUEUED), redis.call('SCARD', LEASED), redis.call('XL
 class RedisJobQueue:
     """`JobQueue` on Redis Streams (see the module docstring for the design).
 
-    `url` is any redis-py URL (``redis://host:6379/0``, ``unix:///run/redis.sock``). `timeout_s`
-    bounds connecting and each command, so an unreachable Redis raises `QueueUnavailable` within
-    about that long. `retention_s` is how long finished jobs (and their idempotency keys and reply
-    markers) and dead letters are kept.
+    `url` is any redis-py URL (``redis://host:6379/0``, ``unix:///run/redis.sock``). `policy` is
+    the deployment's client policy (`bot.wiring` passes `REDIS_POLICY`): its timeout, at least
+    `MIN_COMMAND_TIMEOUT_S`, bounds connecting, waiting for a pooled connection and each command, so
+    an unreachable Redis raises `QueueUnavailable` within about that long. `retention_s` is how long
+    finished jobs (and their idempotency keys and reply markers) and dead letters are kept.
     """
 
     def __init__(
@@ -363,25 +370,23 @@ class RedisJobQueue:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
         retention_s: float = DEFAULT_RETENTION_S,
-        timeout_s: float = 2.0,
+        policy: RedisPolicy = DEFAULT_REDIS,
     ) -> None:
         check_settings(max_attempts, retry_backoff_s, retention_s)
         if not prefix:
             raise ValueError("prefix must not be empty")
-        if timeout_s <= 0:
-            raise ValueError("timeout_s must be > 0")
         self.prefix = prefix
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.retention_s = retention_s
         self._retention_ms = max(1, math.ceil(retention_s * 1000))
-        self._redis: Redis = Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
+        # The one client policy, with no retries: every operation is a Lua script that is not
+        # idempotent. When a reply is lost (the script ran, then the connection dropped), a retried
+        # claim would lease a second job and strand the first until its visibility timeout; a retried
+        # complete or fail would find its own lease gone and report it lost. `QueueUnavailable`
+        # instead, and the caller decides (leases expire, enqueue is idempotent by key).
+        queue_policy = replace(policy, retries=0, timeout_s=max(policy.timeout_s, MIN_COMMAND_TIMEOUT_S))
+        self._redis: Redis = async_redis(url, queue_policy)
         self._closed = False
         register = self._redis.register_script
         self._enqueue = register(_PRELUDE + _ENQUEUE)
@@ -410,6 +415,11 @@ class RedisJobQueue:
             if str(error).startswith(_UNAVAILABLE_PREFIXES):
                 raise QueueUnavailable(f"redis: {error}") from error
             raise
+
+    @property
+    def client(self) -> Redis:
+        """The queue's Redis client (for tests and diagnostics)."""
+        return self._redis
 
     def _key(self, suffix: str) -> str:
         return f"{self.prefix}:{suffix}"

@@ -5,13 +5,17 @@ before reading anything: two processes claiming at once are serialised, so a job
 twice, and "is this key known? then insert" cannot race. WAL mode lets readers (`stats`,
 `position`) run beside a writer; the busy timeout makes writers wait for each other instead of
 failing; `synchronous=FULL` makes each commit durable before the call returns, so a job that
-`enqueue` acknowledged survives kill -9 and power loss.
+`enqueue` acknowledged survives kill -9 and power loss. The connection is opened the way every
+store's is (`bot.storage.sqlite.SqliteFile`: the WAL switch retried on SQLITE_BUSY, the busy timeout
+of the deployment's policy, the schema and its migration run once), with FULL instead of the
+policy's NORMAL.
 
 The stdlib `sqlite3` module blocks, so all calls run on one dedicated thread per queue object that
-owns the only connection: the connection is never touched by two threads, and calls from one
-process are applied in the order they were made. A call whose awaiting task is cancelled still runs
-to completion on that thread (a thread cannot be interrupted); a lease claimed that way is simply
-never used and expires after its visibility timeout.
+owns the only connection, kept open for the queue's life rather than opened per call (a claim or an
+ack is one short transaction; opening a connection would cost more than it): the connection is
+never touched by two threads, and calls from one process are applied in the order they were made.
+A call whose awaiting task is cancelled still runs to completion on that thread (a thread cannot be
+interrupted); a lease claimed that way is simply never used and expires after its visibility timeout.
 
 Time is the caller's `now` (UNIX seconds) for everything, so processes sharing the file must share
 a clock, which they do on one host.
@@ -23,9 +27,8 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +54,7 @@ from bot.queue.base import (
     retry_delay_s,
 )
 from bot.queue.models import DeadLetter, EnqueueResult, FailOutcome, Lease, QueueStats
+from bot.storage.sqlite import DEFAULT_SQLITE, SqliteFile, SqlitePolicy, begin
 
 T = TypeVar("T")
 
@@ -128,27 +132,30 @@ class SqliteJobQueue:
     """`JobQueue` on a SQLite file (see the module docstring for the concurrency design).
 
     `path` is the database file, created with its directory if missing (the application passes
-    `<data_dir>/queue.sqlite3`). `retention_s` is how long finished (done or dead) jobs are kept,
-    which is how long their idempotency keys and reply markers keep working.
+    `<data_dir>/queue.sqlite3`). `policy` is the deployment's SQLite policy (`bot.wiring`
+    passes `SQLITE_POLICY`): `busy_timeout_s` is how long a call waits for another process's
+    lock before `QueueUnavailable`. `retention_s` is how long finished (done or dead) jobs are
+    kept, which is how long their idempotency keys and reply markers keep working.
     """
 
     def __init__(
         self,
         path: Path | str,
         *,
+        policy: SqlitePolicy = DEFAULT_SQLITE,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry_backoff_s: float = DEFAULT_RETRY_BACKOFF_S,
         retention_s: float = DEFAULT_RETENTION_S,
-        busy_timeout_s: float = 5.0,
     ) -> None:
         check_settings(max_attempts, retry_backoff_s, retention_s)
-        if busy_timeout_s <= 0:
-            raise ValueError("busy_timeout_s must be > 0")
-        self.path = Path(path)
+        # An accepted job must survive power loss, not only a crash: every commit synced (FULL).
+        self._file = SqliteFile(
+            Path(path), replace(policy, synchronous="FULL"), schema=_create_schema, row_factory=sqlite3.Row
+        )
+        self.path = self._file.path
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.retention_s = retention_s
-        self._busy_timeout_s = busy_timeout_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-sqlite")
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
         self._closed = False
@@ -164,29 +171,11 @@ class SqliteJobQueue:
 
     def _call(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            if self._conn is None:
-                self._conn = self._connect()
+            if self._conn is None:  # the one connection, kept until close()
+                self._conn = self._file.connect()
             return operation(self._conn)
         except sqlite3.OperationalError as error:  # locked past the busy timeout, disk full, unreadable
             raise QueueUnavailable(f"sqlite queue {self.path}: {error}") from error
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            with _immediate(conn):
-                for statement in SCHEMA:
-                    conn.execute(statement)
-                _add_missing_columns(conn)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     async def close(self) -> None:
         if self._closed:
@@ -211,7 +200,7 @@ class SqliteJobQueue:
         job_id = new_job_id()
 
         def operation(conn: sqlite3.Connection) -> EnqueueResult:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 row = conn.execute(
                     "SELECT job_id, seq, state FROM queue_jobs WHERE idempotency_key = ?",
                     (idempotency_key,),
@@ -242,7 +231,7 @@ class SqliteJobQueue:
         check_visibility_timeout(visibility_timeout_s)
 
         def operation(conn: sqlite3.Connection) -> Lease | None:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 while True:
                     candidates = [
                         conn.execute(_NEXT_QUEUED, (now,)).fetchone(),
@@ -294,7 +283,7 @@ class SqliteJobQueue:
         deadline = now + visibility_timeout_s
 
         def operation(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 cursor = conn.execute(
                     "UPDATE queue_jobs SET lease_deadline = ?"
                     " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
@@ -309,7 +298,7 @@ class SqliteJobQueue:
         check_now(finished_at)
 
         def operation(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 row = conn.execute(
                     "SELECT state, lease_token FROM queue_jobs WHERE job_id = ?", (lease.job_id,)
                 ).fetchone()
@@ -334,7 +323,7 @@ class SqliteJobQueue:
         error = clip_error(error)
 
         def operation(conn: sqlite3.Connection) -> FailOutcome:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 row = conn.execute(
                     "SELECT seq, attempts FROM queue_jobs"
                     " WHERE job_id = ? AND state = 'leased' AND lease_token = ?",
@@ -363,7 +352,7 @@ class SqliteJobQueue:
         available_at = now + clip_delay(delay_s)
 
         def operation(conn: sqlite3.Connection) -> FailOutcome:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 cursor = conn.execute(
                     "UPDATE queue_jobs SET state = 'queued', available_at = ?, last_error = ?,"
                     " attempts = attempts - 1, answer = COALESCE(?, answer),"
@@ -379,7 +368,7 @@ class SqliteJobQueue:
 
     async def release(self, lease: Lease) -> bool:
         def operation(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 cursor = conn.execute(
                     "UPDATE queue_jobs SET state = 'queued', attempts = attempts - 1,"
                     " lease_token = NULL, lease_worker = NULL, lease_deadline = NULL"
@@ -413,7 +402,7 @@ class SqliteJobQueue:
         at = time.time() if now is None else now
 
         def operation(conn: sqlite3.Connection) -> bool:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 cursor = conn.execute(
                     "UPDATE queue_jobs SET reply_started = ?, reply_started_at = ?"
                     " WHERE job_id = ? AND reply_sent = 0 AND (reply_started = 0"
@@ -430,7 +419,7 @@ class SqliteJobQueue:
 
     async def mark_reply_sent(self, job_id: str) -> None:
         def operation(conn: sqlite3.Connection) -> None:
-            with _immediate(conn):
+            with begin(conn, write=True):
                 row = conn.execute(
                     "SELECT state, reply_sent FROM queue_jobs WHERE job_id = ?", (job_id,)
                 ).fetchone()
@@ -473,8 +462,7 @@ class SqliteJobQueue:
 
         def operation(conn: sqlite3.Connection) -> QueueStats:
             # One read transaction, so the counts come from one snapshot of the WAL.
-            conn.execute("BEGIN")
-            try:
+            with begin(conn, write=False):
                 counts = {
                     str(row[0]): int(row[1])
                     for row in conn.execute("SELECT state, COUNT(*) FROM queue_jobs GROUP BY state")
@@ -489,8 +477,6 @@ class SqliteJobQueue:
                     "SELECT COUNT(*) FROM queue_jobs"
                     " WHERE state IN ('queued', 'leased') AND answer IS NOT NULL"
                 ).fetchone()[0]
-            finally:
-                conn.execute("COMMIT")
             return QueueStats(
                 queued=int(counts.get("queued", 0)),
                 in_flight=int(counts.get("leased", 0)),
@@ -525,21 +511,16 @@ class SqliteJobQueue:
         return await self._run(operation)
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction that holds SQLite's write lock from its first read to its commit."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables, or bring an older file up to date (`SqliteFile`'s schema callback).
+
+    It runs once per queue object, inside the first write transaction after the switch to WAL,
+    so processes opening a new file together create the tables one after the other.
+    """
+    for statement in SCHEMA:
+        conn.execute(statement)
+    _add_missing_columns(conn)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _count(conn: sqlite3.Connection, name: str) -> None:

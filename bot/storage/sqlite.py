@@ -12,7 +12,11 @@ a store that forgets one fails only under load, so they live here once:
   read-decide-write cannot act on a stale read or fail half way when upgrading its lock.
 
 Each call gets a connection of its own, opened and closed within it, so connections are never
-shared between threads. Errors stay `sqlite3` errors: each store turns them into its own typed
+shared between threads. A store that keeps one connection instead (the job queue, whose single
+thread owns it) takes it from `SqliteFile.connect()`, which opens it the same way, and runs its
+transactions with `begin()`, the same transaction `SqliteFile.transaction()` runs. How each commit
+is synced is the policy's `synchronous` (NORMAL, or FULL where an acknowledged write must survive
+power loss too). Errors stay `sqlite3` errors: each store turns them into its own typed
 "unavailable" answer.
 """
 
@@ -25,19 +29,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 Schema = Callable[[sqlite3.Connection], None]
 
 
 @dataclass(frozen=True)
 class SqlitePolicy:
-    """How long a call waits for another process's lock before SQLite says "database is locked"."""
+    """How long a call waits for another process's lock before SQLite says "database is locked",
+    and how commits are synced to disk.
+
+    `synchronous`: NORMAL is safe with WAL against a crash of the process (no commit is lost) but a
+    power loss may lose the last commits; FULL syncs the WAL at every commit, so a write that was
+    acknowledged survives power loss too (the job queue's accepted jobs), at the price of a sync each.
+    """
 
     busy_timeout_s: float = 5.0
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 
     def __post_init__(self) -> None:
         if self.busy_timeout_s <= 0:
             raise ValueError("busy_timeout_s must be > 0")
+        if self.synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be 'NORMAL' or 'FULL'")
 
 
 #: What every store uses unless `bot.wiring` (or a test) hands it another policy.
@@ -49,25 +63,37 @@ class SqliteFile:
 
     `schema` runs inside the first write transaction (after the switch to WAL), so processes
     starting together create the tables one after the other; it should use `IF NOT EXISTS`. The
-    folder is created when missing.
+    folder is created when missing. `row_factory` is set on every connection (before the schema
+    runs), for a store that reads rows by column name (`sqlite3.Row`).
     """
 
     def __init__(
-        self, path: Path, policy: SqlitePolicy = DEFAULT_SQLITE, schema: Schema | None = None
+        self,
+        path: Path,
+        policy: SqlitePolicy = DEFAULT_SQLITE,
+        schema: Schema | None = None,
+        *,
+        row_factory: Callable[[sqlite3.Cursor, tuple[Any, ...]], Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.policy = policy
         self._schema = schema
+        self._row_factory = row_factory
         self._ready = False
         self._ready_lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
-        """A fresh connection in autocommit mode (transactions are begun explicitly), schema in place."""
+        """A fresh connection in autocommit mode (transactions are begun explicitly), schema in place.
+
+        The caller owns it: closed by `transaction()`, or kept and closed by a store that keeps one.
+        """
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self.policy.busy_timeout_s, isolation_level=None)
+        if self._row_factory is not None:
+            connection.row_factory = self._row_factory
         try:
-            connection.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no commit
+            connection.execute(f"PRAGMA synchronous = {self.policy.synchronous}")  # validated: a name
             if not self._ready:
                 with self._ready_lock:
                     if not self._ready:
@@ -83,14 +109,8 @@ class SqliteFile:
         """One transaction on its own connection: committed when the block ends, rolled back on error."""
         connection = self.connect()
         try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
+            with begin(connection, write=write):
                 yield connection
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
         finally:
             connection.close()
 
@@ -98,14 +118,26 @@ class SqliteFile:
         enable_wal(connection, self.policy.busy_timeout_s)
         if self._schema is None:
             return
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        with begin(connection, write=True):
             self._schema(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            raise
+
+
+@contextmanager
+def begin(connection: sqlite3.Connection, *, write: bool) -> Iterator[None]:
+    """One transaction on `connection` (autocommit mode): committed when the block ends.
+
+    A write takes the write lock first (`BEGIN IMMEDIATE`). An error in the block, or a failed
+    COMMIT, rolls back, so a connection that is kept for the next call is never left in a
+    transaction holding its locks.
+    """
+    connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 def enable_wal(connection: sqlite3.Connection, timeout_s: float) -> None:

@@ -27,6 +27,7 @@ from bot.queue import (
     SqliteJobQueue,
 )
 from bot.queue.base import EXPIRED_ERROR
+from bot.storage import SqlitePolicy
 from tests.conftest import RedisServer
 
 VT = 0.5  # a visibility timeout short enough to wait out for real
@@ -754,7 +755,7 @@ async def test_a_closed_queue_refuses_calls(backend: Backend, queue: JobQueue) -
 
 @pytest.mark.redis
 async def test_redis_outage_raises_a_typed_error_and_recovers(redis_server: RedisServer) -> None:
-    queue = RedisJobQueue(redis_server.url, timeout_s=1.0)
+    queue = RedisJobQueue(redis_server.url)
     try:
         now = time.time()
         await queue.enqueue("tg:1:1", "u", {}, now)
@@ -817,7 +818,7 @@ async def test_a_sqlite_file_from_before_exhaustion_is_upgraded_in_place(tmp_pat
 
 async def test_sqlite_locked_past_the_busy_timeout_raises_a_typed_error(tmp_path: Path) -> None:
     path = tmp_path / "queue.sqlite3"
-    queue = SqliteJobQueue(path, busy_timeout_s=0.2)
+    queue = SqliteJobQueue(path, policy=SqlitePolicy(busy_timeout_s=0.2))
     try:
         await queue.enqueue("tg:1:1", "u", {}, time.time())
         blocker = sqlite3.connect(path, isolation_level=None)

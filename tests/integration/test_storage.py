@@ -1,4 +1,4 @@
-"""One SQLite access helper and one Redis client policy for the quota, preferences and rate-limit stores.
+"""One SQLite access helper and one Redis client policy for the queue, quota, preferences and rate stores.
 
 The SQLite finding: switching a file to WAL answers "database is locked" at once while another
 connection is writing to it (SQLite does not wait on its busy timeout for that pragma). Six
@@ -9,9 +9,13 @@ deterministically, while each store opens it.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from bot.preferences import PreferencesUnavailable, RedisPreferences, SQLitePreferences
+from bot.queue import QueueUnavailable, RedisJobQueue, SqliteJobQueue
 from bot.quota import QuotaPolicy, QuotaStoreUnavailable, RedisQuotaStore, SQLiteQuotaStore
 from bot.rate_limit import RedisSlotSchedule, SqliteSlotSchedule
 from bot.storage import RedisPolicy, SqliteFile, SqlitePolicy
@@ -64,8 +69,17 @@ async def use_quota(path: Path) -> None:
         await store.close()
 
 
+async def use_queue(path: Path) -> None:
+    queue = SqliteJobQueue(path)
+    try:
+        assert (await queue.enqueue("tg:1:1", "u", {}, time.time())).created
+    finally:
+        await queue.close()
+
+
 STORES: dict[str, Callable[[Path], Awaitable[None]]] = {
     "preferences": use_preferences,
+    "queue": use_queue,
     "rate": use_rate_schedule,
     "quota": use_quota,
 }
@@ -111,6 +125,69 @@ def test_the_schema_is_created_once_in_a_folder_made_for_it(tmp_path: Path) -> N
     assert calls == [1]
 
 
+async def test_queues_opening_a_new_file_together_all_open_it_in_wal_with_full_sync(tmp_path: Path) -> None:
+    """Four queue objects (each its own thread and connection) open a new file another process holds."""
+    path = tmp_path / "queue.sqlite3"
+    queues = [SqliteJobQueue(path) for _ in range(4)]
+    release = hold_briefly(path, 0.3)
+    try:
+        opened = await asyncio.gather(
+            *(queue.enqueue(f"tg:1:{n}", "u", {}, time.time()) for n, queue in enumerate(queues))
+        )
+        assert all(result.created for result in opened)
+
+        def pragmas(connection: sqlite3.Connection) -> tuple[str, int]:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            return mode, connection.execute("PRAGMA synchronous").fetchone()[0]
+
+        for queue in queues:  # on the queue's own (persistent) connection: WAL, synchronous = FULL (2)
+            assert await queue._run(pragmas) == ("wal", 2)
+        assert (await queues[0].stats(time.time())).queued == 4
+    finally:
+        release.join()
+        for queue in queues:
+            await queue.close()
+
+
+OPEN_AT = """
+import asyncio, sys, time
+from pathlib import Path
+from bot.queue import SqliteJobQueue
+
+async def main(folder: Path, start: float, rounds: int, name: str) -> None:
+    for n in range(rounds):
+        time.sleep(max(0.0, start + 0.25 * n - time.time()))
+        queue = SqliteJobQueue(folder / f"queue{n}.sqlite3")
+        try:
+            await queue.enqueue(f"{name}:{n}", name, {}, time.time())
+        finally:
+            await queue.close()
+
+asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+"""
+
+
+def test_two_processes_opening_new_queue_files_at_the_same_moment_both_succeed(tmp_path: Path) -> None:
+    rounds = 8
+    start = time.time() + 2.0  # both processes are up by then; each round opens a new file together
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, str(tmp_path), repr(start), str(rounds), name],
+            cwd=Path(__file__).resolve().parents[2],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    for worker in workers:
+        _, errors = worker.communicate(timeout=30)
+        assert worker.returncode == 0, errors
+    for n in range(rounds):
+        with sqlite3.connect(tmp_path / f"queue{n}.sqlite3") as check:
+            assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert check.execute("SELECT COUNT(*) FROM queue_jobs").fetchone() == (2,)
+
+
 # --- Redis ------------------------------------------------------------------------------------
 
 
@@ -152,3 +229,25 @@ async def test_every_redis_store_takes_the_one_policy(silent_server: str) -> Non
         await quota.close()
         await preferences.close()
         schedule.close()
+
+
+async def test_the_redis_queue_takes_the_policy_with_no_retries_and_at_least_two_seconds(
+    silent_server: str,
+) -> None:
+    """Its scripts are not idempotent: a claim retried after a lost reply would lease a second job."""
+    for policy, timeout in ((POLICY, 2.0), (RedisPolicy(timeout_s=3.0, retries=2, max_connections=7), 3.0)):
+        queue = RedisJobQueue(silent_server, policy=policy)
+        try:
+            pool = queue.client.connection_pool
+            assert pool_settings(pool.connection_kwargs, pool.max_connections) == (timeout, timeout, 7)
+            assert pool.connection_kwargs["retry"].get_retries() == 0
+        finally:
+            await queue.close()
+    queue = RedisJobQueue(silent_server, policy=POLICY)
+    try:
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable):  # a server that never answers: unavailable, once, not a hang
+            await queue.claim("w1", time.time(), 30)
+        assert time.monotonic() - started < 2.0 * 2 + 1  # no retry (which would take twice as long)
+    finally:
+        await queue.close()

@@ -840,7 +840,7 @@ PRIVATE_REQUEST = PhotoRequest(
 async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
+    queue = RedisJobQueue(redis_server.url)
     quota = RedisQuotaStore.from_url(redis_server.url, policy=RedisPolicy(timeout_s=0.5))
     service = make_service(queue, quota, tmp_path)
     request = PRIVATE_REQUEST
@@ -864,7 +864,7 @@ async def test_submit_refuses_while_redis_is_down_and_recovers_by_itself(
 async def test_a_redis_queue_outage_after_the_charge_is_refunded(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    queue = RedisJobQueue(redis_server.url, timeout_s=0.5)
+    queue = RedisJobQueue(redis_server.url)
     quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3")
     service = make_service(queue, quota, tmp_path)
     request = PRIVATE_REQUEST

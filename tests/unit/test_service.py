@@ -77,7 +77,7 @@ def replace_service(service: PhotoService, **changes: object) -> PhotoService:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    queue = SqliteJobQueue(tmp_path / "queue.sqlite3", busy_timeout_s=0.2)
+    queue = SqliteJobQueue(tmp_path / "queue.sqlite3", policy=SqlitePolicy(busy_timeout_s=0.2))
     quota = SQLiteQuotaStore(tmp_path / "quota.sqlite3", policy=SqlitePolicy(busy_timeout_s=0.2))
     clock = FakeClock()
     service = PhotoService(
