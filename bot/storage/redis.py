@@ -35,6 +35,22 @@ class RedisPolicy:
 DEFAULT_REDIS = RedisPolicy()
 
 
+def _pool_limits(policy: RedisPolicy) -> dict[str, float]:
+    """The pool size and the waits both clients take from the policy (for a free connection, a
+    connect, a command), written once so the asyncio and blocking clients cannot drift apart."""
+    return {
+        "max_connections": policy.max_connections,
+        "timeout": policy.timeout_s,
+        "socket_timeout": policy.timeout_s,
+        "socket_connect_timeout": policy.timeout_s,
+    }
+
+
+def _backoff() -> ExponentialBackoff:
+    """A tiny backoff: the one retry is for a pooled connection that died while idle."""
+    return ExponentialBackoff(cap=0.1, base=0.01)
+
+
 def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS, *, binary: bool = False) -> aioredis.Redis:
     """An asyncio client for the stores used from the event loop (quota, preferences, web results).
 
@@ -42,12 +58,9 @@ def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS, *, binary: bool =
     """
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
-        max_connections=policy.max_connections,
-        timeout=policy.timeout_s,
-        socket_timeout=policy.timeout_s,
-        socket_connect_timeout=policy.timeout_s,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.1, base=0.01), retries=policy.retries),
+        retry=AsyncRetry(_backoff(), retries=policy.retries),
         decode_responses=not binary,
+        **_pool_limits(policy),
     )
     return aioredis.Redis.from_pool(pool)
 
@@ -55,12 +68,6 @@ def async_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS, *, binary: bool =
 def sync_redis(url: str, policy: RedisPolicy = DEFAULT_REDIS) -> redis.Redis:
     """A blocking client for code that runs in threads (the rate limit, in the recognizer's calls)."""
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=policy.max_connections,
-        timeout=policy.timeout_s,
-        socket_timeout=policy.timeout_s,
-        socket_connect_timeout=policy.timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), retries=policy.retries),
-        decode_responses=True,
+        url, retry=Retry(_backoff(), retries=policy.retries), decode_responses=True, **_pool_limits(policy)
     )
     return redis.Redis.from_pool(pool)
