@@ -18,6 +18,7 @@ from bot.quota.base import QuotaStore
 from bot.quota.models import QuotaPolicy
 from bot.rate_limit import RateGate, RedisSlotSchedule, SlotSchedule, SqliteSlotSchedule
 from bot.settings import ENV_PREFIX, Settings, SettingsError
+from bot.storage import RedisPolicy, SqlitePolicy
 from core.analysis_types import Feature
 from core.describe.base import Describer
 from core.describe.openai_compat import is_self_hosted
@@ -83,13 +84,20 @@ def with_describer(recognizer: Recognizer, settings: Settings) -> Recognizer:
 
 
 def build_questions(
-    settings: Settings, quota: QuotaStore, policy: QuotaPolicy, access: AccessPolicy
+    settings: Settings,
+    quota: QuotaStore,
+    policy: QuotaPolicy,
+    access: AccessPolicy,
+    *,
+    sqlite: SqlitePolicy,
+    redis: RedisPolicy,
 ) -> QuestionService | None:
     """The service answering questions about answered photos, or None (no describer, or turned off).
 
     It has its own describer: in split roles the ingress answers questions while workers describe.
     The kept photos live beside the other state (Redis when set, else a SQLite file), so the worker
-    that keeps a photo and the process that gets the question see the same store.
+    that keeps a photo and the process that gets the question see the same store, reached with
+    the same SQLite and Redis policies as every other store (`bot.wiring`).
     """
     if settings.describe_questions_per_hour <= 0:
         return None
@@ -97,9 +105,9 @@ def build_questions(
     if describer is None:
         return None
     kept: KeptPhotos = (
-        RedisKeptPhotos(settings.redis_url)
+        RedisKeptPhotos(settings.redis_url, redis)
         if settings.redis_url
-        else SQLiteKeptPhotos(settings.data_dir / "kept_photos.sqlite3")
+        else SQLiteKeptPhotos(settings.data_dir / "kept_photos.sqlite3", sqlite)
     )
     return QuestionService(
         describer=describer,

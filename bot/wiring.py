@@ -199,6 +199,13 @@ def build_service(
         metrics=metrics,
         backend=backend,
         outage_patience_s=settings.store_outage_patience_s,
-        questions=build_questions(settings, stores.quota, quota_policy(settings), access_policy(settings)),
+        questions=build_questions(
+            settings,
+            stores.quota,
+            quota_policy(settings),
+            access_policy(settings),
+            sqlite=SQLITE_POLICY,
+            redis=REDIS_POLICY,
+        ),
         unbilled=unbilled_features(settings, backend, capabilities),
     )
