@@ -192,7 +192,12 @@ class Settings(BaseSettings):
         description="How long a new photo waits out a queue or quota store outage (a Redis restart) "
         "before the user is asked to send it again.",
     )
-    worker_concurrency: int = Field(2, ge=1, description="Jobs one worker process handles at once.")
+    worker_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Photos one worker process analyses at once; it takes one job more, whose photo is"
+        " downloaded and prepared while they run.",
+    )
     worker_processes: int = Field(0, ge=0, description="Processes for image work; 0 = one per CPU core.")
     shutdown_grace_s: float = Field(20.0, ge=0, description="Time in-flight jobs get to finish on shutdown.")
     delivery_horizon_s: float = Field(

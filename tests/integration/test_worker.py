@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import logging
 import multiprocessing
 import os
@@ -230,7 +231,8 @@ async def test_a_photo_is_analysed_and_answered_once_with_an_annotated_jpeg(rig:
 
 async def test_jobs_are_answered_in_the_order_they_were_submitted(rig: Rig) -> None:
     requests = [await rig.submit(user=str(user)) for user in range(4)]
-    await run_until(rig.worker(concurrency=1), lambda: len(rig.replies.delivered) == 4)
+    # None ahead: a job taken ahead may be answered before the one before it has sent its answer.
+    await run_until(rig.worker(concurrency=1, ahead=0), lambda: len(rig.replies.delivered) == 4)
     assert [r.request for r in rig.replies.delivered] == requests
 
 
@@ -697,7 +699,7 @@ async def test_stopping_lets_a_job_in_flight_finish_within_the_grace_period(rig:
 async def test_stopping_with_a_short_grace_period_releases_the_job_for_another_worker(rig: Rig) -> None:
     rig.fake.set_delay(5.0, operation="DetectLabels")
     request = await rig.submit()
-    later = await rig.submit(user="43")  # never claimed: the worker stops taking jobs
+    later = await rig.submit(user="43")  # taken ahead, waiting for the one analysis: released too
     worker = rig.worker(grace_period_s=0.1, concurrency=1)
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
@@ -721,6 +723,54 @@ async def test_stopping_with_a_short_grace_period_releases_the_job_for_another_w
     assert isinstance(only_reply(rig, request), AnalysisReply)
     assert await rig.used(request) == (1, 0)
     assert rig.replies.replies_to(later) == []
+    second = await rig.queue.claim("worker-2", time.time(), 5)
+    assert second is not None
+    assert (second.idempotency_key, second.attempt) == (later.idempotency_key, 1)
+
+
+async def test_the_next_job_is_fetched_while_a_photo_is_analysed_and_waits_for_its_turn(rig: Rig) -> None:
+    """One job ahead: its photo is downloaded and prepared during the analysis before it.
+
+    Without it, the analysis slot stood idle while the next job was claimed, downloaded and decoded.
+    Analyses still run `concurrency` at a time (one DetectLabels per photo, none overlapping), in order.
+    """
+    rig.fake.set_delay(1.0, operation="DetectLabels")
+    requests = [await rig.submit(user=str(user)) for user in range(3)]
+    stop = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=1).run(stop))
+    try:
+        await eventually(lambda: len(rig.source.fetched) == 2)
+        assert rig.replies.delivered == []  # the second photo came in before the first was answered
+        assert len(rig.source.fetched) == 2  # and only one job ahead
+        await eventually(lambda: len(rig.replies.delivered) == 3, within=20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+    assert [r.request for r in rig.replies.delivered] == requests
+    analyses = sorted((r.started, r.ended) for r in rig.fake.requests_for("DetectLabels"))
+    assert len(analyses) == 3
+    assert all(ended <= started for (_, ended), (started, _) in itertools.pairwise(analyses))
+
+
+async def test_a_stop_sends_a_job_waiting_for_its_analysis_back_at_once(rig: Rig) -> None:
+    """The job ahead has not begun: the stop does not wait for its analysis within the grace."""
+    rig.fake.set_delay(1.0, operation="DetectLabels")
+    first = await rig.submit(user="1")
+    ahead = await rig.submit(user="2")
+    stop = asyncio.Event()
+    running = asyncio.create_task(rig.worker(concurrency=1, grace_period_s=10).run(stop))
+    await eventually(lambda: len(rig.source.fetched) == 2 and bool(rig.fake.requests_for("DetectFaces")))
+
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+    assert isinstance(only_reply(rig, first), AnalysisReply)  # the analysis under way finished
+    assert rig.replies.replies_to(ahead) == []
+    assert len(rig.fake.requests_for("DetectLabels")) == 1
+    lease = await rig.queue.claim("worker-2", time.time(), 5)
+    assert lease is not None
+    assert (lease.idempotency_key, lease.attempt) == (ahead.idempotency_key, 1)
+    assert await rig.used(ahead) == (1, 1)  # charged, its job still to do
 
 
 async def test_stopping_while_a_reply_is_being_sent_lets_it_arrive(rig: Rig) -> None:
