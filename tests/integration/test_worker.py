@@ -746,7 +746,8 @@ async def test_the_next_job_is_fetched_while_a_photo_is_analysed_and_waits_for_i
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
-    assert [r.request for r in rig.replies.delivered] == requests
+    # The first two are taken together; whichever photo is ready first is analysed first.
+    assert sorted(r.request.message_id for r in rig.replies.delivered) == [r.message_id for r in requests]
     analyses = sorted((r.started, r.ended) for r in rig.fake.requests_for("DetectLabels"))
     assert len(analyses) == 3
     assert all(ended <= started for (_, ended), (started, _) in itertools.pairwise(analyses))
@@ -755,8 +756,7 @@ async def test_the_next_job_is_fetched_while_a_photo_is_analysed_and_waits_for_i
 async def test_a_stop_sends_a_job_waiting_for_its_analysis_back_at_once(rig: Rig) -> None:
     """The job ahead has not begun: the stop does not wait for its analysis within the grace."""
     rig.fake.set_delay(1.0, operation="DetectLabels")
-    first = await rig.submit(user="1")
-    ahead = await rig.submit(user="2")
+    both = [await rig.submit(user="1"), await rig.submit(user="2")]
     stop = asyncio.Event()
     running = asyncio.create_task(rig.worker(concurrency=1, grace_period_s=10).run(stop))
     await eventually(lambda: len(rig.source.fetched) == 2 and bool(rig.fake.requests_for("DetectFaces")))
@@ -764,8 +764,11 @@ async def test_a_stop_sends_a_job_waiting_for_its_analysis_back_at_once(rig: Rig
     stop.set()
     await asyncio.wait_for(running, 10)
 
-    assert isinstance(only_reply(rig, first), AnalysisReply)  # the analysis under way finished
-    assert rig.replies.replies_to(ahead) == []
+    # Both were taken at once; the one whose photo was ready first was under way and finished.
+    answered = [r for r in both if rig.replies.replies_to(r)]
+    assert len(answered) == 1
+    assert isinstance(only_reply(rig, answered[0]), AnalysisReply)
+    ahead = next(r for r in both if r is not answered[0])
     assert len(rig.fake.requests_for("DetectLabels")) == 1
     lease = await rig.queue.claim("worker-2", time.time(), 5)
     assert lease is not None
