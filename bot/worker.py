@@ -66,8 +66,8 @@ class WorkerConfig:
     `concurrency` is how many photos are analysed at once; `ahead` how many more jobs are taken
     beside them, to be downloaded and prepared while the analyses run, each then waiting for a free
     analysis. Without a job ahead, each analysis slot stood idle while its next job was claimed,
-    downloaded and decoded and its answer sent, about a tenth of a photo's time: one process kept its
-    2 cores 92-94% busy; with one job ahead, 93-96%, and 5-17 points more photos a minute
+    downloaded and decoded and its answer sent, about a tenth of a photo's time: one process answered
+    95% and 90% of its CPU bound without a job ahead, 105% and 107% with one, in turns
     (`bench/throughput.py`, docs/recognizers/embedded-engine.md).
     """
 
